@@ -1,0 +1,157 @@
+// Subscription.lensLayers: LensStarted, then one LayerResult per requested layer as soon as the core
+// has reduced it, then LensCompleted with the whole (stored) result.
+
+import { Repeater } from 'graphql-yoga';
+import type { LayerEvent, LensPoint, Token } from '../src/lens/types.js';
+import type { StoredResult } from '../src/server/result-store.js';
+import { randomUUID } from 'node:crypto';
+import type { GraphQLError } from 'graphql';
+import { builder } from './builder.js';
+import { toGraphQLError } from './errors.js';
+import { LensInputRef, LensPointEnum, validateLensInput } from './lens-input.js';
+import { checkCellArgs, computeLens, LensCellRef, layerCells, LensResultRef } from './lens-result.js';
+import { ModelRef, TokenRef } from './model.js';
+import { PromptRef } from './prompt.js';
+import type { ModelInfo } from '../src/lens/types.js';
+
+interface StartedShape {
+  kind: 'started';
+  resultId: string;
+  model: ModelInfo;
+  prompt: string;
+  tokens: Token[];
+  layers: number[];
+  topK: number;
+  points: LensPoint[];
+}
+interface LayerShape {
+  kind: 'layer';
+  resultId: string;
+  modelId: string;
+  event: LayerEvent;
+  layers: number[];
+}
+interface CompletedShape {
+  kind: 'completed';
+  result: StoredResult;
+}
+/** Not a GraphQL type: a failure after the stream started, raised by the field resolver. */
+interface FailedShape {
+  kind: 'failed';
+  error: GraphQLError;
+}
+type EventShape = StartedShape | LayerShape | CompletedShape;
+
+const LensStartedRef = builder.objectRef<StartedShape>('LensStarted');
+LensStartedRef.implement({
+  description: 'First event: the prompt is tokenized and the job is admitted.',
+  fields: (t) => ({
+    resultId: t.exposeID('resultId', { description: 'Id under which Query.lensResult will find the completed result.' }),
+    model: t.field({ type: ModelRef, resolve: (s) => s.model }),
+    prompt: t.field({ type: PromptRef, resolve: (s) => ({ text: s.prompt, modelId: s.model.id }) }),
+    tokens: t.field({ type: [TokenRef], resolve: (s) => s.tokens }),
+    layers: t.exposeIntList('layers'),
+    topK: t.exposeInt('topK'),
+    points: t.field({ type: [LensPointEnum], resolve: (s) => s.points }),
+  }),
+});
+
+const LayerResultRef = builder.objectRef<LayerShape>('LayerResult');
+LayerResultRef.implement({
+  description: 'One requested layer, sent as soon as it is computed.',
+  fields: (t) => ({
+    resultId: t.exposeID('resultId'),
+    layer: t.int({ resolve: (s) => s.event.layer }),
+    index: t.int({ description: 'Position of this layer among the requested layers.', resolve: (s) => s.event.index }),
+    count: t.int({ description: 'Number of requested layers.', resolve: (s) => s.event.count }),
+    point: t.field({ type: LensPointEnum, resolve: (s) => s.event.point }),
+    topIndices: t.field({ type: t.listRef(t.listRef('Int')), description: '[position][k]', resolve: (s) => s.event.topIndices }),
+    topProbs: t.field({ type: t.listRef(t.listRef('Float')), description: '[position][k]', resolve: (s) => s.event.topProbs }),
+    cells: t.field({
+      type: [LensCellRef],
+      description: 'Decoded cells of this layer, one per position.',
+      args: { positions: t.arg.intList(), k: t.arg.int() },
+      resolve: (s, args) => {
+        checkCellArgs(s.event.topIndices.length, args.k, args.positions);
+        const r = { topIndices: [s.event.topIndices], topProbs: [s.event.topProbs], stats: null, layers: [s.event.layer] };
+        return layerCells(s.modelId, r, 0, args.positions, args.k);
+      },
+    }),
+  }),
+});
+
+const LensCompletedRef = builder.objectRef<CompletedShape>('LensCompleted');
+LensCompletedRef.implement({
+  description: 'Last event: the whole result with trajectories and stats, also stored under its id.',
+  fields: (t) => ({
+    result: t.field({ type: LensResultRef, resolve: (s) => s.result }),
+  }),
+});
+
+const LensEventUnion = builder.unionType('LensEvent', {
+  types: [LensStartedRef, LayerResultRef, LensCompletedRef],
+  resolveType: (e) => {
+    switch (e.kind) {
+      case 'started':
+        return 'LensStarted';
+      case 'layer':
+        return 'LayerResult';
+      case 'completed':
+        return 'LensCompleted';
+    }
+  },
+});
+
+builder.subscriptionFields((t) => ({
+  lensLayers: t.field({
+    type: LensEventUnion,
+    args: { input: t.arg({ type: LensInputRef, required: true }) },
+    // Validation and admission happen before the stream exists, so a bad or overloaded request
+    // is a plain error result and never an exception inside a running stream.
+    subscribe: (_root, { input }, ctx) => {
+      const req = validateLensInput(ctx, input);
+      try {
+        req.served.scheduler.assertCapacity();
+      } catch (err) {
+        throw toGraphQLError(err);
+      }
+      const resultId = randomUUID();
+      const modelId = req.served.model.info.id;
+      // A Repeater (not an async generator): its stop promise settles at once on unsubscribe or
+      // disconnect, even while a layer is running, and the abort reaches the scheduler from there.
+      return new Repeater<EventShape | FailedShape>(async (push, stop) => {
+        const abort = new AbortController();
+        void stop.then(() => abort.abort());
+        await push({
+          kind: 'started',
+          resultId,
+          model: req.served.model.info,
+          prompt: req.prompt,
+          tokens: req.tokens,
+          layers: req.layers,
+          topK: req.options.topK ?? 5,
+          points: req.points,
+        });
+        try {
+          const result = await computeLens(ctx, req, {
+            id: resultId,
+            signal: abort.signal,
+            onLayer: (event) => void push({ kind: 'layer', resultId, modelId, event, layers: req.layers }),
+          });
+          await push({ kind: 'completed', result });
+        } catch (err) {
+          if (!abort.signal.aborted || !isCancelled(err)) await push({ kind: 'failed', error: toGraphQLError(err) });
+        }
+        stop();
+      });
+    },
+    resolve: (event: EventShape | FailedShape) => {
+      if (event.kind === 'failed') throw event.error;
+      return event;
+    },
+  }),
+}));
+
+function isCancelled(err: unknown): boolean {
+  return toGraphQLError(err).extensions.code === 'CANCELLED';
+}

@@ -1,0 +1,110 @@
+// LensInput and its validation. Input is checked here, before a job is queued, so bad requests fail
+// fast with BAD_USER_INPUT / PROMPT_TOO_LONG / MODEL_NOT_FOUND and never take a queue slot.
+
+import type { LensOptions, LensPoint, Token } from '../src/lens/types.js';
+import type { ServedModel } from '../src/server/models.js';
+import { builder } from './builder.js';
+import type { GatewayContext } from './context.js';
+import { gatewayError } from './errors.js';
+import { requireModel } from './model.js';
+
+export const LensPointEnum = builder.enumType('LensPoint', {
+  description: 'Where in each block the residual stream is read.',
+  values: {
+    BLOCK_OUTPUT: { description: 'After the whole block (the classic logit lens).' },
+    ATTENTION_OUTPUT: { description: 'After the attention sub-layer, before the MLP.' },
+  } as const,
+});
+
+export const LensInputRef = builder.inputType('LensInput', {
+  fields: (t) => ({
+    model: t.id({ required: true, description: 'Id of a served model (see Query.models).' }),
+    prompt: t.string({ required: true }),
+    topK: t.int({ defaultValue: 5, description: 'Predictions kept per cell; 1 ≤ topK ≤ min(vocabSize, server limit).' }),
+    trackAcrossLayers: t.boolean({
+      defaultValue: false,
+      description: 'Per position, the probability at every requested layer of each token that was top-k at any of them.',
+    }),
+    layers: t.intList({ description: 'Layer subset (0-based, any order, no duplicates); default all layers.' }),
+    stats: t.boolean({ defaultValue: false, description: 'Per-cell entropy, KL to the final layer, and rank of the final top-1.' }),
+    points: t.field({
+      type: [LensPointEnum],
+      description: 'Read points; default [BLOCK_OUTPUT]. Adding ATTENTION_OUTPUT fills LensResult.attention.',
+    }),
+  }),
+});
+
+const POINT_ORDER: LensPoint[] = ['BLOCK_OUTPUT', 'ATTENTION_OUTPUT'];
+
+export interface LensInputValue {
+  model: string;
+  prompt: string;
+  topK?: number | null;
+  trackAcrossLayers?: boolean | null;
+  layers?: readonly number[] | null;
+  stats?: boolean | null;
+  points?: readonly LensPoint[] | null;
+}
+
+export interface ValidLensRequest {
+  served: ServedModel;
+  prompt: string;
+  tokens: Token[];
+  layers: number[];
+  points: LensPoint[];
+  options: LensOptions;
+}
+
+export function validateLensInput(ctx: GatewayContext, input: LensInputValue): ValidLensRequest {
+  const served = requireModel(ctx, input.model);
+  const info = served.model.info;
+  if (input.prompt.length === 0) throw gatewayError('BAD_USER_INPUT', 'prompt must not be empty');
+  if (input.prompt.length > ctx.limits.maxPromptChars) {
+    throw gatewayError('PROMPT_TOO_LONG', `prompt is longer than ${ctx.limits.maxPromptChars} characters`);
+  }
+  const topK = input.topK ?? 5;
+  const maxK = Math.min(info.vocabSize, ctx.limits.maxTopK);
+  if (!Number.isInteger(topK) || topK < 1 || topK > maxK) {
+    throw gatewayError('BAD_USER_INPUT', `topK must be between 1 and ${maxK}, got ${topK}`);
+  }
+  let layers: number[];
+  if (input.layers == null) {
+    layers = Array.from({ length: info.numLayers }, (_, i) => i);
+  } else {
+    if (input.layers.length === 0) throw gatewayError('BAD_USER_INPUT', 'layers must not be empty (omit it for all layers)');
+    const seen = new Set<number>();
+    for (const l of input.layers) {
+      if (l < 0 || l >= info.numLayers) {
+        throw gatewayError('BAD_USER_INPUT', `layer ${l} is out of range: ${info.id} has layers 0..${info.numLayers - 1}`);
+      }
+      if (seen.has(l)) throw gatewayError('BAD_USER_INPUT', `layer ${l} is listed twice`);
+      seen.add(l);
+    }
+    layers = [...seen].sort((a, b) => a - b);
+  }
+  if (input.points && input.points.length === 0) throw gatewayError('BAD_USER_INPUT', 'points must not be empty (omit it for BLOCK_OUTPUT)');
+  // Same order as the core reports them: block output first.
+  const points = POINT_ORDER.filter((p) => (input.points ?? ['BLOCK_OUTPUT']).includes(p));
+  const tokens = served.model.tokenize(input.prompt);
+  if (tokens.length === 0) throw gatewayError('BAD_USER_INPUT', 'prompt has no tokens');
+  if (tokens.length > info.maxPositions) {
+    throw gatewayError(
+      'PROMPT_TOO_LONG',
+      `prompt has ${tokens.length} tokens; ${info.id} accepts at most ${info.maxPositions}`,
+    );
+  }
+  return {
+    served,
+    prompt: input.prompt,
+    tokens,
+    layers,
+    points,
+    options: {
+      topK,
+      trackAcrossLayers: input.trackAcrossLayers ?? false,
+      layers: input.layers == null ? undefined : layers,
+      points,
+      stats: input.stats ?? false,
+    },
+  };
+}

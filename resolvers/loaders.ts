@@ -1,0 +1,28 @@
+// Per-request DataLoaders: several fields asking for the same stored result or the same
+// tokenization within one operation share one lookup. (Cross-request batching of lens work is the
+// scheduler's job, in src/runtime/scheduler.ts.)
+
+import DataLoader from 'dataloader';
+import type { Token } from '../src/lens/types.js';
+import type { StoredResult } from '../src/server/result-store.js';
+import type { GatewayServices } from './context.js';
+
+export interface Loaders {
+  result: DataLoader<string, StoredResult | null>;
+  tokens: DataLoader<{ model: string; text: string }, Token[], string>;
+}
+
+export function createLoaders({ store, registry }: GatewayServices): Loaders {
+  return {
+    result: new DataLoader((ids) => Promise.all(ids.map((id) => store.get(id)))),
+    tokens: new DataLoader(
+      async (keys) =>
+        keys.map(({ model, text }) => {
+          const served = registry.get(model);
+          if (!served) return new Error(`unknown model ${model}`);
+          return served.model.tokenize(text);
+        }),
+      { cacheKeyFn: ({ model, text }) => `${model}\u0000${text}` },
+    ),
+  };
+}

@@ -1,0 +1,81 @@
+// Model and Token types; the model list and tokenization queries.
+
+import type { ModelInfo, Token } from '../src/lens/types.js';
+import { builder } from './builder.js';
+import type { GatewayContext } from './context.js';
+import { gatewayError } from './errors.js';
+
+export const ModelRef = builder.objectRef<ModelInfo>('Model');
+
+ModelRef.implement({
+  description: 'A checkpoint the operator configured. Clients choose among these by id; they never supply paths.',
+  fields: (t) => ({
+    id: t.exposeID('id'),
+    modelType: t.exposeString('modelType', { description: 'Architecture family, e.g. "gpt2", "llama".' }),
+    numLayers: t.exposeInt('numLayers'),
+    hiddenSize: t.exposeInt('hiddenSize'),
+    vocabSize: t.exposeInt('vocabSize'),
+    maxPositions: t.exposeInt('maxPositions', { description: 'Longest prompt in tokens.' }),
+    device: t.exposeString('device', { description: 'Execution provider in use: "cpu" or "cuda".' }),
+    deviceNote: t.exposeString('deviceNote', {
+      nullable: true,
+      description: 'Why the device differs from what was asked (e.g. CUDA fallback reason); null otherwise.',
+    }),
+    dtype: t.exposeString('dtype', { description: 'Checkpoint weight dtype: "F32", "F16" or "BF16".' }),
+    // Float, not Int: parameter counts pass 2^31 (an 8B model) and GraphQL Int is 32-bit.
+    parameters: t.exposeFloat('parameters', { description: 'Parameter count (exact up to 2^53).' }),
+  }),
+});
+
+export const TokenRef = builder.objectRef<Token>('Token');
+
+TokenRef.implement({
+  description: 'One token of a prompt (or a vocabulary entry when it stands for a prediction).',
+  fields: (t) => ({
+    position: t.exposeInt('position'),
+    id: t.exposeInt('id'),
+    text: t.exposeString('text', { description: 'Decoded text of this single token; "" for ids without text.' }),
+  }),
+});
+
+export function requireModel(ctx: GatewayContext, id: string) {
+  const served = ctx.registry.get(id);
+  if (!served) {
+    const known = ctx.registry.list().map((s) => s.model.info.id);
+    throw gatewayError('MODEL_NOT_FOUND', `No model "${id}" is served here (available: ${known.join(', ') || 'none'})`);
+  }
+  return served;
+}
+
+/** A token's display text for a vocabulary id predicted at `position`. */
+export function vocabToken(ctx: GatewayContext, modelId: string, id: number, position: number): Token {
+  return { position, id, text: requireModel(ctx, modelId).model.decode(id) };
+}
+
+builder.queryFields((t) => ({
+  models: t.field({
+    type: [ModelRef],
+    description: 'Every model this server serves.',
+    resolve: (_root, _args, ctx) => ctx.registry.list().map((s) => s.model.info),
+  }),
+  model: t.field({
+    type: ModelRef,
+    nullable: true,
+    args: { id: t.arg.id({ required: true }) },
+    resolve: (_root, { id }, ctx) => ctx.registry.get(id)?.model.info ?? null,
+  }),
+  tokenize: t.field({
+    type: [TokenRef],
+    args: {
+      model: t.arg.id({ required: true }),
+      text: t.arg.string({ required: true }),
+    },
+    resolve: (_root, args, ctx) => {
+      requireModel(ctx, args.model);
+      if (args.text.length > ctx.limits.maxPromptChars) {
+        throw gatewayError('PROMPT_TOO_LONG', `Text is longer than ${ctx.limits.maxPromptChars} characters`);
+      }
+      return ctx.loaders.tokens.load({ model: args.model, text: args.text });
+    },
+  }),
+}));

@@ -1,0 +1,10 @@
+// Imports every type file (each registers its types and fields) and builds the schema once.
+
+import { builder } from './builder.js';
+import './model.js';
+import './prompt.js';
+import './lens-input.js';
+import './lens-result.js';
+import './lens-events.js';
+
+export const schema = builder.toSchema({ sortSchema: false });

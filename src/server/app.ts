@@ -1,0 +1,138 @@
+// buildApp(): node:http + graphql-yoga (HTTP, GraphQL over SSE, @defer/@stream, GraphiQL in dev),
+// graphql-ws on the same path, /health and /ready, limits, CORS, and an orderly stop().
+
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { EnvelopArmorPlugin } from '@escape.tech/graphql-armor';
+import type { GraphQLArmorConfig } from '@escape.tech/graphql-armor-types';
+import { useDeferStream } from '@graphql-yoga/plugin-defer-stream';
+import { GraphQLError } from 'graphql';
+import { createYoga, maskError, useReadinessCheck, type Plugin, type YogaServerOptions } from 'graphql-yoga';
+import { createContext, DEFAULT_LIMITS, type GatewayContext, type GatewayLimits } from '../../resolvers/context.js';
+import { toGraphQLError } from '../../resolvers/errors.js';
+import { schema } from '../../resolvers/schema.js';
+import { LensError } from '../lens/types.js';
+import { DEFAULT_ARMOR } from './armor.js';
+import { withBodyLimit } from './body-limit.js';
+import type { ModelRegistry } from './models.js';
+import { MemoryResultStore, type ResultStore } from './result-store.js';
+import { attachGraphQLWs } from './ws.js';
+
+export interface AppOptions {
+  registry: ModelRegistry;
+  store?: ResultStore;
+  /** 0 picks a free port. Default: PORT env or 4000. */
+  port?: number;
+  host?: string;
+  limits?: Partial<GatewayLimits>;
+  /** Largest accepted request body; default 64 KiB (lens inputs are small). */
+  bodyLimitBytes?: number;
+  /** yoga CORS options; false turns CORS headers off. Default: any origin, no credentials. */
+  cors?: YogaServerOptions<object, object>['cors'];
+  /** Overrides the graphql-armor defaults (depth, cost, aliases, tokens, directives). */
+  armor?: GraphQLArmorConfig;
+  graphiql?: boolean;
+  logging?: boolean | 'debug' | 'info' | 'warn' | 'error';
+  /** Extra yoga plugins (e.g. trusted documents). */
+  plugins?: Plugin[];
+}
+
+export interface App {
+  server: Server;
+  start(): Promise<{ port: number; url: string }>;
+  stop(): Promise<void>;
+}
+
+/** Lens errors that slipped past a resolver keep their code; anything else becomes INTERNAL. */
+function maskGatewayError(error: unknown, message: string, isDev?: boolean): Error {
+  const original = error instanceof GraphQLError ? error.originalError : error;
+  if (original instanceof LensError) {
+    const mapped = toGraphQLError(original);
+    return new GraphQLError(mapped.message, {
+      nodes: error instanceof GraphQLError ? error.nodes : undefined,
+      path: error instanceof GraphQLError ? error.path : undefined,
+      extensions: mapped.extensions,
+    });
+  }
+  const masked = maskError(error, message, isDev);
+  if (masked instanceof GraphQLError && masked.extensions.code === 'INTERNAL_SERVER_ERROR') {
+    (masked.extensions as Record<string, unknown>).code = 'INTERNAL';
+  }
+  return masked;
+}
+
+export function buildApp(options: AppOptions): App {
+  const services = {
+    registry: options.registry,
+    store: options.store ?? new MemoryResultStore(),
+    limits: { ...DEFAULT_LIMITS, ...options.limits },
+  };
+  const yoga = createYoga<object, GatewayContext>({
+    schema,
+    graphqlEndpoint: '/graphql',
+    healthCheckEndpoint: '/health',
+    landingPage: false,
+    graphiql: options.graphiql ?? process.env.NODE_ENV !== 'production',
+    cors: options.cors,
+    logging: options.logging ?? 'warn',
+    maskedErrors: { maskError: maskGatewayError },
+    context: (initial) => {
+      const request = (initial as { request?: Request }).request;
+      return createContext(services, request?.signal);
+    },
+    plugins: [
+      EnvelopArmorPlugin({ ...DEFAULT_ARMOR, ...options.armor }),
+      useDeferStream(),
+      useReadinessCheck({
+        endpoint: '/ready',
+        check: () => {
+          const registry = services.registry;
+          if (registry.isReady) return true;
+          return new Response(
+            JSON.stringify({ ready: false, reason: registry.loadError ? 'model load failed' : 'models loading' }),
+            { status: 503, headers: { 'content-type': 'application/json' } },
+          );
+        },
+      }),
+      ...(options.plugins ?? []),
+    ],
+  });
+
+  const server = createServer(withBodyLimit(options.bodyLimitBytes ?? 64 * 1024, yoga));
+  const ws = attachGraphQLWs(server, yoga);
+  let stopping: Promise<void> | null = null;
+
+  return {
+    server,
+    start() {
+      const port = options.port ?? Number(process.env.PORT ?? 4000);
+      return new Promise((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(port, options.host, () => {
+          server.off('error', reject);
+          const addr = server.address() as AddressInfo;
+          const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
+          resolve({ port: addr.port, url: `http://${host === '[::]' ? 'localhost' : host}:${addr.port}/graphql` });
+        });
+      });
+    },
+    stop() {
+      // Order matters: cancel the work first so streams end with CANCELLED, then tell ws clients
+      // (1001), then close HTTP. SSE responses are open connections: close them after a grace period.
+      stopping ??= (async () => {
+        services.registry.cancelAll();
+        await ws.dispose();
+        await yoga.dispose();
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(() => server.closeAllConnections(), 2000);
+          server.close(() => {
+            clearTimeout(timer);
+            resolve();
+          });
+          server.closeIdleConnections();
+        });
+      })();
+      return stopping;
+    },
+  };
+}

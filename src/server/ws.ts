@@ -1,0 +1,70 @@
+// graphql-ws on the yoga endpoint. Every operation goes through yoga's envelop (armor, masking,
+// trusted documents) and failures come back as GraphQLError[] from onSubscribe: a throw there
+// would close the socket (4500) and end every other subscription on it.
+
+import type { Server } from 'node:http';
+import { GraphQLError, type ExecutionArgs } from 'graphql';
+import { useServer } from 'graphql-ws/use/ws';
+import { WebSocketServer } from 'ws';
+import type { YogaServerInstance } from 'graphql-yoga';
+
+interface EnvelopedRoot {
+  execute: (args: ExecutionArgs) => unknown;
+  subscribe: (args: ExecutionArgs) => unknown;
+}
+
+export interface WsOptions {
+  /** Returns errors for a document the server must refuse (e.g. not a trusted document). */
+  checkDocument?: (query: string | undefined, extensions: Record<string, unknown> | undefined) => GraphQLError | null;
+}
+
+export function attachGraphQLWs(
+  server: Server,
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  yoga: YogaServerInstance<any, any>,
+  options: WsOptions = {},
+) {
+  const wss = new WebSocketServer({ server, path: yoga.graphqlEndpoint });
+  const disposable = useServer(
+    {
+      execute: (args) => (args.rootValue as EnvelopedRoot).execute(args) as never,
+      subscribe: (args) => (args.rootValue as EnvelopedRoot).subscribe(args) as never,
+      onSubscribe: async (ctx, _id, payload) => {
+        try {
+          const refused = options.checkDocument?.(payload.query, payload.extensions ?? undefined);
+          if (refused) return [refused];
+          const { schema, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped({
+            ...ctx,
+            req: ctx.extra.request,
+            socket: ctx.extra.socket,
+            params: payload,
+          });
+          const document = parse(payload.query);
+          const errors = validate(schema, document);
+          if (errors.length > 0) return errors;
+          const args: ExecutionArgs = {
+            schema,
+            operationName: payload.operationName,
+            document,
+            variableValues: payload.variables,
+            contextValue: await contextFactory(),
+            rootValue: { execute, subscribe } satisfies EnvelopedRoot,
+          };
+          return args;
+        } catch (err) {
+          // Syntax errors and armor's token limit throw from parse().
+          if (err instanceof GraphQLError) return [err];
+          return [new GraphQLError('Unexpected error.', { extensions: { code: 'INTERNAL' } })];
+        }
+      },
+    },
+    wss,
+  );
+  return {
+    wss,
+    /** Closes every socket with 1001 (going away) and the ws server. */
+    async dispose(): Promise<void> {
+      await disposable.dispose();
+    },
+  };
+}
