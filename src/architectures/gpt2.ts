@@ -1,0 +1,55 @@
+import { activation, bool, num, str } from './config.js';
+import type { ArchitectureSpec, Linear, NormSpec, RawConfig } from './spec.js';
+
+// GPT-2: learned positions, pre-LN blocks, Conv1D projections stored [in, out], fused c_attn = [q|k|v].
+export const gpt2: ArchitectureSpec = {
+  family: 'gpt2',
+  architectures: ['GPT2LMHeadModel', 'GPT2Model'],
+  // The original "gpt2" checkpoint predates the `transformer.` wrapper.
+  optionalPrefixes: ['transformer.'],
+  plan(config: RawConfig) {
+    const hidden = num(config, ['n_embd', 'hidden_size']);
+    const heads = num(config, ['n_head', 'num_attention_heads']);
+    const numLayers = num(config, ['n_layer', 'num_hidden_layers']);
+    const inner = num(config, ['n_inner'], 4 * hidden);
+    const eps = num(config, ['layer_norm_epsilon'], 1e-5);
+    const headDim = hidden / heads;
+    const scaleWeights = bool(config, 'scale_attn_weights', true);
+    const byLayer = bool(config, 'scale_attn_by_inverse_layer_idx', false);
+    const act = activation(str(config, 'activation_function', 'gelu_new'));
+    const ln = (name: string): NormSpec => ({ kind: 'layernorm', eps, weight: `${name}.weight`, bias: `${name}.bias` });
+    const conv = (name: string): Linear => ({ weight: `${name}.weight`, bias: `${name}.bias`, layout: 'in_out' });
+    const tied = bool(config, 'tie_word_embeddings', true);
+    return {
+      family: 'gpt2',
+      numLayers,
+      hiddenSize: hidden,
+      vocabSize: num(config, ['vocab_size']),
+      maxPositions: num(config, ['n_positions', 'max_position_embeddings']),
+      embedding: { tokens: 'transformer.wte.weight', positions: 'transformer.wpe.weight' },
+      blocks: Array.from({ length: numLayers }, (_, i) => {
+        const p = `transformer.h.${i}`;
+        return {
+          residual: 'sequential' as const,
+          ln1: ln(`${p}.ln_1`),
+          ln2: ln(`${p}.ln_2`),
+          attn: {
+            qkv: { kind: 'fused' as const, qkv: conv(`${p}.attn.c_attn`) },
+            o: conv(`${p}.attn.c_proj`),
+            numHeads: heads,
+            numKvHeads: heads,
+            headDim,
+            scale: (scaleWeights ? 1 / Math.sqrt(headDim) : 1) / (byLayer ? i + 1 : 1),
+            rotary: null,
+            slidingWindow: null,
+          },
+          mlp: { kind: 'plain' as const, size: inner, up: conv(`${p}.mlp.c_fc`), down: conv(`${p}.mlp.c_proj`), act },
+        };
+      }),
+      finalNorm: ln('transformer.ln_f'),
+      unembed: { weight: tied ? 'transformer.wte.weight' : 'lm_head.weight' },
+      // Causal-mask buffers saved by older transformers versions.
+      skip: [/\.attn\.bias$/, /\.attn\.masked_bias$/],
+    };
+  },
+};

@@ -1,0 +1,133 @@
+// What a model family computes, as data. The graph builder reads these; family files fill them in.
+
+export type RawConfig = Record<string, unknown>;
+
+export interface NormSpec {
+  kind: 'layernorm' | 'rmsnorm' | 'layernorm_noparam';
+  eps: number;
+  /** Checkpoint names; absent for non-parametric norms. */
+  weight?: string;
+  bias?: string;
+  /** Gemma stores w and applies (offset + w). */
+  offset?: number;
+}
+
+/** A dense projection. `in_out` = GPT-2 Conv1D [in, out]; `out_in` = torch Linear [out, in]. */
+export interface Linear {
+  weight: string;
+  bias?: string;
+  layout: 'in_out' | 'out_in';
+}
+
+export type Activation = 'gelu_tanh' | 'gelu' | 'silu' | 'relu' | 'quick_gelu';
+
+export interface RotarySpec {
+  style: 'half' | 'interleaved';
+  /** Rotated dims per head (partial rotary when < headDim). */
+  dims: number;
+  /** dims/2 inverse frequencies, scaling already applied. */
+  invFreq: Float64Array;
+  /** Multiplies cos and sin (YaRN / LongRoPE attention factor); 1 otherwise. */
+  attentionScaling: number;
+}
+
+export type QkvSpec =
+  | { kind: 'separate'; q: Linear; k: Linear; v: Linear }
+  /** One projection whose output is [q | k | v] concatenated. */
+  | { kind: 'fused'; qkv: Linear }
+  /** GPT-NeoX: output laid out per head as [heads, 3, headDim]. */
+  | { kind: 'fused_per_head'; qkv: Linear };
+
+/** `size` = intermediate width from config.json (checked against the weights). */
+export type MlpSpec = { size: number } & (
+  | { kind: 'plain'; up: Linear; down: Linear; act: Activation }
+  | { kind: 'gated'; gate: Linear; up: Linear; down: Linear; act: Activation }
+  /** Phi-3: one projection whose output is [gate | up]. */
+  | { kind: 'gated_fused'; gateUp: Linear; down: Linear; act: Activation }
+  | {
+      kind: 'moe';
+      router: Linear;
+      experts: Array<{ gate: Linear; up: Linear; down: Linear }>;
+      topK: number;
+      act: Activation;
+    }
+);
+
+export interface AttentionSpec {
+  qkv: QkvSpec;
+  o: Linear;
+  numHeads: number;
+  numKvHeads: number;
+  headDim: number;
+  /** Multiplies q·k (default 1/√headDim). */
+  scale: number;
+  rotary: RotarySpec | null;
+  /** Per-head RMSNorm on q and k before rotary (Qwen3, OLMo-2). */
+  qNorm?: NormSpec;
+  kNorm?: NormSpec;
+  /** OLMo: clamp q, k, v to [-c, c]. */
+  clipQkv?: number;
+  /** Gemma-2: tanh soft-capping of attention scores. */
+  softcap?: number;
+  /** Keys further back than this are masked (Mistral, Gemma-2 local layers); null = full causal. */
+  slidingWindow: number | null;
+}
+
+export interface BlockSpec {
+  /**
+   * sequential: h += attn(ln1(h)); h += mlp(ln2(h))
+   * parallel:   h += attn(ln1(h)) + mlp(ln2 ? ln2(h) : ln1(h))   (GPT-J, Phi, NeoX parallel)
+   */
+  residual: 'sequential' | 'parallel';
+  ln1: NormSpec;
+  ln2?: NormSpec;
+  /** Gemma-2 sandwich norms, applied to each branch's output before the residual add. */
+  postAttnNorm?: NormSpec;
+  postMlpNorm?: NormSpec;
+  attn: AttentionSpec;
+  mlp: MlpSpec;
+}
+
+export interface EmbeddingSpec {
+  tokens: string;
+  positions?: string;
+  /** Gemma multiplies by √hidden, rounded to the checkpoint dtype. */
+  scale?: number;
+}
+
+export interface UnembedSpec {
+  /** [vocab, hidden] — a Linear weight or the tied token embedding. */
+  weight: string;
+  bias?: string;
+  /** Gemma-2: logits = c·tanh(logits / c). */
+  softcap?: number;
+}
+
+/** Everything the runtime needs about one concrete checkpoint. */
+export interface ModelPlan {
+  family: string;
+  numLayers: number;
+  hiddenSize: number;
+  vocabSize: number;
+  maxPositions: number;
+  embedding: EmbeddingSpec;
+  blocks: BlockSpec[];
+  finalNorm: NormSpec;
+  unembed: UnembedSpec;
+  /** Checkpoint tensors that are known and deliberately unused (buffers, inv_freq). */
+  skip: RegExp[];
+}
+
+export interface ArchitectureSpec {
+  family: string;
+  /** Other model_type strings that mean this family. */
+  aliases?: string[];
+  /** HF class names in config.architectures. */
+  architectures?: string[];
+  /**
+   * Prefixes some checkpoints drop (the original gpt2 checkpoint has no `transformer.`).
+   * A name missing from the checkpoint is retried without it.
+   */
+  optionalPrefixes?: string[];
+  plan(config: RawConfig): ModelPlan;
+}

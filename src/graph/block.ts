@@ -1,0 +1,128 @@
+import type { AttentionSpec, BlockSpec, MlpSpec } from '../architectures/spec.js';
+import { GraphBuilder } from './onnx-builder.js';
+import { activate, type Ctx, linear, norm, rotary } from './layers.js';
+import type { WeightBinder } from './weights.js';
+
+export const BLOCK_INPUTS = { hidden: 'hidden', bias: 'attn_bias', cos: 'cos', sin: 'sin' } as const;
+export const BLOCK_OUTPUTS = { hidden: 'hidden_out', attnResidual: 'attn_residual' } as const;
+
+/**
+ * One transformer block as an ONNX graph.
+ * Inputs:  hidden [B,T,D]; attn_bias [B,1,T,T] (0 / −1e9: causal, padding, window); cos/sin [B,T,R/2] with rotary.
+ * Outputs: hidden_out [B,T,D]; attn_residual [B,T,D] = residual stream right after the attention branch.
+ */
+export function buildBlockGraph(block: BlockSpec, layer: number, hiddenSize: number, w: WeightBinder): Uint8Array {
+  const g = new GraphBuilder(`block_${layer}`);
+  const ctx: Ctx = { g, w };
+  const D = hiddenSize;
+  const h = g.input(BLOCK_INPUTS.hidden, 'float', ['batch', 'seq', D]);
+  const bias = g.input(BLOCK_INPUTS.bias, 'float', ['batch', 1, 'seq', 'seq']);
+  const rot = block.attn.rotary;
+  const cos = rot ? g.input(BLOCK_INPUTS.cos, 'float', ['batch', 'seq', rot.dims / 2]) : '';
+  const sin = rot ? g.input(BLOCK_INPUTS.sin, 'float', ['batch', 'seq', rot.dims / 2]) : '';
+
+  g.scoped(`layers.${layer}`, () => {
+    const n1 = g.scoped('ln_1', () => norm(ctx, h, block.ln1, D));
+    let a = g.scoped('attn', () => attention(ctx, n1, bias, cos, sin, block.attn, D));
+    if (block.postAttnNorm) a = g.scoped('post_attn_norm', () => norm(ctx, a, block.postAttnNorm!, D));
+    const afterAttn = g.op('Add', [h, a], undefined, 'AttnResidual');
+    let out: string;
+    if (block.residual === 'sequential') {
+      const n2 = g.scoped('ln_2', () => norm(ctx, afterAttn, block.ln2!, D));
+      let m = g.scoped('mlp', () => mlp(ctx, n2, block.mlp, D));
+      if (block.postMlpNorm) m = g.scoped('post_mlp_norm', () => norm(ctx, m, block.postMlpNorm!, D));
+      out = g.op('Add', [afterAttn, m], undefined, 'MlpResidual');
+    } else {
+      // Parallel: both branches read the block input; "after attention" is h + attn branch alone.
+      const n2 = block.ln2 ? g.scoped('ln_2', () => norm(ctx, h, block.ln2!, D)) : n1;
+      const m = g.scoped('mlp', () => mlp(ctx, n2, block.mlp, D));
+      out = g.op('Add', [afterAttn, m], undefined, 'MlpResidual');
+    }
+    g.output(out, BLOCK_OUTPUTS.hidden, 'float', ['batch', 'seq', D]);
+    g.output(afterAttn, BLOCK_OUTPUTS.attnResidual, 'float', ['batch', 'seq', D]);
+  });
+  return g.toBytes();
+}
+
+/**
+ * Grouped-query attention without copying K/V per query head: queries are viewed as
+ * [B, KV, rep, T, hd] and keys/values as [B, KV, 1, T, hd] so MatMul broadcasts over rep.
+ *
+ *   x ─ q/k/v proj ─ (clip) ─ heads ─ (q/k norm) ─ rope ─ q·kᵀ·scale ─ (softcap) ─ + bias ─ softmax ─ ·v ─ o proj
+ */
+function attention(ctx: Ctx, x: string, bias: string, cos: string, sin: string, a: AttentionSpec, D: number): string {
+  const { g } = ctx;
+  const H = a.numHeads;
+  const KV = a.numKvHeads;
+  const hd = a.headDim;
+  const rep = H / KV;
+  let q: string;
+  let k: string;
+  let v: string;
+  const spec = a.qkv;
+  if (spec.kind === 'separate') {
+    q = g.scoped('q_proj', () => linear(ctx, x, spec.q, D, H * hd));
+    k = g.scoped('k_proj', () => linear(ctx, x, spec.k, D, KV * hd));
+    v = g.scoped('v_proj', () => linear(ctx, x, spec.v, D, KV * hd));
+  } else if (spec.kind === 'fused') {
+    const qkv = g.scoped('qkv_proj', () => linear(ctx, x, spec.qkv, D, (H + 2 * KV) * hd));
+    [q, k, v] = g.node('Split', [qkv, g.constInt64([H * hd, KV * hd, KV * hd])], { attrs: { axis: -1 }, outputs: 3 });
+  } else {
+    // GPT-NeoX lays the fused output out per head: [H, 3, hd].
+    const qkv = g.scoped('qkv_proj', () => linear(ctx, x, spec.qkv, D, 3 * H * hd));
+    const perHead = g.op('Reshape', [qkv, g.constInt64([0, 0, H, 3 * hd])]);
+    const parts = g.node('Split', [perHead, g.constInt64([hd, hd, hd])], { attrs: { axis: -1 }, outputs: 3 });
+    [q, k, v] = parts.map((p) => g.op('Reshape', [p, g.constInt64([0, 0, H * hd])]));
+  }
+  if (a.clipQkv !== undefined) {
+    const lo = g.constFloat([-a.clipQkv]);
+    const hi = g.constFloat([a.clipQkv]);
+    [q, k, v] = [q, k, v].map((t) => g.op('Clip', [t, lo, hi]));
+  }
+  let q4 = g.op('Reshape', [q, g.constInt64([0, 0, H, hd])]);
+  let k4 = g.op('Reshape', [k, g.constInt64([0, 0, KV, hd])]);
+  if (a.qNorm) q4 = g.scoped('q_norm', () => norm(ctx, q4, a.qNorm!, hd));
+  if (a.kNorm) k4 = g.scoped('k_norm', () => norm(ctx, k4, a.kNorm!, hd));
+  // [B,T,KV,rep,hd] → [B,KV,rep,T,hd]
+  let q5 = g.op('Transpose', [g.op('Reshape', [q4, g.constInt64([0, 0, KV, rep, hd])])], { perm: [0, 2, 3, 1, 4] });
+  let k5 = g.op('Transpose', [g.op('Reshape', [k4, g.constInt64([0, 0, KV, 1, hd])])], { perm: [0, 2, 3, 1, 4] });
+  const v5 = g.op('Transpose', [g.op('Reshape', [v, g.constInt64([0, 0, KV, 1, hd])])], { perm: [0, 2, 3, 1, 4] });
+  if (a.rotary) {
+    const axes = g.constInt64([1, 2]);
+    const cos5 = g.op('Unsqueeze', [cos, axes]);
+    const sin5 = g.op('Unsqueeze', [sin, axes]);
+    q5 = g.scoped('rope_q', () => rotary(g, q5, cos5, sin5, a.rotary!, hd, 5));
+    k5 = g.scoped('rope_k', () => rotary(g, k5, cos5, sin5, a.rotary!, hd, 5));
+  }
+  const kT = g.op('Transpose', [k5], { perm: [0, 1, 2, 4, 3] });
+  let scores = g.op('MatMul', [g.op('Mul', [q5, g.constFloat([a.scale])], undefined, 'Scale'), kT], undefined, 'QK');
+  if (a.softcap !== undefined) {
+    const c = g.constFloat([a.softcap]);
+    scores = g.op('Mul', [g.op('Tanh', [g.op('Div', [scores, c])]), c], undefined, 'Softcap');
+  }
+  scores = g.op('Add', [scores, g.op('Unsqueeze', [bias, g.constInt64([1])])], undefined, 'Mask');
+  const probs = g.op('Softmax', [scores], { axis: -1 });
+  const ctxv = g.op('MatMul', [probs, v5], undefined, 'AV');
+  const merged = g.op('Reshape', [g.op('Transpose', [ctxv], { perm: [0, 3, 1, 2, 4] }), g.constInt64([0, 0, H * hd])]);
+  return g.scoped('o_proj', () => linear(ctx, merged, a.o, H * hd, D));
+}
+
+function mlp(ctx: Ctx, x: string, m: MlpSpec, D: number): string {
+  const { g } = ctx;
+  const I = m.size;
+  if (m.kind === 'plain') {
+    const up = g.scoped('up', () => linear(ctx, x, m.up, D, I));
+    return g.scoped('down', () => linear(ctx, activate(g, up, m.act), m.down, I, D));
+  }
+  if (m.kind === 'gated') {
+    const gate = g.scoped('gate', () => linear(ctx, x, m.gate, D, I));
+    const up = g.scoped('up', () => linear(ctx, x, m.up, D, I));
+    return g.scoped('down', () => linear(ctx, g.op('Mul', [activate(g, gate, m.act), up]), m.down, I, D));
+  }
+  if (m.kind === 'gated_fused') {
+    const both = g.scoped('gate_up', () => linear(ctx, x, m.gateUp, D, 2 * I));
+    const [gate, up] = g.node('Split', [both, g.constInt64([I, I])], { attrs: { axis: -1 }, outputs: 2 });
+    return g.scoped('down', () => linear(ctx, g.op('Mul', [activate(g, gate, m.act), up]), m.down, I, D));
+  }
+  throw new Error(`MLP kind ${m.kind} is built by its family's hook`);
+}

@@ -1,0 +1,87 @@
+// Building blocks shared by the block and head graphs. Each returns the value name it produced.
+import type { Activation, Linear, NormSpec, RotarySpec } from '../architectures/spec.js';
+import type { GraphBuilder } from './onnx-builder.js';
+import type { WeightBinder } from './weights.js';
+
+export interface Ctx {
+  g: GraphBuilder;
+  w: WeightBinder;
+}
+
+export function norm({ g, w }: Ctx, x: string, spec: NormSpec, dim: number): string {
+  const axis = -1;
+  const epsilon = { float: spec.eps };
+  if (spec.kind === 'layernorm_noparam') {
+    const ones = g.constFloat(Array(dim).fill(1), [dim]);
+    const zeros = g.constFloat(Array(dim).fill(0), [dim]);
+    return g.op('LayerNormalization', [x, ones, zeros], { axis, epsilon });
+  }
+  let scale = w.bind(g, spec.weight!, [dim]);
+  if (spec.offset) scale = g.op('Add', [scale, g.constFloat([spec.offset])], undefined, 'NormOffset');
+  if (spec.kind === 'layernorm') {
+    const inputs = spec.bias ? [x, scale, w.bind(g, spec.bias, [dim])] : [x, scale];
+    return g.op('LayerNormalization', inputs, { axis, epsilon });
+  }
+  // RMSNorm: x / sqrt(mean(x²) + eps) · scale (ORT's SimplifiedLayerNormalization, fp32 statistics).
+  return g.op('SimplifiedLayerNormalization', [x, scale], { axis, epsilon });
+}
+
+/** y = x·W (+ b) for Conv1D [in, out] or torch Linear [out, in] weights, without copying W. */
+export function linear({ g, w }: Ctx, x: string, lin: Linear, inDim: number, outDim: number): string {
+  const inOut = lin.layout === 'in_out';
+  const W = w.bind(g, lin.weight, inOut ? [inDim, outDim] : [outDim, inDim]);
+  const y = inOut
+    ? g.op('MatMul', [x, W])
+    : g.node('FusedMatMul', [x, W], { domain: 'com.microsoft', attrs: { transB: 1, alpha: { float: 1 } } })[0];
+  return lin.bias ? g.op('Add', [y, w.bind(g, lin.bias, [outDim])], undefined, 'Bias') : y;
+}
+
+export function activate(g: GraphBuilder, x: string, act: Activation): string {
+  switch (act) {
+    case 'gelu_tanh':
+      return g.op('Gelu', [x], { approximate: 'tanh' });
+    case 'gelu':
+      return g.op('Gelu', [x]);
+    case 'relu':
+      return g.op('Relu', [x]);
+    case 'silu':
+      return g.op('Mul', [x, g.op('Sigmoid', [x])], undefined, 'SiLU');
+    case 'quick_gelu':
+      return g.op('Mul', [x, g.op('Sigmoid', [g.op('Mul', [x, g.constFloat([1.702])])])], undefined, 'QuickGelu');
+  }
+}
+
+/**
+ * Rotary position embedding on the last axis of x (head_dim); cos/sin broadcast over heads.
+ *
+ *   x ──┬─ [:R] ── half:        x1=[:R/2], x2=[R/2:] → (x1·cos − x2·sin) ‖ (x2·cos + x1·sin)
+ *       │          interleaved: x1=[0::2], x2=[1::2] → interleave(x1·cos − x2·sin, x2·cos + x1·sin)
+ *       └─ [R:] ── passed through (partial rotary), concatenated back
+ */
+export function rotary(g: GraphBuilder, x: string, cos: string, sin: string, spec: RotarySpec, headDim: number, rank: number): string {
+  const R = spec.dims;
+  const half = R / 2;
+  const last = g.constInt64([-1]);
+  const slice = (v: string, from: number, to: number) => g.op('Slice', [v, g.constInt64([from]), g.constInt64([to]), last]);
+  const xr = R < headDim ? slice(x, 0, R) : x;
+  let x1: string;
+  let x2: string;
+  if (spec.style === 'half') {
+    x1 = slice(xr, 0, half);
+    x2 = slice(xr, half, R);
+  } else {
+    const pairs = g.op('Reshape', [xr, g.constInt64([...Array(rank - 1).fill(0), half, 2])]);
+    x1 = g.op('Gather', [pairs, g.constInt64([0], true)], { axis: -1 });
+    x2 = g.op('Gather', [pairs, g.constInt64([1], true)], { axis: -1 });
+  }
+  const o1 = g.op('Sub', [g.op('Mul', [x1, cos]), g.op('Mul', [x2, sin])]);
+  const o2 = g.op('Add', [g.op('Mul', [x2, cos]), g.op('Mul', [x1, sin])]);
+  let out: string;
+  if (spec.style === 'half') {
+    out = g.op('Concat', [o1, o2], { axis: -1 });
+  } else {
+    const stacked = g.op('Concat', [g.op('Unsqueeze', [o1, last]), g.op('Unsqueeze', [o2, last])], { axis: -1 });
+    out = g.op('Reshape', [stacked, g.constInt64([...Array(rank - 1).fill(0), R])]);
+  }
+  return R < headDim ? g.op('Concat', [out, slice(x, R, headDim)], { axis: -1 }) : out;
+}

@@ -1,0 +1,495 @@
+import { basename } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { detectArchitecture } from '../architectures/registry.js';
+import type { ModelPlan } from '../architectures/spec.js';
+import { openCheckpoint } from '../checkpoint/hf-dir.js';
+import { loadTokenizer, type TextTokenizer } from '../checkpoint/tokenizer.js';
+import { BLOCK_INPUTS, BLOCK_OUTPUTS, buildBlockGraph } from '../graph/block.js';
+import { buildGatherGraph, buildLensHead, buildNaiveHead, buildStatsGraph, GATHER, HEAD, NAIVE, STATS } from '../graph/head.js';
+import { WeightBinder } from '../graph/weights.js';
+import { attentionBias, Embedder, rotaryTables } from '../runtime/inputs.js';
+import { ort, sessionFactory, type SessionFactory } from '../runtime/sessions.js';
+import { chunkByRows, topKFromLogits, unionIds } from './reduce.js';
+import {
+  type CellStats,
+  LensError,
+  type LensModel,
+  type LensOptions,
+  type LensPoint,
+  type LensRequest,
+  type LensResult,
+  type ModelInfo,
+  type OpenOptions,
+  type Token,
+  type TrackedPosition,
+} from './types.js';
+import { validate, type ValidRequest } from './validate.js';
+
+type Session = ort.InferenceSession;
+
+/** Rows per head call so one [rows, V] float32 logits tensor stays ≤ 256 MB. */
+const HEAD_BYTES = 256 * 2 ** 20;
+
+/** One (request, layer, point) slab of residual rows waiting for the lens head. */
+interface Slab {
+  job: Job;
+  point: LensPoint | 'FINAL';
+  layerIndex: number;
+  rows: number;
+  hidden: Float32Array;
+}
+
+interface PointState {
+  topIndices: number[][][];
+  topProbs: number[][][];
+  normed: Float32Array[];
+  lse: Float64Array[];
+  tracked?: TrackedPosition[];
+}
+
+interface Job {
+  req: ValidRequest;
+  row: number;
+  len: number;
+  points: Map<LensPoint, PointState>;
+  finalNormed?: Float32Array;
+  finalTop1?: number[];
+  error?: LensError;
+  keepStates: boolean;
+}
+
+export class OnnxLensModel implements LensModel {
+  private lock: Promise<unknown> = Promise.resolve();
+  private gatherSession?: Promise<Session>;
+  private statsSession?: Promise<Session>;
+  private naiveSession?: Promise<Session>;
+
+  private constructor(
+    readonly info: ModelInfo,
+    private readonly plan: ModelPlan,
+    private readonly tokenizer: TextTokenizer,
+    private readonly embedder: Embedder,
+    private readonly blocks: Session[],
+    private readonly head: Session,
+    private readonly factory: SessionFactory,
+    private readonly graphs: { gather: Uint8Array; stats: Uint8Array; naive: Uint8Array },
+  ) {}
+
+  static async open(dir: string, opts: OpenOptions = {}): Promise<OnnxLensModel> {
+    const ckpt = openCheckpoint(dir);
+    const spec = detectArchitecture(ckpt.config, opts.modelType);
+    const plan = spec.plan(ckpt.config);
+    const w = new WeightBinder(ckpt, spec.optionalPrefixes);
+    const embedder = new Embedder(plan.embedding, w, plan.hiddenSize, plan.vocabSize, plan.maxPositions);
+    const headGraph = buildLensHead(plan, w);
+    const blockGraphs = plan.blocks.map((b, i) => buildBlockGraph(b, i, plan.hiddenSize, w));
+    const graphs = { gather: buildGatherGraph(plan, w), stats: buildStatsGraph(plan, w), naive: buildNaiveHead(plan, w) };
+    const unused = w.unused(plan.skip);
+    if (unused.length) {
+      throw new LensError(
+        'CHECKPOINT_INVALID',
+        `${unused.length} checkpoint tensor(s) match nothing in the ${plan.family} layout (e.g. ${unused.slice(0, 4).join(', ')}); wrong model type?`,
+      );
+    }
+    const tokenizer = loadTokenizer(ckpt.tokenizerJson, ckpt.tokenizerConfig);
+    const factory = await sessionFactory(ckpt.dataRoot, opts.device ?? 'auto', headGraph);
+    const head = await factory.create(headGraph);
+    const blocks: Session[] = [];
+    for (const g of blockGraphs) blocks.push(await factory.create(g));
+    let parameters = 0;
+    for (const name of w.used) parameters += ckpt.tensors.get(name)!.shape.reduce((a, d) => a * d, 1);
+    const info: ModelInfo = {
+      id: opts.id ?? basename(ckpt.dir),
+      modelType: plan.family,
+      numLayers: plan.numLayers,
+      hiddenSize: plan.hiddenSize,
+      vocabSize: plan.vocabSize,
+      maxPositions: plan.maxPositions,
+      device: factory.provider,
+      deviceNote: factory.note,
+      dtype: w.dominantDtype(),
+      parameters,
+    };
+    return new OnnxLensModel(info, plan, tokenizer, embedder, blocks, head, factory, graphs);
+  }
+
+  tokenize(text: string): Token[] {
+    return this.tokenizer.encode(text).map((id, position) => ({ position, id, text: this.tokenizer.decodeOne(id) }));
+  }
+
+  decode(id: number): string {
+    return this.tokenizer.decodeOne(id);
+  }
+
+  async lens(prompt: string, options: LensOptions = {}): Promise<LensResult> {
+    const [r] = await this.lensBatch([{ prompt, options }]);
+    if (r instanceof LensError) throw r;
+    return r;
+  }
+
+  async lensBatch(requests: LensRequest[]): Promise<Array<LensResult | LensError>> {
+    const queued = performance.now();
+    const results: Array<LensResult | LensError> = new Array(requests.length);
+    const valid: Array<{ index: number; req: ValidRequest }> = [];
+    requests.forEach(({ prompt, options = {} }, index) => {
+      try {
+        const ids = typeof prompt === 'string' ? this.tokenizer.encode(prompt) : [];
+        valid.push({ index, req: validate(prompt, ids, options, this.info) });
+      } catch (e) {
+        results[index] = asLensError(e);
+      }
+    });
+    if (!valid.length) return results;
+    const out = await this.exclusive(async () => {
+      const queueMs = performance.now() - queued;
+      try {
+        return await this.run(valid.map((v) => v.req), queueMs);
+      } catch (e) {
+        const err = asLensError(e);
+        return valid.map(() => err);
+      }
+    });
+    valid.forEach((v, i) => (results[v.index] = out[i]));
+    return results;
+  }
+
+  async lensNaive(prompt: string, options: LensOptions = {}): Promise<LensResult> {
+    const req = validate(prompt, this.tokenizer.encode(prompt), options, this.info);
+    return this.exclusive(() => this.runNaive(req));
+  }
+
+  async close(): Promise<void> {
+    await this.lock.catch(() => undefined);
+    const lazy = await Promise.all([this.gatherSession, this.statsSession, this.naiveSession].map((s) => s?.catch(() => undefined)));
+    for (const s of [this.head, ...this.blocks, ...lazy]) await s?.release();
+  }
+
+  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const next = this.lock.then(fn, fn);
+    this.lock = next.catch(() => undefined);
+    return next;
+  }
+
+  private lazySession(which: 'gather' | 'stats' | 'naive'): Promise<Session> {
+    const key = `${which}Session` as const;
+    this[key] ??= this.factory.create(this.graphs[which]);
+    return this[key]!;
+  }
+
+  // ---- the forward pass: embed → blocks (→ lens head per layer) → trajectories → stats ----
+
+  private async run(reqs: ValidRequest[], queueMs: number): Promise<Array<LensResult | LensError>> {
+    const t0 = performance.now();
+    const { plan } = this;
+    const L = plan.numLayers;
+    const D = plan.hiddenSize;
+    const B = reqs.length;
+    const T = Math.max(...reqs.map((r) => r.ids.length));
+    const jobs: Job[] = reqs.map((req, row) => ({
+      req,
+      row,
+      len: req.ids.length,
+      keepStates: req.track || req.stats,
+      points: new Map(req.points.map((p) => [p, { topIndices: [], topProbs: [], normed: [], lse: [] }])),
+    }));
+    const timing = { embedMs: 0, blocksMs: 0, headMs: 0, trackMs: 0, statsMs: 0 };
+
+    let hidden = this.embedder.embed(reqs.map((r) => r.ids), T);
+    timing.embedMs = performance.now() - t0;
+    const lengths = reqs.map((r) => r.ids.length);
+    const biases = new Map<number | null, ort.Tensor>();
+    const biasFor = (window: number | null) => {
+      let t = biases.get(window);
+      if (!t) biases.set(window, (t = new ort.Tensor('float32', attentionBias(lengths, T, window), [B, 1, T, T])));
+      return t;
+    };
+    const rot = plan.blocks[0]?.attn.rotary;
+    const tables = rot ? rotaryTables(rot, B, T) : undefined;
+    const rotFeeds: Record<string, ort.Tensor> = tables
+      ? {
+          [BLOCK_INPUTS.cos]: new ort.Tensor('float32', tables.cos, [B, T, rot!.dims / 2]),
+          [BLOCK_INPUTS.sin]: new ort.Tensor('float32', tables.sin, [B, T, rot!.dims / 2]),
+        }
+      : {};
+
+    const lastLayer = Math.max(...reqs.map((r) => (r.stats ? L - 1 : r.layers[r.layers.length - 1])));
+    const streaming = reqs.some((r) => r.onLayer);
+    const deferred: Slab[] = [];
+    const live = () => jobs.filter((j) => !j.error);
+
+    for (let l = 0; l <= lastLayer; l++) {
+      for (const j of live()) if (j.req.signal?.aborted) j.error = new LensError('CANCELLED', 'the request was cancelled');
+      if (!live().length) break;
+      const tb = performance.now();
+      const out = await this.blocks[l].run({
+        [BLOCK_INPUTS.hidden]: new ort.Tensor('float32', hidden, [B, T, D]),
+        [BLOCK_INPUTS.bias]: biasFor(plan.blocks[l].attn.slidingWindow),
+        ...rotFeeds,
+      });
+      hidden = out[BLOCK_OUTPUTS.hidden].data as Float32Array;
+      const afterAttn = out[BLOCK_OUTPUTS.attnResidual].data as Float32Array;
+      timing.blocksMs += performance.now() - tb;
+
+      const slabs: Slab[] = [];
+      for (const job of live()) {
+        const rows = (src: Float32Array) => src.slice(job.row * T * D, (job.row * T + job.len) * D);
+        const li = job.req.layers.indexOf(l);
+        if (li >= 0) {
+          for (const point of job.req.points) {
+            slabs.push({ job, point, layerIndex: li, rows: job.len, hidden: rows(point === 'BLOCK_OUTPUT' ? hidden : afterAttn) });
+          }
+        }
+        if (job.req.stats && l === L - 1) slabs.push({ job, point: 'FINAL', layerIndex: -1, rows: job.len, hidden: rows(hidden) });
+      }
+      if (streaming) {
+        const th = performance.now();
+        await this.reduce(slabs);
+        timing.headMs += performance.now() - th;
+        for (const s of slabs) if (s.point !== 'FINAL') this.emit(s);
+      } else {
+        deferred.push(...slabs);
+      }
+    }
+    if (!streaming && deferred.length) {
+      const th = performance.now();
+      await this.reduce(deferred.filter((s) => !s.job.error));
+      timing.headMs += performance.now() - th;
+    }
+    for (const j of live()) if (j.req.signal?.aborted) j.error = new LensError('CANCELLED', 'the request was cancelled');
+
+    const tt = performance.now();
+    for (const job of live()) if (job.req.track) await this.track(job);
+    timing.trackMs = performance.now() - tt;
+    const ts = performance.now();
+    const stats = new Map<Job, CellStats>();
+    for (const job of live()) if (job.req.stats) stats.set(job, await this.cellStats(job));
+    timing.statsMs = performance.now() - ts;
+
+    const totalMs = performance.now() - t0 + queueMs;
+    return jobs.map((job) => {
+      if (job.error) return job.error;
+      const [primary, second] = job.req.points;
+      const p = job.points.get(primary)!;
+      const a = second ? job.points.get(second)! : undefined;
+      return {
+        model: this.info,
+        tokens: job.req.ids.map((id, position) => ({ position, id, text: this.tokenizer.decodeOne(id) })),
+        layers: job.req.layers,
+        point: primary,
+        topK: job.req.topK,
+        topIndices: p.topIndices,
+        topProbs: p.topProbs,
+        tracked: p.tracked ?? null,
+        stats: stats.get(job) ?? null,
+        attention: a
+          ? { topIndices: a.topIndices, topProbs: a.topProbs, tracked: a.tracked ?? null }
+          : null,
+        timings: { totalMs, queueMs, ...timing, batchSize: B },
+      };
+    });
+  }
+
+  /** Runs the lens head over the slabs' rows (as few calls as memory allows) and files the results. */
+  private async reduce(slabs: Slab[]): Promise<void> {
+    const D = this.plan.hiddenSize;
+    const maxRows = Math.max(1, Math.floor(HEAD_BYTES / (this.plan.vocabSize * 4)));
+    for (const chunk of chunkByRows(slabs, maxRows)) {
+      const N = chunk.reduce((a, s) => a + s.rows, 0);
+      const k = Math.max(...chunk.map((s) => s.job.req.topK));
+      const stacked = new Float32Array(N * D);
+      let at = 0;
+      for (const s of chunk) {
+        stacked.set(s.hidden, at * D);
+        at += s.rows;
+      }
+      const out = await this.head.run({
+        [HEAD.inputs.hidden]: new ort.Tensor('float32', stacked, [N, D]),
+        [HEAD.inputs.k]: new ort.Tensor('int64', BigInt64Array.from([BigInt(k)]), [1]),
+      });
+      const logp = out[HEAD.outputs.topLogProbs].data as Float64Array;
+      const ids = out[HEAD.outputs.topIds].data as BigInt64Array;
+      const lse = out[HEAD.outputs.lse].data as Float64Array;
+      const normed = out[HEAD.outputs.normed].data as Float32Array;
+      at = 0;
+      for (const s of chunk) {
+        const kk = s.job.req.topK;
+        const topIdx: number[][] = [];
+        const topP: number[][] = [];
+        for (let r = 0; r < s.rows; r++) {
+          const base = (at + r) * k;
+          topIdx.push(Array.from({ length: kk }, (_, j) => Number(ids[base + j])));
+          topP.push(Array.from({ length: kk }, (_, j) => Math.exp(logp[base + j])));
+        }
+        const keptNormed = s.job.keepStates ? normed.slice(at * D, (at + s.rows) * D) : new Float32Array(0);
+        if (s.point === 'FINAL') {
+          s.job.finalNormed = keptNormed;
+          s.job.finalTop1 = topIdx.map((row) => row[0]);
+        } else {
+          const st = s.job.points.get(s.point)!;
+          st.topIndices[s.layerIndex] = topIdx;
+          st.topProbs[s.layerIndex] = topP;
+          if (s.job.keepStates) {
+            st.normed[s.layerIndex] = keptNormed;
+            st.lse[s.layerIndex] = lse.slice(at, at + s.rows);
+          }
+        }
+        at += s.rows;
+      }
+    }
+  }
+
+  private emit(s: Slab): void {
+    const { job } = s;
+    if (s.point === 'FINAL' || !job.req.onLayer || job.error) return;
+    const st = job.points.get(s.point)!;
+    job.req.onLayer({
+      layer: job.req.layers[s.layerIndex],
+      index: s.layerIndex,
+      count: job.req.layers.length,
+      point: s.point,
+      topIndices: st.topIndices[s.layerIndex],
+      topProbs: st.topProbs[s.layerIndex],
+    });
+  }
+
+  /** Mode 2: probabilities of every token that was top-k at any requested layer, at every requested layer. */
+  private async track(job: Job): Promise<void> {
+    const D = this.plan.hiddenSize;
+    const session = await this.lazySession('gather');
+    for (const st of job.points.values()) {
+      const nL = st.normed.length;
+      const unions = Array.from({ length: job.len }, (_, p) => unionIds(st.topIndices, p));
+      const all = [...new Set(unions.flat())].sort((a, b) => a - b);
+      const col = new Map(all.map((id, i) => [id, i]));
+      const normed = new Float32Array(nL * job.len * D);
+      const lse = new Float64Array(nL * job.len);
+      st.normed.forEach((n, li) => normed.set(n, li * job.len * D));
+      st.lse.forEach((x, li) => lse.set(x, li * job.len));
+      const out = await session.run({
+        [GATHER.inputs.normed]: new ort.Tensor('float32', normed, [nL * job.len, D]),
+        [GATHER.inputs.lse]: new ort.Tensor('float64', lse, [nL * job.len]),
+        [GATHER.inputs.ids]: new ort.Tensor('int64', BigInt64Array.from(all.map(BigInt)), [all.length]),
+      });
+      const lp = out[GATHER.outputs.logProbs].data as Float64Array;
+      const M = all.length;
+      st.tracked = unions.map((tokenIds, position) => ({
+        position,
+        tokenIds,
+        probs: Array.from({ length: nL }, (_, li) => tokenIds.map((id) => Math.exp(lp[(li * job.len + position) * M + col.get(id)!]))),
+      }));
+    }
+  }
+
+  private async cellStats(job: Job): Promise<CellStats> {
+    const D = this.plan.hiddenSize;
+    const session = await this.lazySession('stats');
+    const st = job.points.get(job.req.points[0])!;
+    const nL = st.normed.length;
+    const maxRows = Math.max(1, Math.floor(HEAD_BYTES / (this.plan.vocabSize * 4 * 3)));
+    const stats: CellStats = { entropy: [], klToFinal: [], finalTop1Rank: [] };
+    const items = st.normed.map((n, li) => ({ li, rows: job.len, n }));
+    for (const chunk of chunkByRows(items, maxRows)) {
+      const N = chunk.length * job.len;
+      const normed = new Float32Array(N * D);
+      const fin = new Float32Array(N * D);
+      const target = new BigInt64Array(N);
+      chunk.forEach((c, i) => {
+        normed.set(c.n, i * job.len * D);
+        fin.set(job.finalNormed!, i * job.len * D);
+        job.finalTop1!.forEach((id, p) => (target[i * job.len + p] = BigInt(id)));
+      });
+      const out = await session.run({
+        [STATS.inputs.normed]: new ort.Tensor('float32', normed, [N, D]),
+        [STATS.inputs.finalNormed]: new ort.Tensor('float32', fin, [N, D]),
+        [STATS.inputs.target]: new ort.Tensor('int64', target, [N]),
+      });
+      const ent = out[STATS.outputs.entropy].data as Float64Array;
+      const kl = out[STATS.outputs.kl].data as Float64Array;
+      const rank = out[STATS.outputs.rank].data as BigInt64Array;
+      chunk.forEach((c, i) => {
+        const slice = (p: number) => i * job.len + p;
+        stats.entropy[c.li] = Array.from({ length: job.len }, (_, p) => ent[slice(p)]);
+        stats.klToFinal[c.li] = Array.from({ length: job.len }, (_, p) => Math.max(0, kl[slice(p)]));
+        stats.finalTop1Rank[c.li] = Array.from({ length: job.len }, (_, p) => Number(rank[slice(p)]));
+      });
+    }
+    return stats;
+  }
+
+  /** Benchmark baseline: full [T, V] logits per layer copied to JS and reduced there. */
+  private async runNaive(req: ValidRequest): Promise<LensResult> {
+    const t0 = performance.now();
+    const { plan } = this;
+    const D = plan.hiddenSize;
+    const V = plan.vocabSize;
+    const T = req.ids.length;
+    const session = await this.lazySession('naive');
+    let hidden = this.embedder.embed([req.ids], T);
+    const rot = plan.blocks[0]?.attn.rotary;
+    const tables = rot ? rotaryTables(rot, 1, T) : undefined;
+    const biases = new Map<number | null, ort.Tensor>();
+    const topIndices: number[][][] = [];
+    const topProbs: number[][][] = [];
+    const logitsPerLayer: Float32Array[] = [];
+    let blocksMs = 0;
+    let headMs = 0;
+    for (let l = 0; l <= req.layers[req.layers.length - 1]; l++) {
+      const tb = performance.now();
+      const window = plan.blocks[l].attn.slidingWindow;
+      if (!biases.has(window)) biases.set(window, new ort.Tensor('float32', attentionBias([T], T, window), [1, 1, T, T]));
+      const out = await this.blocks[l].run({
+        [BLOCK_INPUTS.hidden]: new ort.Tensor('float32', hidden, [1, T, D]),
+        [BLOCK_INPUTS.bias]: biases.get(window)!,
+        ...(tables
+          ? {
+              [BLOCK_INPUTS.cos]: new ort.Tensor('float32', tables.cos, [1, T, rot!.dims / 2]),
+              [BLOCK_INPUTS.sin]: new ort.Tensor('float32', tables.sin, [1, T, rot!.dims / 2]),
+            }
+          : {}),
+      });
+      hidden = out[BLOCK_OUTPUTS.hidden].data as Float32Array;
+      blocksMs += performance.now() - tb;
+      if (!req.layers.includes(l)) continue;
+      const th = performance.now();
+      const logits = (await session.run({ [NAIVE.inputs.hidden]: new ort.Tensor('float32', hidden, [T, D]) }))[NAIVE.outputs.logits]
+        .data as Float32Array;
+      const rows = Array.from({ length: T }, (_, p) => topKFromLogits(logits, p * V, V, req.topK));
+      topIndices.push(rows.map((r) => r.ids));
+      topProbs.push(rows.map((r) => r.probs));
+      if (req.track) logitsPerLayer.push(logits);
+      headMs += performance.now() - th;
+    }
+    let tracked: TrackedPosition[] | null = null;
+    if (req.track) {
+      tracked = Array.from({ length: T }, (_, position) => {
+        const tokenIds = unionIds(topIndices, position);
+        return {
+          position,
+          tokenIds,
+          probs: logitsPerLayer.map((logits) => {
+            const { lse } = topKFromLogits(logits, position * V, V, 1);
+            return tokenIds.map((id) => Math.exp(logits[position * V + id] - lse));
+          }),
+        };
+      });
+    }
+    return {
+      model: this.info,
+      tokens: req.ids.map((id, position) => ({ position, id, text: this.tokenizer.decodeOne(id) })),
+      layers: req.layers,
+      point: 'BLOCK_OUTPUT',
+      topK: req.topK,
+      topIndices,
+      topProbs,
+      tracked,
+      stats: null,
+      attention: null,
+      timings: { totalMs: performance.now() - t0, queueMs: 0, embedMs: 0, blocksMs, headMs, trackMs: 0, statsMs: 0, batchSize: 1 },
+    };
+  }
+}
+
+function asLensError(e: unknown): LensError {
+  if (e instanceof LensError) return e;
+  return new LensError('INTERNAL', (e as Error)?.message ?? String(e));
+}

@@ -1,0 +1,140 @@
+// Public contract of the lens core. The GraphQL layer, the CLI and the tests build on these shapes.
+
+export type Device = 'auto' | 'cpu' | 'cuda';
+
+/** Where in a block the residual stream is read. */
+export type LensPoint = 'BLOCK_OUTPUT' | 'ATTENTION_OUTPUT';
+
+export interface ModelInfo {
+  id: string;
+  modelType: string; // registry family, e.g. "gpt2", "llama"
+  numLayers: number;
+  hiddenSize: number;
+  vocabSize: number;
+  maxPositions: number;
+  /** Execution provider actually in use: "cpu" or "cuda". */
+  device: 'cpu' | 'cuda';
+  /** Why the device is what it is (e.g. CUDA fallback reason); null when as requested. */
+  deviceNote: string | null;
+  /** Checkpoint weight dtype: "F32" | "F16" | "BF16" (mixed → the dominant one). */
+  dtype: string;
+  parameters: number;
+}
+
+export interface Token {
+  position: number;
+  id: number;
+  /** Decoded text of this single token (may be "" for ids without text, e.g. padded vocab). */
+  text: string;
+}
+
+export interface LensOptions {
+  /** k ≥ 1 and ≤ vocabSize; default 5. */
+  topK?: number;
+  /** Mode 2: per-position trajectories of every token that was top-k at any requested layer. */
+  trackAcrossLayers?: boolean;
+  /** Layer subset; any order → returned ascending; duplicates / out of range rejected. Default: all. */
+  layers?: number[];
+  /** Residual stream read points; default ['BLOCK_OUTPUT']. */
+  points?: LensPoint[];
+  /** Per-cell entropy, KL(final ‖ layer) and rank of the final top-1 (one extra pass at the end). */
+  stats?: boolean;
+  /** Stops work between layers; the promise rejects with LensError code CANCELLED. */
+  signal?: AbortSignal;
+  /** Fires as soon as each requested layer is reduced, in ascending layer order. */
+  onLayer?: (event: LayerEvent) => void;
+}
+
+export interface LayerEvent {
+  layer: number;
+  /** Position of this layer within the requested layers. */
+  index: number;
+  count: number;
+  point: LensPoint;
+  topIndices: number[][]; // [position][k]
+  topProbs: number[][]; // [position][k]
+}
+
+export interface TrackedPosition {
+  position: number;
+  tokenIds: number[]; // ascending unique union of top-k ids over requested layers
+  probs: number[][]; // [layerIndex][j] = p(tokenIds[j]) at requested layer
+}
+
+export interface CellStats {
+  entropy: number[][]; // [layerIndex][position], nats
+  klToFinal: number[][]; // KL(p_final ‖ p_layer), nats
+  finalTop1Rank: number[][]; // 0 = the final layer's top-1 is also top-1 here
+}
+
+export interface LensTimings {
+  totalMs: number;
+  embedMs: number;
+  blocksMs: number;
+  headMs: number;
+  trackMs: number;
+  statsMs: number;
+  queueMs: number;
+  batchSize: number;
+}
+
+export interface LensResult {
+  model: ModelInfo;
+  tokens: Token[];
+  layers: number[];
+  point: LensPoint;
+  topK: number;
+  topIndices: number[][][]; // [layerIndex][position][k]
+  topProbs: number[][][];
+  tracked: TrackedPosition[] | null;
+  stats: CellStats | null;
+  /** Present when points included ATTENTION_OUTPUT: the same reduction after each block's attention. */
+  attention: { topIndices: number[][][]; topProbs: number[][][]; tracked: TrackedPosition[] | null } | null;
+  timings: LensTimings;
+}
+
+export type LensErrorCode =
+  | 'BAD_USER_INPUT'
+  | 'PROMPT_TOO_LONG'
+  | 'CANCELLED'
+  | 'OVERLOADED'
+  | 'MODEL_NOT_FOUND'
+  | 'UNKNOWN_MODEL_TYPE'
+  | 'CHECKPOINT_INVALID'
+  | 'DEVICE_UNAVAILABLE'
+  | 'INTERNAL';
+
+export class LensError extends Error {
+  constructor(
+    readonly code: LensErrorCode,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'LensError';
+  }
+}
+
+export interface LensRequest {
+  prompt: string;
+  options?: LensOptions;
+}
+
+export interface OpenOptions {
+  /** Id used in results; default: the directory's base name. */
+  id?: string;
+  /** Overrides detection from config.json. */
+  modelType?: string;
+  device?: Device;
+}
+
+export interface LensModel {
+  readonly info: ModelInfo;
+  tokenize(text: string): Token[];
+  decode(id: number): string;
+  lens(prompt: string, options?: LensOptions): Promise<LensResult>;
+  /** One padded forward pass for several prompts; each result equals running it alone. */
+  lensBatch(requests: LensRequest[]): Promise<Array<LensResult | LensError>>;
+  /** Full logits back to JS and reduced there — for benchmarks only. */
+  lensNaive(prompt: string, options?: LensOptions): Promise<LensResult>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,57 @@
+import { type LensOptions, type LensPoint, LensError } from './types.js';
+
+export interface ValidRequest {
+  ids: number[];
+  topK: number;
+  layers: number[];
+  points: LensPoint[];
+  track: boolean;
+  stats: boolean;
+  signal?: AbortSignal;
+  onLayer?: LensOptions['onLayer'];
+}
+
+const POINT_ORDER: LensPoint[] = ['BLOCK_OUTPUT', 'ATTENTION_OUTPUT'];
+
+export function validate(
+  prompt: unknown,
+  ids: number[],
+  options: LensOptions,
+  dims: { numLayers: number; vocabSize: number; maxPositions: number },
+): ValidRequest {
+  const bad = (msg: string) => new LensError('BAD_USER_INPUT', msg);
+  if (typeof prompt !== 'string' || prompt.length === 0) throw bad('prompt must be a non-empty string');
+  if (ids.length === 0) throw bad('prompt encodes to zero tokens');
+  if (ids.length > dims.maxPositions) {
+    throw new LensError('PROMPT_TOO_LONG', `prompt is ${ids.length} tokens; this model takes at most ${dims.maxPositions}`);
+  }
+  const topK = options.topK ?? 5;
+  if (!Number.isInteger(topK) || topK < 1 || topK > dims.vocabSize) {
+    throw bad(`topK must be an integer in [1, ${dims.vocabSize}], got ${topK}`);
+  }
+  let layers = Array.from({ length: dims.numLayers }, (_, i) => i);
+  if (options.layers !== undefined && options.layers !== null) {
+    if (!Array.isArray(options.layers) || options.layers.length === 0) throw bad('layers must be a non-empty list when given');
+    for (const l of options.layers) {
+      if (!Number.isInteger(l) || l < 0 || l >= dims.numLayers) {
+        throw bad(`layer ${l} is out of range: this model has layers 0..${dims.numLayers - 1}`);
+      }
+    }
+    if (new Set(options.layers).size !== options.layers.length) throw bad('layers contains duplicates');
+    layers = [...options.layers].sort((a, b) => a - b);
+  }
+  const requested = options.points ?? ['BLOCK_OUTPUT'];
+  if (!Array.isArray(requested) || requested.length === 0) throw bad('points must be a non-empty list when given');
+  for (const p of requested) if (!POINT_ORDER.includes(p)) throw bad(`unknown lens point ${p}`);
+  const points = POINT_ORDER.filter((p) => requested.includes(p));
+  return {
+    ids,
+    topK,
+    layers,
+    points,
+    track: options.trackAcrossLayers ?? false,
+    stats: options.stats ?? false,
+    signal: options.signal,
+    onLayer: options.onLayer,
+  };
+}

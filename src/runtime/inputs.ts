@@ -1,0 +1,87 @@
+import type { EmbeddingSpec, RotarySpec } from '../architectures/spec.js';
+import { decodeFloats, readBytes, DTYPE_BYTES } from '../checkpoint/safetensors.js';
+import { roundToDtype } from '../checkpoint/dtype.js';
+import type { WeightBinder } from '../graph/weights.js';
+
+/** Large negative instead of −∞ so padded query rows never produce NaN in softmax. */
+export const MASKED = -1e9;
+
+/**
+ * Token (+ learned position) embeddings for right-padded rows, read straight from the
+ * safetensors file — a row gather in JS, so a tied embedding matrix is never duplicated.
+ */
+export class Embedder {
+  private readonly tokens;
+  private readonly positions;
+  private readonly scale: number;
+
+  constructor(
+    spec: EmbeddingSpec,
+    private readonly w: WeightBinder,
+    private readonly hidden: number,
+    vocab: number,
+    maxPositions: number,
+  ) {
+    this.tokens = w.tensor(spec.tokens, [vocab, hidden]);
+    this.positions = spec.positions ? w.tensor(spec.positions) : undefined;
+    if (this.positions && (this.positions.shape[1] !== hidden || this.positions.shape[0] < maxPositions)) {
+      w.tensor(spec.positions!, [maxPositions, hidden]); // throws the shape error
+    }
+    // Gemma rounds its √hidden normalizer to the checkpoint dtype before multiplying.
+    this.scale = spec.scale === undefined ? 1 : roundToDtype(spec.scale, this.tokens.dtype);
+  }
+
+  embed(rows: number[][], T: number): Float32Array {
+    const D = this.hidden;
+    const out = new Float32Array(rows.length * T * D);
+    const bytes = DTYPE_BYTES[this.tokens.dtype];
+    const pos = this.positions
+      ? decodeFloats(readBytes(this.positions.file, this.positions.fileOffset, T * D * DTYPE_BYTES[this.positions.dtype]), this.positions.dtype)
+      : undefined;
+    rows.forEach((ids, b) => {
+      ids.forEach((id, t) => {
+        const raw = readBytes(this.tokens.file, this.tokens.fileOffset + id * D * bytes, D * bytes);
+        const row = decodeFloats(raw, this.tokens.dtype);
+        const base = (b * T + t) * D;
+        for (let i = 0; i < D; i++) {
+          out[base + i] = this.scale === 1 ? row[i] : row[i] * this.scale;
+          if (pos) out[base + i] += pos[t * D + i];
+        }
+      });
+    });
+    return out;
+  }
+}
+
+/** [B,1,T,T] additive mask: causal, right padding, optional sliding window (key j visible iff i − j < window). */
+export function attentionBias(lengths: number[], T: number, window: number | null): Float32Array {
+  const out = new Float32Array(lengths.length * T * T).fill(MASKED);
+  lengths.forEach((len, b) => {
+    for (let i = 0; i < T; i++) {
+      for (let j = 0; j <= i && j < len; j++) {
+        if (window === null || i - j < window) out[(b * T + i) * T + j] = 0;
+      }
+    }
+  });
+  return out;
+}
+
+/** cos/sin [B,T,R/2] for positions 0..T−1 of every (right-padded) row. */
+export function rotaryTables(rot: RotarySpec, B: number, T: number): { cos: Float32Array; sin: Float32Array } {
+  const half = rot.dims / 2;
+  const cos = new Float32Array(B * T * half);
+  const sin = new Float32Array(B * T * half);
+  for (let t = 0; t < T; t++) {
+    for (let i = 0; i < half; i++) {
+      // HF computes position·inv_freq in float32; the product is rounded the same way here.
+      const angle = Math.fround(Math.fround(t) * Math.fround(rot.invFreq[i]));
+      const c = Math.cos(angle) * rot.attentionScaling;
+      const s = Math.sin(angle) * rot.attentionScaling;
+      for (let b = 0; b < B; b++) {
+        cos[(b * T + t) * half + i] = c;
+        sin[(b * T + t) * half + i] = s;
+      }
+    }
+  }
+  return { cos, sin };
+}
