@@ -1,0 +1,26 @@
+// GraphQL Code Generator: typed documents for the viewer and the tests, from the checked-in SDL and
+// the operations in schema/operations. Run `npm run schema:print && npm run codegen` after a schema change.
+
+import type { CodegenConfig } from '@graphql-codegen/cli';
+
+const config: CodegenConfig = {
+  schema: 'schema/schema.graphql',
+  documents: ['schema/operations/*.graphql'],
+  // NodeNext ESM needs explicit extensions in the generated imports.
+  importExtension: '.js',
+  ignoreNoDocuments: false,
+  generates: {
+    'src/client/': {
+      preset: 'client',
+      presetConfig: { fragmentMasking: false },
+      config: {
+        useTypeImports: true,
+        enumsAsTypes: true,
+        strictScalars: true,
+        scalars: { JSON: 'unknown' },
+      },
+    },
+  },
+};
+
+export default config;

@@ -1,0 +1,124 @@
+// npm start -- --model id=./dir [--model id2=./dir2] [--port 4000] [--host 0.0.0.0] [--device auto|cpu|cuda]
+//               [--cors-origin https://a.example,https://b.example] [--max-queue 64] [--batch-window-ms 2]
+// With no --model, serves the embedded default model (models/tiny-facts-gpt2).
+
+import { existsSync } from 'node:fs';
+import { basename, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { openModel } from '../lens/index.js';
+import type { Device } from '../lens/types.js';
+import { buildApp } from '../server/app.js';
+import { ModelRegistry, type ModelSpec } from '../server/models.js';
+
+const DEFAULT_MODEL_DIR = fileURLToPath(new URL('../../models/tiny-facts-gpt2', import.meta.url));
+
+const USAGE = `usage: npm start -- [--model id=./dir ...] [--port N] [--host H] [--device auto|cpu|cuda]
+                 [--cors-origin ORIGIN[,ORIGIN...]] [--max-queue N] [--batch-window-ms N]`;
+
+function fail(message: string): never {
+  console.error(`lensgate: ${message}\n${USAGE}`);
+  process.exit(2);
+}
+
+export function parseModelSpec(arg: string): ModelSpec {
+  const eq = arg.indexOf('=');
+  const [id, dir] = eq > 0 ? [arg.slice(0, eq), arg.slice(eq + 1)] : [basename(resolve(arg)), arg];
+  if (!/^[A-Za-z0-9._-]+$/.test(id)) fail(`model id "${id}" may only contain letters, digits, ".", "_" and "-"`);
+  if (!dir) fail(`--model ${arg}: missing directory`);
+  return { id, dir: resolve(dir) };
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      model: { type: 'string', multiple: true },
+      port: { type: 'string' },
+      host: { type: 'string' },
+      device: { type: 'string', default: 'auto' },
+      'cors-origin': { type: 'string' },
+      'max-queue': { type: 'string' },
+      'batch-window-ms': { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) {
+    console.log(USAGE);
+    return;
+  }
+  const device = values.device as Device;
+  if (!['auto', 'cpu', 'cuda'].includes(device)) fail(`--device must be auto, cpu or cuda (got ${device})`);
+  const port = Number(values.port ?? process.env.PORT ?? 4000);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) fail(`invalid port ${values.port ?? process.env.PORT}`);
+
+  let specs = (values.model ?? []).map(parseModelSpec);
+  if (specs.length === 0) {
+    if (!existsSync(resolve(DEFAULT_MODEL_DIR, 'config.json'))) {
+      fail(`no --model given and the default model is missing at ${DEFAULT_MODEL_DIR} (it is trained by training/)`);
+    }
+    specs = [{ id: 'tiny-facts-gpt2', dir: DEFAULT_MODEL_DIR }];
+  }
+  const ids = new Set<string>();
+  for (const s of specs) {
+    if (ids.has(s.id)) fail(`model id "${s.id}" is given twice`);
+    ids.add(s.id);
+  }
+
+  const registry = new ModelRegistry({
+    maxQueue: values['max-queue'] ? Number(values['max-queue']) : undefined,
+    batchWindowMs: values['batch-window-ms'] ? Number(values['batch-window-ms']) : undefined,
+  });
+  const origins = values['cors-origin']?.split(',').map((o) => o.trim()).filter(Boolean);
+  const app = buildApp({
+    registry,
+    port,
+    host: values.host,
+    cors: origins ? { origin: origins } : undefined,
+    logging: 'info',
+  });
+
+  // Listen first so /health answers and /ready says 503 while the models load.
+  const { url } = await app.start();
+  console.log(`lensgate: listening on ${url} (graphql-ws on the same path, SSE via Accept: text/event-stream)`);
+
+  let stopping = false;
+  const shutdown = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    console.log(`lensgate: ${signal}: cancelling jobs, closing connections`);
+    const force = setTimeout(() => process.exit(1), 10_000);
+    force.unref();
+    app
+      .stop()
+      .then(() => registry.close())
+      .then(() => process.exit(0))
+      .catch((err: unknown) => {
+        console.error('lensgate: error during shutdown', err);
+        process.exit(1);
+      });
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+
+  try {
+    await registry.load(specs, async (dir, opts) => {
+      const t0 = performance.now();
+      const model = await openModel(dir, opts);
+      const { id, modelType, numLayers, device: ep, deviceNote } = model.info;
+      console.log(
+        `lensgate: model ${id} (${modelType}, ${numLayers} layers) on ${ep} execution provider` +
+          `${deviceNote ? ` — ${deviceNote}` : ''} [${Math.round(performance.now() - t0)} ms]`,
+      );
+      return model;
+    }, device);
+    console.log('lensgate: ready');
+  } catch (err) {
+    console.error(`lensgate: could not load models: ${err instanceof Error ? err.message : String(err)}`);
+    await app.stop();
+    process.exit(1);
+  }
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === resolve(process.argv[1])) {
+  void main();
+}

@@ -1,0 +1,106 @@
+// Starts a real gateway on a free port and talks to it over HTTP, graphql-ws and SSE with the
+// generated typed documents.
+
+import { print, type ExecutionResult } from 'graphql';
+import type { TypedDocumentNode } from '@graphql-typed-document-node/core';
+import { createClient as createWsClient, type Client as WsClient } from 'graphql-ws';
+import { createClient as createSseClient, type Client as SseClient } from 'graphql-sse';
+import WebSocket from 'ws';
+import { buildApp, type AppOptions } from '../../src/server/app.js';
+import { ModelRegistry } from '../../src/server/models.js';
+import type { LensModel } from '../../src/lens/types.js';
+import type { SchedulerOptions } from '../../src/runtime/scheduler.js';
+
+export interface Gateway {
+  url: string;
+  wsUrl: string;
+  registry: ModelRegistry;
+  stop(): Promise<void>;
+}
+
+export async function startGateway(
+  models: LensModel[],
+  options: Omit<AppOptions, 'registry'> & { scheduler?: SchedulerOptions } = {},
+): Promise<Gateway> {
+  const registry = new ModelRegistry(options.scheduler);
+  for (const m of models) registry.add(m);
+  registry.markReady();
+  const app = buildApp({ logging: false, ...options, registry, port: 0, host: '127.0.0.1' });
+  const { url } = await app.start();
+  return { url, wsUrl: url.replace(/^http/, 'ws'), registry, stop: () => app.stop() };
+}
+
+export async function http<R, V>(
+  url: string,
+  doc: TypedDocumentNode<R, V>,
+  variables?: V,
+  init: { headers?: Record<string, string> } = {},
+): Promise<ExecutionResult<R> & { status: number }> {
+  const res = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', accept: 'application/graphql-response+json', ...init.headers },
+    body: JSON.stringify({ query: print(doc), variables }),
+  });
+  const body = (await res.json()) as ExecutionResult<R>;
+  return { ...body, status: res.status };
+}
+
+export function wsClient(url: string, extra: Partial<Parameters<typeof createWsClient>[0]> = {}): WsClient {
+  return createWsClient({ url, webSocketImpl: WebSocket, retryAttempts: 0, lazy: true, ...extra });
+}
+
+export function sseClient(url: string): SseClient {
+  return createSseClient({ url, retryAttempts: 0 });
+}
+
+/** Every event of a subscription, in order (errors included as results). */
+export async function collect<R, V>(
+  client: WsClient | SseClient,
+  doc: TypedDocumentNode<R, V>,
+  variables: V,
+): Promise<Array<ExecutionResult<R>>> {
+  const out: Array<ExecutionResult<R>> = [];
+  const iter = client.iterate<R>({ query: print(doc), variables: variables as Record<string, unknown> });
+  for await (const ev of iter) out.push(ev as ExecutionResult<R>);
+  return out;
+}
+
+/** Delegates to a real model and counts what it does (layers reduced, batch sizes). Not a mock. */
+export interface Instrumented {
+  model: LensModel;
+  layersComputed: number;
+  batchSizes: number[];
+}
+
+export function instrument(model: LensModel): Instrumented {
+  const counts: Instrumented = {
+    layersComputed: 0,
+    batchSizes: [],
+    model: {
+      get info() {
+        return model.info;
+      },
+      tokenize: (text) => model.tokenize(text),
+      decode: (id) => model.decode(id),
+      lens: (prompt, options) => model.lens(prompt, options),
+      lensNaive: (prompt, options) => model.lensNaive(prompt, options),
+      close: () => model.close(),
+      lensBatch: (requests) => {
+        counts.batchSizes.push(requests.length);
+        return model.lensBatch(
+          requests.map((r) => ({
+            ...r,
+            options: {
+              ...r.options,
+              onLayer: (e) => {
+                counts.layersComputed++;
+                r.options?.onLayer?.(e);
+              },
+            },
+          })),
+        );
+      },
+    },
+  };
+  return counts;
+}
