@@ -1,3 +1,6 @@
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
 import ort from 'onnxruntime-node';
 import { type Device, LensError } from '../lens/types.js';
 
@@ -27,6 +30,21 @@ function options(dataRoot: string, provider: Provider): ort.InferenceSession.Ses
   };
 }
 
+/** Where onnxruntime-node looks for provider libraries on this platform. */
+export function ortBinaryDir(): string {
+  const pkg = createRequire(import.meta.url).resolve('onnxruntime-node/package.json');
+  return join(dirname(pkg), 'bin', 'napi-v6', process.platform, process.arch);
+}
+
+export const CUDA_PROVIDER_LIB = 'libonnxruntime_providers_cuda.so';
+
+/** Why CUDA cannot even be tried, or null when its provider library is in place. */
+export function cudaProviderMissing(): string | null {
+  if (process.platform !== 'linux') return null;
+  const lib = join(ortBinaryDir(), CUDA_PROVIDER_LIB);
+  return existsSync(lib) ? null : `CUDA provider library not installed (${lib}); run npm run setup:cuda`;
+}
+
 /**
  * Picks the execution provider once per model. `auto` tries CUDA with a probe session and falls
  * back to CPU with the reason; `cuda` fails loudly. ORT throws (rather than falling back) when the
@@ -34,7 +52,11 @@ function options(dataRoot: string, provider: Provider): ort.InferenceSession.Ses
  */
 export async function sessionFactory(dataRoot: string, device: Device, probe: Uint8Array): Promise<SessionFactory> {
   let note: string | null = null;
-  if (device !== 'cpu') {
+  const missing = device === 'cpu' ? null : cudaProviderMissing();
+  if (missing) {
+    if (device === 'cuda') throw new LensError('DEVICE_UNAVAILABLE', `CUDA execution provider unavailable: ${missing}`);
+    note = `using CPU: ${missing}`;
+  } else if (device !== 'cpu') {
     try {
       const s = await ort.InferenceSession.create(probe, options(dataRoot, 'cuda'));
       await s.release();
