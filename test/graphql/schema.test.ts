@@ -1,0 +1,86 @@
+// The printed SDL and the generated client are checked in: both must match what the code produces,
+// and the names issue 3 made public must stay exactly as they are.
+
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { generate } from '@graphql-codegen/cli';
+import { buildSchema, isObjectType, isUnionType, isInputObjectType, type GraphQLNamedType } from 'graphql';
+import { describe, expect, test } from 'vitest';
+import { printedSchema, SCHEMA_PATH } from '../../src/cli/print-schema.js';
+import codegenConfig from '../../codegen.js';
+
+const root = join(import.meta.dirname, '..', '..');
+
+test('schema/schema.graphql is up to date (run `npm run schema:print`)', () => {
+  expect(readFileSync(SCHEMA_PATH, 'utf8')).toBe(printedSchema());
+});
+
+test('the generated client in src/client is up to date (run `npm run codegen`)', { timeout: 60_000 }, async () => {
+  const cwd = process.cwd();
+  process.chdir(root);
+  try {
+    const outputs = (await generate({ ...codegenConfig, silent: true }, false)) as Array<{ filename: string; content: string }>;
+    expect(outputs.length).toBeGreaterThan(0);
+    for (const o of outputs) {
+      expect(readFileSync(join(root, o.filename), 'utf8'), o.filename).toBe(o.content);
+    }
+  } finally {
+    process.chdir(cwd);
+  }
+});
+
+describe('public contract (issue 3)', () => {
+  const schema = buildSchema(readFileSync(SCHEMA_PATH, 'utf8'));
+  const fields = (t: GraphQLNamedType | undefined | null) => {
+    if (!t || !(isObjectType(t) || isInputObjectType(t))) throw new Error(`missing type ${t}`);
+    return Object.fromEntries(Object.values(t.getFields()).map((f) => [f.name, String(f.type)]));
+  };
+
+  test('Query and Subscription', () => {
+    const q = schema.getQueryType()!.getFields();
+    expect(String(q.models.type)).toBe('[Model!]!');
+    expect(String(q.model.type)).toBe('Model');
+    expect(q.model.args.map((a) => `${a.name}: ${a.type}`)).toEqual(['id: ID!']);
+    expect(String(q.tokenize.type)).toBe('[Token!]!');
+    expect(q.tokenize.args.map((a) => `${a.name}: ${a.type}`)).toEqual(['model: ID!', 'text: String!']);
+    expect(String(q.lens.type)).toBe('LensResult!');
+    expect(q.lens.args.map((a) => `${a.name}: ${a.type}`)).toEqual(['input: LensInput!']);
+    expect(q.lensResult.args.map((a) => `${a.name}: ${a.type}`)).toEqual(['id: ID!']);
+    const s = schema.getSubscriptionType()!.getFields();
+    expect(String(s.lensLayers.type)).toBe('LensEvent!');
+    const union = schema.getType('LensEvent');
+    expect(isUnionType(union) && union.getTypes().map((t) => t.name)).toEqual(['LensStarted', 'LayerResult', 'LensCompleted']);
+  });
+
+  test('types and fields', () => {
+    expect(fields(schema.getType('Model'))).toMatchObject({
+      id: 'ID!', modelType: 'String!', numLayers: 'Int!', hiddenSize: 'Int!', vocabSize: 'Int!', maxPositions: 'Int!',
+      device: 'String!', dtype: 'String!', parameters: 'Float!', deviceNote: 'String',
+    });
+    expect(fields(schema.getType('Token'))).toEqual({ position: 'Int!', id: 'Int!', text: 'String!' });
+    expect(fields(schema.getType('LensInput'))).toMatchObject({
+      model: 'ID!', prompt: 'String!', topK: 'Int', trackAcrossLayers: 'Boolean', layers: '[Int!]', stats: 'Boolean', points: '[LensPoint!]',
+    });
+    const input = schema.getType('LensInput');
+    if (!isInputObjectType(input)) throw new Error('LensInput');
+    expect(input.getFields().topK.defaultValue).toBe(5);
+    expect(input.getFields().trackAcrossLayers.defaultValue).toBe(false);
+    expect(fields(schema.getType('LensResult'))).toMatchObject({
+      id: 'ID!', model: 'Model!', prompt: 'Prompt!', tokens: '[Token!]!', layers: '[Int!]!', topK: 'Int!',
+      topIndices: '[[[Int!]!]!]!', topProbs: '[[[Float!]!]!]!', tracked: '[TrackedPosition!]', widget: 'JSON!',
+      timings: 'LensTimings!', stats: 'LensStats',
+    });
+    expect(fields(schema.getType('LensResult')).cells).toBeDefined();
+    expect(fields(schema.getType('TrackedPosition'))).toEqual({
+      position: 'Int!', tokenIds: '[Int!]!', tokens: '[Token!]!', probs: '[[Float!]!]!',
+    });
+    expect(fields(schema.getType('Prompt'))).toEqual({ id: 'ID!', text: 'String!', tokens: '[Token!]!' });
+    expect(fields(schema.getType('LensStarted'))).toMatchObject({ resultId: 'ID!', tokens: '[Token!]!', layers: '[Int!]!' });
+    expect(fields(schema.getType('LayerResult'))).toMatchObject({
+      layer: 'Int!', index: 'Int!', count: 'Int!', topIndices: '[[Int!]!]!', topProbs: '[[Float!]!]!', cells: '[LensCell!]!',
+    });
+    expect(fields(schema.getType('LensCompleted'))).toEqual({ result: 'LensResult!' });
+    expect(String(schema.getType('WidgetFormat'))).toBe('WidgetFormat');
+    expect(String(schema.getType('LensStats') && fields(schema.getType('LensStats')).klToFinal)).toBe('[[Float!]!]!');
+  });
+});
