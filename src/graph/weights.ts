@@ -2,7 +2,7 @@ import type { Checkpoint } from '../checkpoint/hf-dir.js';
 import { dataLocation } from '../checkpoint/hf-dir.js';
 import type { StTensor } from '../checkpoint/safetensors.js';
 import { LensError } from '../lens/types.js';
-import type { ElemType, GraphBuilder } from './onnx-builder.js';
+import type { ComputeType, ElemType, GraphBuilder } from './onnx-builder.js';
 
 const ELEM_OF: Record<string, ElemType> = { F32: 'float', F16: 'float16', BF16: 'bfloat16' };
 
@@ -12,10 +12,14 @@ const ELEM_OF: Record<string, ElemType> = { F32: 'float', F16: 'float16', BF16: 
  */
 export class WeightBinder {
   readonly used = new Set<string>();
+  /** Per graph: a weight used twice (e.g. the unembedding in the stats graph) is declared once. */
+  private bound = new WeakMap<GraphBuilder, Map<string, string>>();
 
   constructor(
     readonly ckpt: Checkpoint,
     private readonly optionalPrefixes: string[] = [],
+    /** Compute type of the graphs built over these weights (the graph builders read it). */
+    readonly compute: ComputeType = 'float',
   ) {}
 
   find(name: string): StTensor | undefined {
@@ -46,10 +50,16 @@ export class WeightBinder {
 
   /**
    * Declares the weight as an external initializer pointing into the safetensors file, and returns
-   * a float32 value for it (a Cast for F16/BF16, which ORT folds once at session creation).
+   * it in the graph's compute type: a Cast when the checkpoint dtype differs, which ORT folds once
+   * at session creation. BF16 goes to float16 in fp16 graphs too (its exponent range is wider, but
+   * weights are small), because the CUDA EP lacks bf16 kernels for several ops and CPU for MatMul.
    */
   bind(g: GraphBuilder, name: string, shape?: number[]): string {
     const t = this.tensor(name, shape);
+    let seen = this.bound.get(g);
+    if (!seen) this.bound.set(g, (seen = new Map()));
+    const hit = seen.get(t.name);
+    if (hit) return hit;
     const elemType = ELEM_OF[t.dtype];
     const init = g.external(`w:${t.name}`, {
       elemType,
@@ -58,7 +68,8 @@ export class WeightBinder {
       offset: t.fileOffset,
       length: t.byteLength,
     });
-    return elemType === 'float' ? init : g.op('Cast', [init], { to: 1 }, `cast:${t.name}`);
+    if (elemType === g.compute) return init;
+    return g.op('Cast', [init], { to: g.compute === 'float16' ? 10 : 1 }, `cast:${t.name}`);
   }
 
   /** Checkpoint tensors neither used by a graph nor matched by the skip list. */

@@ -1,0 +1,101 @@
+// Random-weight checkpoints in real HF layout, big enough to measure (written once into bench/.work).
+import { copyFileSync, existsSync, mkdirSync, openSync, writeFileSync, writeSync, closeSync } from 'node:fs';
+import { join } from 'node:path';
+
+export const WORK = join(import.meta.dirname, '.work');
+
+export interface Gpt2Shape {
+  layers: number;
+  hidden: number;
+  heads: number;
+  vocab: number;
+  positions: number;
+}
+
+export const GPT2_SMALL: Gpt2Shape = { layers: 12, hidden: 768, heads: 12, vocab: 50257, positions: 1024 };
+
+/** xorshift-based normal-ish values (sum of uniforms): fast enough for 100M+ floats. */
+function fill(out: Float32Array, std: number, seed: number): void {
+  let s = seed >>> 0 || 1;
+  for (let i = 0; i < out.length; i++) {
+    let acc = 0;
+    for (let j = 0; j < 3; j++) {
+      s ^= s << 13;
+      s ^= s >>> 17;
+      s ^= s << 5;
+      acc += (s >>> 0) / 4294967296;
+    }
+    out[i] = (acc - 1.5) * 2 * std;
+  }
+}
+
+/** Streams tensors into a safetensors file without holding them all in memory. */
+function writeSafetensors(file: string, tensors: Array<{ name: string; shape: number[]; make: () => Float32Array }>): void {
+  const header: Record<string, unknown> = { __metadata__: { format: 'pt' } };
+  let offset = 0;
+  for (const t of tensors) {
+    const bytes = t.shape.reduce((a, d) => a * d, 1) * 4;
+    header[t.name] = { dtype: 'F32', shape: t.shape, data_offsets: [offset, offset + bytes] };
+    offset += bytes;
+  }
+  let json = Buffer.from(JSON.stringify(header));
+  json = Buffer.concat([json, Buffer.alloc((8 - (json.length % 8)) % 8, 0x20)]);
+  const len = Buffer.alloc(8);
+  len.writeBigUInt64LE(BigInt(json.length));
+  const fd = openSync(file, 'w');
+  try {
+    writeSync(fd, len);
+    writeSync(fd, json);
+    for (const t of tensors) {
+      const data = t.make();
+      writeSync(fd, new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
+
+export function gpt2Checkpoint(shape: Gpt2Shape, name = 'gpt2-small-random'): string {
+  const dir = join(WORK, name);
+  if (existsSync(join(dir, 'tokenizer_config.json'))) return dir; // written last: the checkpoint is complete
+  mkdirSync(dir, { recursive: true });
+  const { layers: L, hidden: D, heads, vocab: V, positions: P } = shape;
+  const tensors: Array<{ name: string; shape: number[]; make: () => Float32Array }> = [];
+  let seed = 1;
+  const rand = (name: string, s: number[], std: number) => {
+    const sd = seed++;
+    tensors.push({ name, shape: s, make: () => { const a = new Float32Array(s.reduce((x, y) => x * y, 1)); fill(a, std, sd); return a; } });
+  };
+  const ones = (name: string, n: number) => tensors.push({ name, shape: [n], make: () => new Float32Array(n).fill(1) });
+  const zeros = (name: string, n: number) => tensors.push({ name, shape: [n], make: () => new Float32Array(n) });
+  rand('transformer.wte.weight', [V, D], 0.1);
+  rand('transformer.wpe.weight', [P, D], 0.01);
+  for (let l = 0; l < L; l++) {
+    const p = `transformer.h.${l}`;
+    ones(`${p}.ln_1.weight`, D); zeros(`${p}.ln_1.bias`, D);
+    rand(`${p}.attn.c_attn.weight`, [D, 3 * D], 0.02); zeros(`${p}.attn.c_attn.bias`, 3 * D);
+    rand(`${p}.attn.c_proj.weight`, [D, D], 0.02); zeros(`${p}.attn.c_proj.bias`, D);
+    ones(`${p}.ln_2.weight`, D); zeros(`${p}.ln_2.bias`, D);
+    rand(`${p}.mlp.c_fc.weight`, [D, 4 * D], 0.02); zeros(`${p}.mlp.c_fc.bias`, 4 * D);
+    rand(`${p}.mlp.c_proj.weight`, [4 * D, D], 0.02); zeros(`${p}.mlp.c_proj.bias`, D);
+  }
+  ones('transformer.ln_f.weight', D); zeros('transformer.ln_f.bias', D);
+  writeSafetensors(join(dir, 'model.safetensors'), tensors);
+  writeFileSync(
+    join(dir, 'config.json'),
+    JSON.stringify({
+      model_type: 'gpt2', architectures: ['GPT2LMHeadModel'], n_layer: L, n_embd: D, n_head: heads, n_positions: P,
+      vocab_size: V, layer_norm_epsilon: 1e-5, activation_function: 'gelu_new', tie_word_embeddings: true,
+    }, null, 2),
+  );
+  const tk = join(import.meta.dirname, '..', 'node_modules', '@lenml', 'tokenizer-gpt2', 'models');
+  copyFileSync(join(tk, 'tokenizer.json'), join(dir, 'tokenizer.json'));
+  copyFileSync(join(tk, 'tokenizer_config.json'), join(dir, 'tokenizer_config.json'));
+  return dir;
+}
+
+/** A prompt of exactly n GPT-2 tokens (common words, one token each). */
+export function promptOfTokens(n: number): string {
+  const words = ['The', ' capital', ' of', ' France', ' is', ' Paris', ' and', ' the', ' river', ' is', ' long'];
+  return Array.from({ length: n }, (_, i) => words[i % words.length]).join('');
+}
