@@ -17,6 +17,7 @@ import { withBodyLimit } from './body-limit.js';
 import type { ModelRegistry } from './models.js';
 import { MemoryResultStore, type ResultStore } from './result-store.js';
 import { attachGraphQLWs } from './ws.js';
+import { useCompression } from './compression.js';
 
 export interface AppOptions {
   registry: ModelRegistry;
@@ -33,6 +34,8 @@ export interface AppOptions {
   armor?: GraphQLArmorConfig;
   graphiql?: boolean;
   logging?: boolean | 'debug' | 'info' | 'warn' | 'error';
+  /** gzip whole JSON responses when the client accepts it (default true). */
+  compression?: boolean;
   /** Extra yoga plugins (e.g. trusted documents). */
   plugins?: Plugin[];
 }
@@ -94,6 +97,7 @@ export function buildApp(options: AppOptions): App {
           );
         },
       }),
+      ...(options.compression === false ? [] : [useCompression()]),
       ...(options.plugins ?? []),
     ],
   });

@@ -2,7 +2,7 @@
 // event order, streaming before completion, cancellation on unsubscribe, and isolation of bad
 // operations on a shared socket.
 
-import { print, type ExecutionResult } from 'graphql';
+import { print, type FormattedExecutionResult } from 'graphql';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { LensLayersDocument, LensResultByIdDocument, type LensLayersSubscription } from '../../src/client/graphql.js';
 import type { LensModel, LensResult } from '../../src/lens/types.js';
@@ -29,7 +29,7 @@ afterAll(async () => {
   await deep.model.close();
 });
 
-function checkStream(events: Array<ExecutionResult<LensLayersSubscription>>): void {
+function checkStream(events: Array<FormattedExecutionResult<LensLayersSubscription>>): void {
   for (const e of events) expect(e.errors).toBeUndefined();
   const ev = events.map((e) => e.data!.lensLayers);
   expect(ev.map((e) => e.__typename)).toEqual(['LensStarted', 'LayerResult', 'LayerResult', 'LayerResult', 'LensCompleted']);
@@ -124,7 +124,7 @@ test('a bad operation never kills the other subscriptions on its socket', async 
   const good = collect(client, LensLayersDocument, { input: { model: 'gpt2-deep', prompt: PROMPT, layers: [0, 5, 23] } });
   const outcome = (query: string, variables?: Record<string, unknown>) =>
     (async () => {
-      const results: ExecutionResult[] = [];
+      const results: unknown[] = [];
       for await (const r of client.iterate({ query, variables })) results.push(r);
       return results;
     })().catch((errs: unknown) => ({ thrown: errs }));

@@ -1,7 +1,7 @@
 // Starts a real gateway on a free port and talks to it over HTTP, graphql-ws and SSE with the
 // generated typed documents.
 
-import { print, type ExecutionResult } from 'graphql';
+import { print, type FormattedExecutionResult } from 'graphql';
 import type { TypedDocumentNode } from '@graphql-typed-document-node/core';
 import { createClient as createWsClient, type Client as WsClient } from 'graphql-ws';
 import { createClient as createSseClient, type Client as SseClient } from 'graphql-sse';
@@ -35,13 +35,13 @@ export async function http<R, V>(
   doc: TypedDocumentNode<R, V>,
   variables?: V,
   init: { headers?: Record<string, string> } = {},
-): Promise<ExecutionResult<R> & { status: number }> {
+): Promise<FormattedExecutionResult<R> & { status: number }> {
   const res = await fetch(url, {
     method: 'POST',
     headers: { 'content-type': 'application/json', accept: 'application/graphql-response+json', ...init.headers },
     body: JSON.stringify({ query: print(doc), variables }),
   });
-  const body = (await res.json()) as ExecutionResult<R>;
+  const body = (await res.json()) as FormattedExecutionResult<R>;
   return { ...body, status: res.status };
 }
 
@@ -58,10 +58,10 @@ export async function collect<R, V>(
   client: WsClient | SseClient,
   doc: TypedDocumentNode<R, V>,
   variables: V,
-): Promise<Array<ExecutionResult<R>>> {
-  const out: Array<ExecutionResult<R>> = [];
+): Promise<Array<FormattedExecutionResult<R>>> {
+  const out: Array<FormattedExecutionResult<R>> = [];
   const iter = client.iterate<R>({ query: print(doc), variables: variables as Record<string, unknown> });
-  for await (const ev of iter) out.push(ev as ExecutionResult<R>);
+  for await (const ev of iter) out.push(ev as FormattedExecutionResult<R>);
   return out;
 }
 

@@ -143,3 +143,28 @@ test('GET queries work and GraphiQL is served to browsers in development', async
   expect(page.headers.get('content-type')).toMatch(/text\/html/);
   expect(origin()).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
 });
+
+test('JSON responses are gzipped when accepted; SSE streams are not', async () => {
+  const rawPost = (headers: Record<string, string>, body: unknown) =>
+    new Promise<{ headers: Record<string, unknown>; bytes: number }>((resolve, reject) => {
+      const req = request(gw.url, { method: 'POST', headers: { 'content-type': 'application/json', ...headers } }, (res) => {
+        let bytes = 0;
+        res.on('data', (c: Buffer) => (bytes += c.length));
+        res.on('end', () => resolve({ headers: res.headers, bytes }));
+      });
+      req.on('error', reject);
+      req.end(JSON.stringify(body));
+    });
+  const query = { query: 'query($p: String!) { lens(input: {model: "gpt2-tiny", prompt: $p, trackAcrossLayers: true}) { topIndices topProbs tracked { tokenIds probs } } }', variables: { p: 'The quick brown fox jumps over the lazy dog' } };
+  const plain = await rawPost({}, query);
+  const gz = await rawPost({ 'accept-encoding': 'gzip' }, query);
+  expect(plain.headers['content-encoding']).toBeUndefined();
+  expect(gz.headers['content-encoding']).toBe('gzip');
+  expect(gz.bytes).toBeLessThan(plain.bytes);
+  const sse = await rawPost(
+    { 'accept-encoding': 'gzip', accept: 'text/event-stream' },
+    { query: 'subscription { lensLayers(input: {model: "gpt2-tiny", prompt: "Hi"}) { __typename } }' },
+  );
+  expect(sse.headers['content-type']).toMatch(/text\/event-stream/);
+  expect(sse.headers['content-encoding']).toBeUndefined();
+});
