@@ -28,6 +28,7 @@ import {
   referenceTopK,
   ropeInvFreq,
   ropeParameters,
+  roundToDtype,
   type ReferenceLens,
 } from './helpers/reference.js';
 import { f32ToBf16, f32ToF16, writeSafetensors, type TensorIn } from './helpers/safetensors-writer.js';
@@ -41,7 +42,9 @@ const PROMPT: Record<string, number[]> = {
 const TEXT = 'The quick brown fox jumps over the lazy dog';
 
 function promptFor(r: FixtureRecipe): number[] {
-  const t = r.tokenizer ?? (r.family === 'gpt2' ? 'gpt2' : r.family === 'qwen2' ? 'qwen3' : 'llama3');
+  const t =
+    r.tokenizer ??
+    (r.family === 'llama' || r.family === 'mistral' ? 'llama3' : r.family === 'qwen2' || r.family === 'qwen3' ? 'qwen3' : 'gpt2');
   return PROMPT[t];
 }
 
@@ -586,3 +589,230 @@ describe('reference building blocks', () => {
   });
 });
 
+
+// ---------------------------------------------------------------------------------------------
+// Issue-5 families
+
+const FAMILY5 = [
+  'gptj-tiny', 'neox-parallel', 'neox-sequential-f16', 'phi-tiny', 'phi3-tiny', 'phi3-longrope', 'gemma-tiny',
+  'gemma-bf16-h48', 'gemma2-tiny', 'gemma2-realcaps', 'olmo-tiny', 'olmo-untied', 'hf-olmo-tiny',
+  'hf-olmo-untied-clip', 'qwen3-tiny', 'mixtral-tiny',
+];
+
+function variantDir(name: string, mutate: (t: Record<string, TensorIn>, c: Record<string, unknown>) => void): string {
+  const dir = scratchDir();
+  writeCheckpoint(dir, recipe(name), { mutate });
+  return dir;
+}
+
+/** Rewrites a checkpoint under another layout (tensors renamed / split) and config. */
+function convertDir(src: string, config: Record<string, unknown>, tensors: (t: Map<string, { shape: number[]; data: Float64Array }>) => Record<string, TensorIn>): string {
+  const dir = scratchDir();
+  mkdirSync(dir, { recursive: true });
+  writeSafetensors(join(dir, 'model.safetensors'), tensors(loadTensors(src)));
+  writeFileSync(join(dir, 'config.json'), JSON.stringify(config));
+  return dir;
+}
+
+function rowsOf(x: { shape: number[]; data: Float64Array }, from: number, to: number): TensorIn {
+  const cols = x.shape[1];
+  return { shape: [to - from, cols], data: x.data.slice(from * cols, to * cols) };
+}
+
+describe('issue-5 families', () => {
+  it('every family: distributions sum to 1, last lens = final, blocks move the lens, top-k not noise', () => {
+    for (const name of FAMILY5) {
+      const lens = lensOf(name);
+      const cfg = configFor(recipe(name));
+      expect(lens.numLayers, name).toBe(cfg.n_layer ?? cfg.num_hidden_layers ?? cfg.n_layers);
+      let differs = 0;
+      let close = 0;
+      for (let p = 0; p < lens.T; p++) {
+        expect(maxAbsDiff(lens.logProbs[lens.numLayers - 1][p], lens.finalLogProbs[p]), name).toBeLessThan(1e-12);
+        for (let l = 0; l < lens.numLayers; l++) {
+          for (const lp of [lens.logProbs[l][p], lens.attnLogProbs[l][p]]) {
+            let s = 0;
+            for (const v of lp) s += Math.exp(v);
+            expect(Math.abs(s - 1), name).toBeLessThan(1e-10);
+          }
+          const top = referenceTopK(lens.logProbs[l][p], 6);
+          for (let i = 0; i < 5; i++) if (Math.log(top.probs[i] / top.probs[i + 1]) < 1e-4) close++;
+        }
+        const a = referenceTopK(lens.logProbs[0][p], 1).ids[0];
+        const b = referenceTopK(lens.logProbs[lens.numLayers - 1][p], 1).ids[0];
+        if (a !== b) differs++;
+      }
+      expect(differs, name).toBeGreaterThan(0);
+      expect(close / (lens.T * lens.numLayers * 5), name).toBeLessThan(0.05);
+    }
+  });
+
+  it('gpt-neox: layer 0 after-attention is the same in both residual modes, block outputs are not', () => {
+    const seq = referenceLens(variantDir('neox-parallel', (_t, c) => (c.use_parallel_residual = false)), PROMPT.gpt2);
+    const par = lensOf('neox-parallel');
+    for (let p = 0; p < par.T; p++) expect(maxAbsDiff(par.attnLogProbs[0][p], seq.attnLogProbs[0][p])).toBe(0);
+    expect(lensDiff(par, seq)).toBeGreaterThan(1e-3);
+  });
+
+  it('phi: int(head_dim · partial_rotary_factor) rotary dims', () => {
+    const ids = PROMPT.gpt2.slice(0, 6);
+    const base = referenceLens(makeCheckpoint(RECIPES['phi-tiny']), ids);
+    // 16 · 0.4 = 6.4 → 6 = 16 · 0.375
+    expect(lensDiff(base, referenceLens(variantDir('phi-tiny', (_t, c) => (c.partial_rotary_factor = 0.375)), ids))).toBe(0);
+    expect(lensDiff(base, referenceLens(variantDir('phi-tiny', (_t, c) => (c.partial_rotary_factor = 0.5)), ids))).toBeGreaterThan(1e-6);
+  });
+
+  it('phi3 fused qkv_proj / gate_up_proj equal the split llama layout (gate rows first)', () => {
+    const src = makeCheckpoint(RECIPES['phi3-tiny']);
+    const cfg = loadConfig(src);
+    const { hidden_size: D, num_attention_heads: H, num_key_value_heads: KV, intermediate_size: I } = cfg;
+    const hd = D / H;
+    const dir = convertDir(src, { ...cfg, model_type: 'llama', sliding_window: null }, (t) => {
+      const out: Record<string, TensorIn> = {};
+      for (const [n, x] of t) {
+        if (n.endsWith('qkv_proj.weight')) {
+          const p = n.replace('qkv_proj.weight', '');
+          out[`${p}q_proj.weight`] = rowsOf(x, 0, H * hd);
+          out[`${p}k_proj.weight`] = rowsOf(x, H * hd, (H + KV) * hd);
+          out[`${p}v_proj.weight`] = rowsOf(x, (H + KV) * hd, (H + 2 * KV) * hd);
+        } else if (n.endsWith('gate_up_proj.weight')) {
+          const p = n.replace('gate_up_proj.weight', '');
+          out[`${p}gate_proj.weight`] = rowsOf(x, 0, I);
+          out[`${p}up_proj.weight`] = rowsOf(x, I, 2 * I);
+        } else out[n] = { shape: x.shape, data: x.data };
+      }
+      return out;
+    });
+    expect(lensDiff(lensOf('phi3-tiny'), referenceLens(dir, PROMPT.gpt2))).toBeLessThan(1e-12);
+  });
+
+  it('phi3 longrope: short factors and attention factor below the original context', () => {
+    const cfg = loadConfig(makeCheckpoint(RECIPES['phi3-longrope']));
+    const rp = ropeParameters(cfg);
+    expect(rp.rope_type).toBe('longrope'); // from the legacy `type` key
+    const opts = { maxPositions: 128, originalMaxPositions: 32 };
+    const short = ropeInvFreq(rp, 16, { ...opts, seqLen: 32 });
+    const long = ropeInvFreq(rp, 16, { ...opts, seqLen: 33 });
+    const plain = ropeInvFreq({ rope_type: 'default', rope_theta: 10000 }, 16).invFreq;
+    expect(short.attentionFactor).toBeCloseTo(Math.sqrt(1 + Math.log(4) / Math.log(32)), 14);
+    expect(short.invFreq[7]).toBeCloseTo(plain[7] / 1.6, 15);
+    expect(long.invFreq[7]).toBeCloseTo(plain[7] / 8, 15);
+    const off = referenceLens(variantDir('phi3-longrope', (_t, c) => (c.rope_scaling = null)), PROMPT.gpt2);
+    expect(lensDiff(lensOf('phi3-longrope'), off)).toBeGreaterThan(1e-6);
+  });
+
+  it('gemma: √hidden embedding scale is rounded to the checkpoint dtype', () => {
+    expect(Math.sqrt(48)).not.toBe(6.9375);
+    expect(roundToDtype(Math.sqrt(48), 'bfloat16')).toBe(6.9375);
+    expect(roundToDtype(Math.sqrt(2048), 'bfloat16')).toBe(45.25);
+    expect(roundToDtype(Math.sqrt(48), 'float16')).toBe(6.9296875);
+    const f32 = referenceLens(variantDir('gemma-bf16-h48', (_t, c) => (c.torch_dtype = 'float32')), PROMPT.gpt2);
+    expect(lensDiff(lensOf('gemma-bf16-h48'), f32)).toBeGreaterThan(1e-6);
+  });
+
+  it('gemma2: final soft-cap bounds the lens logits; sliding window only on even layers', () => {
+    const lens = lensOf('gemma2-tiny');
+    for (const lp of lens.logProbs.flat()) {
+      let lo = Infinity;
+      let hi = -Infinity;
+      for (const v of lp) [lo, hi] = [Math.min(lo, v), Math.max(hi, v)];
+      expect(hi - lo).toBeLessThan(2 * 8);
+    }
+    const full = referenceLens(variantDir('gemma2-tiny', (_t, c) => (c.sliding_window = null)), PROMPT.gpt2);
+    for (let p = 0; p < lens.T; p++) {
+      const d = maxAbsDiff(lens.logProbs[3][p], full.logProbs[3][p]);
+      if (p < 4) expect(d).toBe(0);
+      else expect(d).toBeGreaterThan(1e-6);
+    }
+    // explicit layer_types that match the alternation change nothing; all-full equals no window
+    const lt = referenceLens(variantDir('gemma2-tiny', (_t, c) => (c.layer_types = ['sliding_attention', 'full_attention', 'sliding_attention', 'full_attention'])), PROMPT.gpt2);
+    expect(lensDiff(lens, lt)).toBe(0);
+    const allFull = referenceLens(variantDir('gemma2-tiny', (_t, c) => (c.layer_types = Array(4).fill('full_attention'))), PROMPT.gpt2);
+    expect(lensDiff(full, allFull)).toBe(0);
+    // the attention soft-cap matters at 5.0
+    const noCap = referenceLens(variantDir('gemma2-tiny', (_t, c) => (c.attn_logit_softcapping = null)), PROMPT.gpt2);
+    expect(lensDiff(lens, noCap)).toBeGreaterThan(1e-6);
+  });
+
+  it('olmo: clip_qkv clips; hf_olmo layout equals the native layout converted as transformers does', () => {
+    const noClip = referenceLens(variantDir('olmo-tiny', (_t, c) => (c.clip_qkv = null)), PROMPT.gpt2);
+    expect(lensDiff(lensOf('olmo-tiny'), noClip)).toBeGreaterThan(1e-6);
+    for (const name of ['hf-olmo-tiny', 'hf-olmo-untied-clip']) {
+      const src = makeCheckpoint(recipe(name));
+      const c = loadConfig(src);
+      const D = c.d_model;
+      const I = (c.mlp_ratio * D) / 2;
+      const native = {
+        model_type: 'olmo', hidden_size: D, num_attention_heads: c.n_heads, num_key_value_heads: c.n_heads,
+        num_hidden_layers: c.n_layers, intermediate_size: I, vocab_size: c.embedding_size, hidden_act: 'silu',
+        max_position_embeddings: c.max_sequence_length, rope_theta: 10000, clip_qkv: c.clip_qkv,
+        tie_word_embeddings: c.weight_tying,
+      };
+      const dir = convertDir(src, native, (t) => {
+        const out: Record<string, TensorIn> = {};
+        for (const [n, x] of t) {
+          const m = /^model\.transformer\.blocks\.(\d+)\.(\w+)\.weight$/.exec(n);
+          if (n === 'model.transformer.wte.weight') out['model.embed_tokens.weight'] = x;
+          else if (n === 'model.transformer.ff_out.weight') out['lm_head.weight'] = x;
+          else if (m) {
+            const p = `model.layers.${m[1]}`;
+            if (m[2] === 'att_proj') {
+              out[`${p}.self_attn.q_proj.weight`] = rowsOf(x, 0, D);
+              out[`${p}.self_attn.k_proj.weight`] = rowsOf(x, D, 2 * D);
+              out[`${p}.self_attn.v_proj.weight`] = rowsOf(x, 2 * D, 3 * D);
+            } else if (m[2] === 'attn_out') out[`${p}.self_attn.o_proj.weight`] = x;
+            else if (m[2] === 'ff_proj') {
+              // convert_olmo_weights_to_hf: up_proj, gate_proj = chunk(ff_proj, 2)
+              out[`${p}.mlp.up_proj.weight`] = rowsOf(x, 0, I);
+              out[`${p}.mlp.gate_proj.weight`] = rowsOf(x, I, 2 * I);
+            } else if (m[2] === 'ff_out') out[`${p}.mlp.down_proj.weight`] = x;
+          }
+        }
+        return out;
+      });
+      expect(lensDiff(lensOf(name), referenceLens(dir, PROMPT.gpt2)), name).toBeLessThan(1e-12);
+    }
+  });
+
+  it('qwen3: per-head q/k RMSNorm makes the lens invariant to scaling q_proj and k_proj', () => {
+    const ids = PROMPT.qwen3.slice(0, 5);
+    const scaled = variantDir('qwen3-tiny', (t) => {
+      for (const k of Object.keys(t)) if (/[qk]_proj\.weight$/.test(k)) t[k] = { shape: t[k].shape, data: Array.from(t[k].data, (v) => v * 4) };
+    });
+    const d = lensDiff(referenceLens(makeCheckpoint(RECIPES['qwen3-tiny']), ids), referenceLens(scaled, ids));
+    expect(d).toBeLessThan(1e-4); // only eps = 1e-6 inside the norm tells them apart
+    const noNorm = variantDir('qwen3-tiny', (t) => {
+      for (const k of Object.keys(t)) if (/[qk]_norm\.weight$/.test(k)) t[k] = { shape: t[k].shape, data: new Float32Array(t[k].data.length).fill(1) };
+    });
+    expect(lensDiff(referenceLens(makeCheckpoint(RECIPES['qwen3-tiny']), ids), referenceLens(noNorm, ids))).toBeGreaterThan(1e-6);
+  });
+
+  it('mixtral: with identical experts the MoE equals a dense mistral MLP; routing matters otherwise', () => {
+    const src = variantDir('mixtral-tiny', (t) => {
+      for (const k of Object.keys(t)) {
+        const m = /^(.*experts\.)(\d+)(\..*)$/.exec(k);
+        if (m && m[2] !== '0') t[k] = t[`${m[1]}0${m[3]}`];
+      }
+    });
+    const cfg = loadConfig(src);
+    const dir = convertDir(src, { ...cfg, model_type: 'mistral' }, (t) => {
+      const out: Record<string, TensorIn> = {};
+      for (const [n, x] of t) {
+        const m = /^(model\.layers\.\d+)\.block_sparse_moe\.experts\.0\.(w[123])\.weight$/.exec(n);
+        if (m) out[`${m[1]}.mlp.${{ w1: 'gate_proj', w2: 'down_proj', w3: 'up_proj' }[m[2]]}.weight`] = x;
+        else if (!n.includes('block_sparse_moe')) out[n] = x;
+      }
+      return out;
+    });
+    expect(lensDiff(referenceLens(src, PROMPT.gpt2), referenceLens(dir, PROMPT.gpt2))).toBeLessThan(1e-12);
+    expect(lensDiff(lensOf('mixtral-tiny'), referenceLens(src, PROMPT.gpt2))).toBeGreaterThan(1e-6);
+  });
+
+  it('gpt-j: the attention branch alone moves the lens; lm_head has a bias', () => {
+    const lens = lensOf('gptj-tiny');
+    let d = 0;
+    for (let p = 1; p < lens.T; p++) d = Math.max(d, maxAbsDiff(lens.logProbs[0][p], lens.attnLogProbs[0][p]));
+    expect(d).toBeGreaterThan(0);
+    expect(loadTensors(makeCheckpoint(RECIPES['gptj-tiny'])).has('lm_head.bias')).toBe(true);
+  });
+});

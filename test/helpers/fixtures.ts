@@ -75,6 +75,8 @@ export interface FixtureRecipe {
   /** default: the tokenizer's (padded for qwen) */
   vocabSize?: number;
   tokenizer?: TokenizerName;
+  /** gpt_neox: also store the attention.bias / masked_bias / rotary_emb.inv_freq buffers (pythia) */
+  legacyBuffers?: boolean;
   /** keys merged into config.json last (family-specific switches) */
   config?: Record<string, unknown>;
   /** std of the token embedding / unembedding (default: 3/sqrt(hidden) → lens logit std ≈ 3) */
@@ -164,7 +166,7 @@ const SPECIAL_IDS: Record<TokenizerName, { bos: number; eos: number }> = {
 };
 
 function defaultTokenizer(f: Family): TokenizerName {
-  if (f === 'llama' || f === 'mistral' || f === 'mixtral') return 'llama3';
+  if (f === 'llama' || f === 'mistral') return 'llama3';
   if (f === 'qwen2' || f === 'qwen3') return 'qwen3';
   return 'gpt2';
 }
@@ -253,6 +255,79 @@ export const RECIPES = {
   'qwen2-untied-bf16': {
     ...base, name: 'qwen2-untied-bf16', family: 'qwen2', seed: 42, hidden: 32, layers: 2, heads: 2, kvHeads: 1,
     intermediate: 96, tied: false, ropeTheta: 1000000, dtype: 'BF16',
+  },
+
+  // --- issue 5 families (gpt2 tokenizer where the real one is not shipped; vocab ≥ tokenizer) ---
+  // GPT-J: rotary_dim 8 of head_dim 16, interleaved; vocab padded to 50400 like EleutherAI/gpt-j-6b.
+  'gptj-tiny': { ...base, name: 'gptj-tiny', family: 'gptj', seed: 51, intermediate: 256, tied: false, vocabSize: 50400 },
+  // GPT-NeoX / pythia: rotary_pct 0.25 (4 of 16 dims), parallel residual, legacy buffers in the file.
+  'neox-parallel': {
+    ...base, name: 'neox-parallel', family: 'gpt_neox', seed: 52, intermediate: 256, tied: false, vocabSize: 50304,
+    legacyBuffers: true,
+  },
+  'neox-sequential-f16': {
+    ...base, name: 'neox-sequential-f16', family: 'gpt_neox', seed: 53, layers: 2, intermediate: 256, tied: false,
+    vocabSize: 50304, dtype: 'F16', config: { use_parallel_residual: false },
+  },
+  // Phi-2 style: partial_rotary_factor 0.4 → int(6.4) = 6 rotary dims of 16.
+  'phi-tiny': { ...base, name: 'phi-tiny', family: 'phi', seed: 54, intermediate: 256, tied: false, vocabSize: 51200 },
+  'phi3-tiny': {
+    ...base, name: 'phi3-tiny', family: 'phi3', seed: 55, layers: 2, kvHeads: 2, intermediate: 128, tied: false,
+    vocabSize: 50304, slidingWindow: 2047,
+  },
+  // Phi-3-128k style longrope: original 32 → factor 4, attention factor √(1 + ln 4 / ln 32).
+  'phi3-longrope': {
+    ...base, name: 'phi3-longrope', family: 'phi3', seed: 56, layers: 2, intermediate: 128, tied: false,
+    vocabSize: 50304, ropeScaling: {
+      type: 'longrope',
+      short_factor: [1.0, 1.02, 1.05, 1.1, 1.2, 1.3, 1.45, 1.6],
+      long_factor: [1.0, 1.2, 1.6, 2.2, 3.0, 4.5, 6.0, 8.0],
+    },
+  },
+  // Gemma: head_dim 24 ≠ 64/4, MQA, tied; the bf16 one has √48 → 6.9375 as embedding scale.
+  'gemma-tiny': {
+    ...base, name: 'gemma-tiny', family: 'gemma', seed: 61, layers: 2, kvHeads: 1, headDim: 24, tied: true, ropeTheta: 10000,
+  },
+  'gemma-bf16-h48': {
+    ...base, name: 'gemma-bf16-h48', family: 'gemma', seed: 62, hidden: 48, layers: 2, heads: 4, kvHeads: 2,
+    headDim: 16, intermediate: 144, tied: true, ropeTheta: 10000, dtype: 'BF16',
+  },
+  // Gemma-2: 4 layers, window 4 on layers 0 and 2, small soft-caps so they matter, query_pre_attn_scalar 24 ≠ head_dim.
+  'gemma2-tiny': {
+    ...base, name: 'gemma2-tiny', family: 'gemma2', seed: 63, layers: 4, kvHeads: 2, headDim: 16, intermediate: 128,
+    tied: true, ropeTheta: 10000, slidingWindow: 4, vocabSize: 50432,
+    config: { attn_logit_softcapping: 5.0, final_logit_softcapping: 8.0, query_pre_attn_scalar: 24 },
+  },
+  'gemma2-realcaps': {
+    ...base, name: 'gemma2-realcaps', family: 'gemma2', seed: 64, layers: 2, kvHeads: 2, headDim: 16,
+    intermediate: 128, tied: true, ropeTheta: 10000, vocabSize: 50432, dtype: 'BF16',
+  },
+  // OLMo (transformers-native): non-parametric LayerNorm, clip_qkv small enough to clip.
+  'olmo-tiny': {
+    ...base, name: 'olmo-tiny', family: 'olmo', seed: 65, layers: 2, intermediate: 128, tied: true, vocabSize: 50304,
+    ropeTheta: 10000, config: { clip_qkv: 0.8 },
+  },
+  'olmo-untied': {
+    ...base, name: 'olmo-untied', family: 'olmo', seed: 66, layers: 2, intermediate: 128, tied: false, vocabSize: 50304,
+    ropeTheta: 10000,
+  },
+  // AI2 hf_olmo layout (allenai/OLMo-1B): vocab_size 50280, embedding_size 50304 (the lens spans 50304).
+  'hf-olmo-tiny': {
+    ...base, name: 'hf-olmo-tiny', family: 'hf_olmo', seed: 67, layers: 2, intermediate: 128, tied: true, vocabSize: 50304,
+  },
+  'hf-olmo-untied-clip': {
+    ...base, name: 'hf-olmo-untied-clip', family: 'hf_olmo', seed: 68, layers: 2, intermediate: 128, tied: false,
+    vocabSize: 50304, config: { clip_qkv: 0.8 },
+  },
+  // Qwen3: per-head q_norm / k_norm, head_dim 24 ≠ 64/4, tied, qwen tokenizer.
+  'qwen3-tiny': {
+    ...base, name: 'qwen3-tiny', family: 'qwen3', seed: 71, layers: 2, kvHeads: 2, headDim: 24, intermediate: 128,
+    tied: true, ropeTheta: 1000000,
+  },
+  // Mixtral: 4 experts, top-2, sliding window 5 (shorter than the test prompt).
+  'mixtral-tiny': {
+    ...base, name: 'mixtral-tiny', family: 'mixtral', seed: 72, layers: 2, kvHeads: 2, intermediate: 96, tied: false,
+    ropeTheta: 1000000, slidingWindow: 5,
   },
 } satisfies Record<string, FixtureRecipe>;
 
@@ -416,9 +491,122 @@ export function configFor(r: FixtureRecipe): Record<string, unknown> {
   return { ...cfg, ...(r.config ?? {}) };
 }
 
-// Filled in by the issue-5 families below (kept apart so the core families read on their own).
-function extraConfig(r: FixtureRecipe, _V: number, _bos: number, _eos: number): Record<string, unknown> {
-  throw new Error(`no config writer for family ${r.family}`);
+/** Families added later (issue 5), each as its published configs spell it. */
+function extraConfig(r: FixtureRecipe, V: number, bos: number, eos: number): Record<string, unknown> {
+  const hd = r.headDim ?? r.hidden / r.heads;
+  const common = { ...versionKeys(r), use_cache: true, vocab_size: V };
+  switch (r.family) {
+    case 'gptj':
+      // EleutherAI/gpt-j-6b: rotary on the first rotary_dim dims of each head, base fixed at 10000
+      return {
+        activation_function: 'gelu_new', architectures: ['GPTJForCausalLM'], attn_pdrop: 0.0, bos_token_id: bos,
+        embd_pdrop: 0.0, eos_token_id: eos, initializer_range: 0.02, layer_norm_epsilon: 1e-5, model_type: 'gptj',
+        n_embd: r.hidden, n_head: r.heads, n_inner: r.intermediate === 4 * r.hidden ? null : r.intermediate,
+        n_layer: r.layers, n_positions: r.maxPositions, resid_pdrop: 0.0, rotary_dim: hd / 2,
+        tie_word_embeddings: false, ...common,
+      };
+    case 'gpt_neox':
+      // EleutherAI/pythia-*: rotary_pct 0.25, rotary_emb_base, use_parallel_residual
+      return {
+        architectures: ['GPTNeoXForCausalLM'], attention_bias: true, attention_dropout: 0.0, bos_token_id: 0,
+        classifier_dropout: 0.1, eos_token_id: 0, hidden_act: 'gelu', hidden_dropout: 0.0, hidden_size: r.hidden,
+        initializer_range: 0.02, intermediate_size: r.intermediate, layer_norm_eps: 1e-5,
+        max_position_embeddings: r.maxPositions, model_type: 'gpt_neox', num_attention_heads: r.heads,
+        num_hidden_layers: r.layers, rope_scaling: null, rotary_emb_base: r.ropeTheta ?? 10000, rotary_pct: 0.25,
+        tie_word_embeddings: false, use_parallel_residual: true, ...common,
+      };
+    case 'phi':
+      // microsoft/phi-2: partial_rotary_factor 0.4 → int(0.4 · head_dim) rotary dims
+      return {
+        architectures: ['PhiForCausalLM'], attention_dropout: 0.0, bos_token_id: bos, embd_pdrop: 0.0,
+        eos_token_id: eos, hidden_act: 'gelu_new', hidden_size: r.hidden, initializer_range: 0.02,
+        intermediate_size: r.intermediate, layer_norm_eps: 1e-5, max_position_embeddings: r.maxPositions,
+        model_type: 'phi', num_attention_heads: r.heads, num_hidden_layers: r.layers,
+        num_key_value_heads: r.kvHeads ?? r.heads, partial_rotary_factor: 0.4, qk_layernorm: false,
+        resid_pdrop: 0.1, rope_scaling: null, rope_theta: r.ropeTheta ?? 10000, tie_word_embeddings: false, ...common,
+      };
+    case 'phi3':
+      // microsoft/Phi-3-mini-4k-instruct (sliding_window 2047) / -128k (longrope, original_max_position_embeddings)
+      return {
+        architectures: ['Phi3ForCausalLM'], attention_bias: false, attention_dropout: 0.0, bos_token_id: bos,
+        embd_pdrop: 0.0, eos_token_id: eos, hidden_act: 'silu', hidden_size: r.hidden, initializer_range: 0.02,
+        intermediate_size: r.intermediate, max_position_embeddings: r.maxPositions, model_type: 'phi3',
+        num_attention_heads: r.heads, num_hidden_layers: r.layers, num_key_value_heads: r.kvHeads ?? r.heads,
+        original_max_position_embeddings: r.ropeScaling ? 32 : r.maxPositions, pad_token_id: eos,
+        resid_pdrop: 0.0, rms_norm_eps: 1e-5, rope_scaling: r.ropeScaling ?? null, rope_theta: r.ropeTheta ?? 10000,
+        sliding_window: r.slidingWindow ?? null, tie_word_embeddings: false, ...common,
+      };
+    case 'gemma':
+      return {
+        architectures: ['GemmaForCausalLM'], attention_bias: false, attention_dropout: 0.0, bos_token_id: bos,
+        eos_token_id: eos, head_dim: hd, hidden_act: 'gelu_pytorch_tanh', hidden_activation: 'gelu_pytorch_tanh',
+        hidden_size: r.hidden, initializer_range: 0.02, intermediate_size: r.intermediate,
+        max_position_embeddings: r.maxPositions, model_type: 'gemma', num_attention_heads: r.heads,
+        num_hidden_layers: r.layers, num_key_value_heads: r.kvHeads ?? r.heads, pad_token_id: 0, rms_norm_eps: 1e-6,
+        ...ropeKeys(r), tie_word_embeddings: true, ...common,
+      };
+    case 'gemma2':
+      return {
+        architectures: ['Gemma2ForCausalLM'], attention_bias: false, attention_dropout: 0.0,
+        attn_logit_softcapping: 50.0, bos_token_id: bos, cache_implementation: 'hybrid', eos_token_id: eos,
+        final_logit_softcapping: 30.0, head_dim: hd, hidden_act: 'gelu_pytorch_tanh',
+        hidden_activation: 'gelu_pytorch_tanh', hidden_size: r.hidden, initializer_range: 0.02,
+        intermediate_size: r.intermediate, max_position_embeddings: r.maxPositions, model_type: 'gemma2',
+        num_attention_heads: r.heads, num_hidden_layers: r.layers, num_key_value_heads: r.kvHeads ?? r.heads,
+        pad_token_id: 0, query_pre_attn_scalar: hd, rms_norm_eps: 1e-6, ...ropeKeys(r),
+        sliding_window: r.slidingWindow ?? 4096, tie_word_embeddings: true, ...common,
+      };
+    case 'olmo':
+      // allenai/OLMo-1B-hf (transformers-native OlmoForCausalLM)
+      return {
+        architectures: ['OlmoForCausalLM'], attention_bias: false, attention_dropout: 0.0, bos_token_id: null,
+        clip_qkv: null, eos_token_id: 50256, hidden_act: 'silu', hidden_size: r.hidden, initializer_range: 0.02,
+        intermediate_size: r.intermediate, max_position_embeddings: r.maxPositions, model_type: 'olmo',
+        num_attention_heads: r.heads, num_hidden_layers: r.layers, num_key_value_heads: r.kvHeads ?? r.heads,
+        pad_token_id: 1, pretraining_tp: 1, ...ropeKeys(r), tie_word_embeddings: r.tied, ...common,
+      };
+    case 'hf_olmo':
+      // allenai/OLMo-1B (AI2's hf_olmo package: OLMoConfig = olmo.config.ModelConfig.asdict(), model_type
+      // "olmo" as well — only the architectures / d_model keys tell it from the native one)
+      return {
+        activation_type: 'swiglu', alibi: false, alibi_bias_max: 8.0, architectures: ['OLMoForCausalLM'],
+        attention_dropout: 0.0, attention_layer_norm: false, attention_layer_norm_with_affine: false,
+        auto_map: {
+          AutoConfig: 'configuration_olmo.OLMoConfig', AutoModelForCausalLM: 'modeling_olmo.OLMoForCausalLM',
+          AutoTokenizer: ['tokenization_olmo_fast.OLMoTokenizerFast', 'tokenization_olmo_fast.OLMoTokenizerFast'],
+        },
+        bias_for_layer_norm: null, block_group_size: 1, block_type: 'sequential', clip_qkv: null,
+        d_model: r.hidden, embedding_dropout: 0.0, embedding_size: V, eos_token_id: 50256,
+        flash_attention: false, include_bias: false, init_cutoff_factor: null, init_device: 'meta',
+        init_fn: 'mitchell', init_std: 0.02, layer_norm_type: 'default', layer_norm_with_affine: false,
+        max_sequence_length: r.maxPositions, mlp_hidden_size: null, mlp_ratio: (2 * r.intermediate) / r.hidden,
+        model_type: 'olmo', multi_query_attention: false, n_heads: r.heads, n_kv_heads: null, n_layers: r.layers,
+        pad_token_id: 1, precision: 'amp_bf16', residual_dropout: 0.0, rope: true, rope_full_precision: true,
+        rope_theta: 10000, scale_logits: false, torch_dtype: dtypeName(r.dtype ?? 'F32'),
+        transformers_version: '4.40.0', use_cache: true, vocab_size: 50280, weight_tying: r.tied,
+      };
+    case 'qwen3':
+      return {
+        architectures: ['Qwen3ForCausalLM'], attention_bias: false, attention_dropout: 0.0, bos_token_id: bos,
+        eos_token_id: eos, head_dim: hd, hidden_act: 'silu', hidden_size: r.hidden, initializer_range: 0.02,
+        intermediate_size: r.intermediate, max_position_embeddings: r.maxPositions, max_window_layers: r.layers,
+        model_type: 'qwen3', num_attention_heads: r.heads, num_hidden_layers: r.layers,
+        num_key_value_heads: r.kvHeads ?? r.heads, rms_norm_eps: 1e-6, ...ropeKeys(r), sliding_window: null,
+        tie_word_embeddings: r.tied, use_sliding_window: false, ...common,
+      };
+    case 'mixtral':
+      return {
+        architectures: ['MixtralForCausalLM'], attention_dropout: 0.0, bos_token_id: bos, eos_token_id: eos,
+        hidden_act: 'silu', hidden_size: r.hidden, initializer_range: 0.02, intermediate_size: r.intermediate,
+        max_position_embeddings: r.maxPositions, model_type: 'mixtral', num_attention_heads: r.heads,
+        num_experts_per_tok: 2, num_hidden_layers: r.layers, num_key_value_heads: r.kvHeads ?? r.heads,
+        num_local_experts: 4, output_router_logits: false, rms_norm_eps: 1e-5, ...ropeKeys(r),
+        router_aux_loss_coef: 0.02, router_jitter_noise: 0.0, sliding_window: r.slidingWindow ?? null,
+        tie_word_embeddings: r.tied, ...common,
+      };
+    default:
+      throw new Error(`no config writer for family ${r.family}`);
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -523,6 +711,198 @@ function llamaWeights(r: FixtureRecipe, g: Rng): Tensors {
   return t;
 }
 
+function putter(t: Tensors) {
+  return (name: string, shape: number[], data: ArrayLike<number>) => (t[name] = { shape, data });
+}
+
+/** GPT-J: one ln_1 feeds attention and MLP in parallel; q/k/v/out without bias; lm_head with bias. */
+function gptjWeights(r: FixtureRecipe, g: Rng): Tensors {
+  const { D, I, V, L } = dims(r);
+  const t: Tensors = {};
+  const put = putter(t);
+  put('transformer.wte.weight', [V, D], g.normals(V * D, embStd(r)));
+  for (let i = 0; i < L; i++) {
+    const h = `transformer.h.${i}`;
+    put(`${h}.ln_1.weight`, [D], g.gains(D));
+    put(`${h}.ln_1.bias`, [D], g.normals(D, 0.02));
+    for (const n of ['q_proj', 'k_proj', 'v_proj']) put(`${h}.attn.${n}.weight`, [D, D], g.normals(D * D, projStd(D)));
+    put(`${h}.attn.out_proj.weight`, [D, D], g.normals(D * D, projStd(D)));
+    put(`${h}.mlp.fc_in.weight`, [I, D], g.normals(I * D, projStd(D)));
+    put(`${h}.mlp.fc_in.bias`, [I], g.normals(I, 0.02));
+    put(`${h}.mlp.fc_out.weight`, [D, I], g.normals(D * I, projStd(I)));
+    put(`${h}.mlp.fc_out.bias`, [D], g.normals(D, 0.02));
+  }
+  put('transformer.ln_f.weight', [D], g.gains(D));
+  put('transformer.ln_f.bias', [D], g.normals(D, 0.02));
+  put('lm_head.weight', [V, D], g.normals(V * D, embStd(r)));
+  put('lm_head.bias', [V], g.normals(V, 0.3));
+  return t;
+}
+
+/**
+ * GPT-NeoX: fused query_key_value [3D, D] whose output is laid out per head as [H, 3, hd]; pythia
+ * checkpoints also carry the attention.bias / masked_bias / rotary_emb.inv_freq buffers.
+ */
+function neoxWeights(r: FixtureRecipe, g: Rng): Tensors {
+  const { D, I, V, L, P, hd } = dims(r);
+  const t: Tensors = {};
+  const put = putter(t);
+  put('gpt_neox.embed_in.weight', [V, D], g.normals(V * D, embStd(r)));
+  for (let i = 0; i < L; i++) {
+    const h = `gpt_neox.layers.${i}`;
+    put(`${h}.input_layernorm.weight`, [D], g.gains(D));
+    put(`${h}.input_layernorm.bias`, [D], g.normals(D, 0.02));
+    put(`${h}.post_attention_layernorm.weight`, [D], g.gains(D));
+    put(`${h}.post_attention_layernorm.bias`, [D], g.normals(D, 0.02));
+    if (r.legacyBuffers) {
+      const m = new Float32Array(P * P);
+      for (let a = 0; a < P; a++) for (let b = 0; b <= a; b++) m[a * P + b] = 1;
+      put(`${h}.attention.bias`, [1, 1, P, P], m);
+      put(`${h}.attention.masked_bias`, [], [-1e9]);
+      const rd = Math.floor(hd * 0.25);
+      put(`${h}.attention.rotary_emb.inv_freq`, [rd / 2], Array.from({ length: rd / 2 }, (_, k) => 1 / 10000 ** ((2 * k) / rd)));
+    }
+    put(`${h}.attention.query_key_value.weight`, [3 * D, D], g.normals(3 * D * D, projStd(D)));
+    put(`${h}.attention.query_key_value.bias`, [3 * D], g.normals(3 * D, 0.05));
+    put(`${h}.attention.dense.weight`, [D, D], g.normals(D * D, projStd(D)));
+    put(`${h}.attention.dense.bias`, [D], g.normals(D, 0.02));
+    put(`${h}.mlp.dense_h_to_4h.weight`, [I, D], g.normals(I * D, projStd(D)));
+    put(`${h}.mlp.dense_h_to_4h.bias`, [I], g.normals(I, 0.02));
+    put(`${h}.mlp.dense_4h_to_h.weight`, [D, I], g.normals(D * I, projStd(I)));
+    put(`${h}.mlp.dense_4h_to_h.bias`, [D], g.normals(D, 0.02));
+  }
+  put('gpt_neox.final_layer_norm.weight', [D], g.gains(D));
+  put('gpt_neox.final_layer_norm.bias', [D], g.normals(D, 0.02));
+  put('embed_out.weight', [V, D], g.normals(V * D, embStd(r)));
+  return t;
+}
+
+/** Phi-1/2: parallel block from input_layernorm, q/k/v/dense with biases, fc1/fc2, lm_head with bias. */
+function phiWeights(r: FixtureRecipe, g: Rng): Tensors {
+  const { D, H, KV, hd, I, V, L } = dims(r);
+  const t: Tensors = {};
+  const put = putter(t);
+  put('model.embed_tokens.weight', [V, D], g.normals(V * D, embStd(r)));
+  for (let i = 0; i < L; i++) {
+    const p = `model.layers.${i}`;
+    put(`${p}.input_layernorm.weight`, [D], g.gains(D));
+    put(`${p}.input_layernorm.bias`, [D], g.normals(D, 0.02));
+    for (const [n, o] of [['q_proj', H * hd], ['k_proj', KV * hd], ['v_proj', KV * hd]] as const) {
+      put(`${p}.self_attn.${n}.weight`, [o, D], g.normals(o * D, projStd(D)));
+      put(`${p}.self_attn.${n}.bias`, [o], g.normals(o, 0.05));
+    }
+    put(`${p}.self_attn.dense.weight`, [D, H * hd], g.normals(D * H * hd, projStd(H * hd)));
+    put(`${p}.self_attn.dense.bias`, [D], g.normals(D, 0.02));
+    put(`${p}.mlp.fc1.weight`, [I, D], g.normals(I * D, projStd(D)));
+    put(`${p}.mlp.fc1.bias`, [I], g.normals(I, 0.02));
+    put(`${p}.mlp.fc2.weight`, [D, I], g.normals(D * I, projStd(I)));
+    put(`${p}.mlp.fc2.bias`, [D], g.normals(D, 0.02));
+  }
+  put('model.final_layernorm.weight', [D], g.gains(D));
+  put('model.final_layernorm.bias', [D], g.normals(D, 0.02));
+  put('lm_head.weight', [V, D], g.normals(V * D, embStd(r)));
+  put('lm_head.bias', [V], g.normals(V, 0.3));
+  return t;
+}
+
+/** Phi-3: fused qkv_proj [(H + 2KV)·hd, D] and gate_up_proj [2I, D] (gate rows first), no biases. */
+function phi3Weights(r: FixtureRecipe, g: Rng): Tensors {
+  const { D, H, KV, hd, I, V, L } = dims(r);
+  const t: Tensors = {};
+  const put = putter(t);
+  put('model.embed_tokens.weight', [V, D], g.normals(V * D, embStd(r)));
+  for (let i = 0; i < L; i++) {
+    const p = `model.layers.${i}`;
+    put(`${p}.input_layernorm.weight`, [D], g.gains(D));
+    const o = (H + 2 * KV) * hd;
+    put(`${p}.self_attn.qkv_proj.weight`, [o, D], g.normals(o * D, projStd(D)));
+    put(`${p}.self_attn.o_proj.weight`, [D, H * hd], g.normals(D * H * hd, projStd(H * hd)));
+    put(`${p}.post_attention_layernorm.weight`, [D], g.gains(D));
+    put(`${p}.mlp.gate_up_proj.weight`, [2 * I, D], g.normals(2 * I * D, projStd(D) * 1.5));
+    put(`${p}.mlp.down_proj.weight`, [D, I], g.normals(D * I, projStd(I) * 1.5));
+  }
+  put('model.norm.weight', [D], g.gains(D));
+  put('lm_head.weight', [V, D], g.normals(V * D, embStd(r)));
+  return t;
+}
+
+/**
+ * Llama-shaped state dicts with per-family extras: gemma/gemma2 norms stored as w with output
+ * x̂·(1 + w) (so centred on 0), gemma2's four norms per layer, olmo without any norm weights,
+ * qwen3's per-head q_norm/k_norm, mixtral's router + experts.
+ */
+function llamaLikeWeights(r: FixtureRecipe, g: Rng): Tensors {
+  const { D, H, KV, hd, I, V, L } = dims(r);
+  const f = r.family;
+  const t: Tensors = {};
+  const put = putter(t);
+  const gemma = f === 'gemma' || f === 'gemma2';
+  const norm = (name: string, n = D) => {
+    if (f === 'olmo') return; // non-parametric LayerNorm
+    put(name, [n], gemma ? g.gains(n, 0) : g.gains(n));
+  };
+  // Gemma's tied embedding is both the unembedding (logit std = √D·σ) and, ×√D, the input; a smaller σ
+  // and stronger output projections keep the blocks able to move a residual that starts at √D·σ.
+  const eStd = gemma ? 2.2 / Math.sqrt(D) : embStd(r);
+  const outGain = gemma ? 2.5 : 1;
+  put('model.embed_tokens.weight', [V, D], g.normals(V * D, eStd));
+  for (let i = 0; i < L; i++) {
+    const p = `model.layers.${i}`;
+    norm(`${p}.input_layernorm.weight`);
+    put(`${p}.self_attn.q_proj.weight`, [H * hd, D], g.normals(H * hd * D, projStd(D)));
+    put(`${p}.self_attn.k_proj.weight`, [KV * hd, D], g.normals(KV * hd * D, projStd(D)));
+    put(`${p}.self_attn.v_proj.weight`, [KV * hd, D], g.normals(KV * hd * D, projStd(D)));
+    put(`${p}.self_attn.o_proj.weight`, [D, H * hd], g.normals(D * H * hd, projStd(H * hd) * outGain));
+    if (f === 'qwen3') {
+      norm(`${p}.self_attn.q_norm.weight`, hd);
+      norm(`${p}.self_attn.k_norm.weight`, hd);
+    }
+    norm(`${p}.post_attention_layernorm.weight`);
+    if (f === 'gemma2') {
+      norm(`${p}.pre_feedforward_layernorm.weight`);
+      norm(`${p}.post_feedforward_layernorm.weight`);
+    }
+    if (f === 'mixtral') {
+      const E = 4;
+      put(`${p}.block_sparse_moe.gate.weight`, [E, D], g.normals(E * D, 1 / Math.sqrt(D)));
+      for (let e = 0; e < E; e++) {
+        const x = `${p}.block_sparse_moe.experts.${e}`;
+        put(`${x}.w1.weight`, [I, D], g.normals(I * D, projStd(D) * 1.5));
+        put(`${x}.w2.weight`, [D, I], g.normals(D * I, projStd(I) * 1.5));
+        put(`${x}.w3.weight`, [I, D], g.normals(I * D, projStd(D) * 1.5));
+      }
+    } else {
+      put(`${p}.mlp.gate_proj.weight`, [I, D], g.normals(I * D, projStd(D) * 1.5));
+      put(`${p}.mlp.up_proj.weight`, [I, D], g.normals(I * D, projStd(D) * 1.5));
+      put(`${p}.mlp.down_proj.weight`, [D, I], g.normals(D * I, projStd(I) * 1.5 * outGain));
+    }
+  }
+  norm('model.norm.weight');
+  if (!r.tied) put('lm_head.weight', [V, D], g.normals(V * D, embStd(r)));
+  return t;
+}
+
+/**
+ * AI2 hf_olmo layout: model.transformer.{wte, blocks.i.{att_proj, attn_out, ff_proj, ff_out}, ff_out};
+ * non-parametric norms (no ln_f / attn_norm / ff_norm tensors); ff_proj rows are [up; gate] for
+ * SwiGLU's `x, gate = chunk(2)`; wte has embedding_size rows.
+ */
+function hfOlmoWeights(r: FixtureRecipe, g: Rng): Tensors {
+  const { D, I, V, L } = dims(r);
+  const t: Tensors = {};
+  const put = putter(t);
+  put('model.transformer.wte.weight', [V, D], g.normals(V * D, embStd(r)));
+  for (let i = 0; i < L; i++) {
+    const b = `model.transformer.blocks.${i}`;
+    put(`${b}.att_proj.weight`, [3 * D, D], g.normals(3 * D * D, projStd(D)));
+    put(`${b}.attn_out.weight`, [D, D], g.normals(D * D, projStd(D)));
+    put(`${b}.ff_proj.weight`, [2 * I, D], g.normals(2 * I * D, projStd(D) * 1.5));
+    put(`${b}.ff_out.weight`, [D, I], g.normals(D * I, projStd(I) * 1.5));
+  }
+  if (!r.tied) put('model.transformer.ff_out.weight', [V, D], g.normals(V * D, embStd(r)));
+  return t;
+}
+
 type WeightGen = (r: FixtureRecipe, g: Rng) => Tensors;
 
 const WEIGHTS: Partial<Record<Family, WeightGen>> = {
@@ -530,6 +910,16 @@ const WEIGHTS: Partial<Record<Family, WeightGen>> = {
   llama: llamaWeights,
   mistral: llamaWeights,
   qwen2: llamaWeights,
+  gptj: gptjWeights,
+  gpt_neox: neoxWeights,
+  phi: phiWeights,
+  phi3: phi3Weights,
+  gemma: llamaLikeWeights,
+  gemma2: llamaLikeWeights,
+  olmo: llamaLikeWeights,
+  qwen3: llamaLikeWeights,
+  mixtral: llamaLikeWeights,
+  hf_olmo: hfOlmoWeights,
 };
 
 export function weightsFor(r: FixtureRecipe): Tensors {

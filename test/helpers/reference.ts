@@ -310,15 +310,23 @@ export function ropeInvFreq(rp: RopeParams, dim: number, opts: { seqLen?: number
       return { invFreq: out, attentionFactor: 1 };
     }
     case 'longrope': {
-      // Phi-3: factor from max/original positions; short factors until the sequence passes the
-      // original context (dynamic_rope_update's longrope branch), long factors after.
-      const orig = Number(rp.original_max_position_embeddings ?? opts.originalMaxPositions ?? opts.maxPositions);
-      const factor = rp.factor !== undefined && opts.originalMaxPositions === undefined
-        ? Number(rp.factor)
-        : (opts.maxPositions ?? orig) / orig;
-      let af = rp.attention_factor as number | undefined;
-      if (af === undefined || af === null) af = factor <= 1 ? 1 : Math.sqrt(1 + Math.log(factor) / Math.log(orig));
+      // Phi-3 keeps original_max_position_embeddings at the config top level and derives
+      // factor = max_position_embeddings / original. Short factors until the sequence is longer
+      // than the original context, long factors after (seq_len > original, strictly). The
+      // attention factor sqrt(1 + ln(factor) / ln(original)) scales cos and sin, so q·k by its square.
+      let orig: number;
+      let factor: number;
+      if (opts.originalMaxPositions !== undefined) {
+        orig = opts.originalMaxPositions;
+        factor = (opts.maxPositions ?? orig) / orig;
+      } else {
+        orig = Number(rp.original_max_position_embeddings ?? opts.maxPositions);
+        factor = Number(rp.factor ?? 1);
+      }
+      let af = rp.attention_factor as number | null | undefined;
+      if (af == null) af = factor <= 1 ? 1 : Math.sqrt(1 + Math.log(factor) / Math.log(orig));
       const ext = ((opts.seqLen ?? 0) > orig ? rp.long_factor : rp.short_factor) as number[];
+      if (!ext || ext.length !== half) throw new Error(`longrope factors must have ${half} entries`);
       return { invFreq: inv.map((v, i) => v / ext[i]), attentionFactor: af };
     }
     default:
@@ -526,32 +534,66 @@ function gpt2Model(cfg: Config, w: Weights): RefModel {
   };
 }
 
-// --- Llama family (llama, mistral, qwen2) ----------------------------------------------------
+// --- Llama-shaped decoders (llama, mistral, qwen2, qwen3, mixtral, gemma, gemma2, olmo, phi3) ----
 
 export function headDimOf(cfg: Config): number {
   return (cfg.head_dim as number | null | undefined) ?? cfg.hidden_size / cfg.num_attention_heads;
 }
 
-/**
- * Sliding window per layer, or null. mistral: `sliding_window` on every layer when set.
- * qwen2: only with use_sliding_window, and only layers ≥ max_window_layers (Qwen2Config.layer_types).
- * An explicit `layer_types` list wins.
- */
-function windowFor(cfg: Config, l: number): number | null {
-  const lt = cfg.layer_types as string[] | undefined;
-  if (cfg.model_type === 'qwen2') {
-    const sw = cfg.use_sliding_window ? (cfg.sliding_window as number | null) : null;
-    if (sw == null) return null;
-    if (lt) return lt[l] === 'sliding_attention' ? sw : null;
-    return l >= (cfg.max_window_layers ?? 28) ? sw : null;
+/** Rounds to the checkpoint's dtype (config torch_dtype / dtype), as `torch.tensor(x, dtype=…)` does. */
+export function roundToDtype(x: number, dtype: string | undefined): number {
+  const f = Math.fround(x);
+  if (dtype === 'bfloat16') {
+    const u = new Uint32Array(new Float32Array([f]).buffer)[0];
+    const r = ((u + 0x7fff + ((u >>> 16) & 1)) >>> 16) << 16;
+    return new Float32Array(new Uint32Array([r >>> 0]).buffer)[0];
   }
-  const sw = (cfg.sliding_window as number | null | undefined) ?? null;
-  if (sw == null) return null;
-  if (lt) return lt[l] === 'sliding_attention' ? sw : null;
-  return sw;
+  if (dtype === 'float16') {
+    // round to 11 significant bits (normal range is enough for √hidden)
+    const e = Math.floor(Math.log2(Math.abs(f)));
+    const q = 2 ** (e - 10);
+    const n = f / q;
+    const fl = Math.floor(n);
+    const rem = n - fl;
+    const k = rem > 0.5 || (rem === 0.5 && fl % 2 === 1) ? fl + 1 : fl;
+    return k * q;
+  }
+  return f;
 }
 
-function llamaModel(cfg: Config, w: Weights): RefModel {
+/**
+ * Sliding window of layer l, or null.
+ * - explicit `layer_types` wins (transformers ≥ 4.53 configs);
+ * - mistral / mixtral / phi3: `sliding_window` on every layer when set;
+ * - qwen2 / qwen3: only with use_sliding_window, and only layers ≥ max_window_layers;
+ * - gemma2: even layers (0, 2, …) slide — `layer_types[i] = sliding if (i + 1) % 2` (older code:
+ *   `is_sliding = not bool(layer_idx % 2)`), odd layers are global;
+ * - llama, gemma, olmo: never.
+ */
+export function windowFor(cfg: Config, l: number): number | null {
+  const mt = cfg.model_type as string;
+  let sw = (cfg.sliding_window as number | null | undefined) ?? null;
+  if (mt === 'qwen2' || mt === 'qwen3') sw = cfg.use_sliding_window ? sw : null;
+  if (sw == null) return null;
+  const lt = cfg.layer_types as string[] | undefined;
+  if (lt) return lt[l] === 'sliding_attention' ? sw : null;
+  switch (mt) {
+    case 'mistral':
+    case 'mixtral':
+    case 'phi3':
+      return sw;
+    case 'qwen2':
+    case 'qwen3':
+      return l >= (cfg.max_window_layers ?? 28) ? sw : null;
+    case 'gemma2':
+      return l % 2 === 0 ? sw : null;
+    default:
+      return null;
+  }
+}
+
+function decoderModel(cfg: Config, w: Weights): RefModel {
+  const mt = cfg.model_type as string;
   const D = cfg.hidden_size as number;
   const H = cfg.num_attention_heads as number;
   const KV = (cfg.num_key_value_heads as number | undefined) ?? H;
@@ -560,23 +602,37 @@ function llamaModel(cfg: Config, w: Weights): RefModel {
   const I = cfg.intermediate_size as number;
   const eps = (cfg.rms_norm_eps as number) ?? 1e-6;
   const hd = headDimOf(cfg);
-  const act = activation(cfg.hidden_act ?? 'silu');
-  const qkvBias = cfg.model_type === 'qwen2' || !!cfg.attention_bias;
+  const gemma = mt === 'gemma' || mt === 'gemma2';
+  // Gemma configs name it hidden_activation (hidden_act kept for BC)
+  const act = activation((gemma ? cfg.hidden_activation ?? cfg.hidden_act : cfg.hidden_act) ?? 'silu');
+  const qkvBias = mt === 'qwen2' || !!cfg.attention_bias;
   const oBias = !!cfg.attention_bias;
   const mlpBias = !!cfg.mlp_bias;
   const rp = ropeParameters(cfg);
   const partial = Number(rp.partial_rotary_factor ?? cfg.partial_rotary_factor ?? 1);
   const rotaryDim = Math.floor(hd * partial);
   const E = w.get('model.embed_tokens.weight', [V, D]);
-  const tied = cfg.tie_word_embeddings ?? false;
+  const tied = cfg.tie_word_embeddings ?? gemma;
   const lmHead = tied ? E : w.get('lm_head.weight', [V, D]);
-  const normW = w.get('model.norm.weight', [D]);
   const P = cfg.max_position_embeddings as number;
+  const clip = (cfg.clip_qkv as number | null | undefined) ?? null;
+  // Gemma: hidden * torch.tensor(hidden_size ** 0.5, dtype=hidden.dtype) — the constant is rounded to
+  // the model dtype (bf16: √2048 = 45.25 exact, √48 → 6.9375).
+  const embScale = gemma ? roundToDtype(Math.sqrt(D), cfg.torch_dtype ?? cfg.dtype) : 1;
+  const scale = mt === 'gemma2' ? (cfg.query_pre_attn_scalar as number) ** -0.5 : 1 / Math.sqrt(hd);
+  const attnCap = mt === 'gemma2' ? ((cfg.attn_logit_softcapping as number | null) ?? null) : null;
+  const finalCap = (cfg.final_logit_softcapping as number | null | undefined) ?? null;
+  const norm = (x: Vec, name: string, n = D): Vec =>
+    mt === 'olmo'
+      ? layerNorm(x, null, null, 1e-5) // OlmoLayerNorm: F.layer_norm without weight/bias, eps 1e-5
+      : rmsNorm(x, w.get(name, [n]), eps, gemma);
+  const finalNorm = mt === 'olmo' ? null : w.get('model.norm.weight', [D]);
+  const clamp = (x: Vec) => (clip == null ? x : mapVec(x, (v) => Math.min(clip, Math.max(-clip, v))));
   return {
-    modelType: cfg.model_type,
+    modelType: mt,
     numLayers: L,
     vocabSize: V,
-    embed: (ids) => embedRows(E, ids),
+    embed: (ids) => embedRows(E, ids, embScale),
     block(l, h) {
       const b = `model.layers.${l}`;
       const lin = (name: string, out: number, inp: number, bias: boolean) => {
@@ -584,37 +640,333 @@ function llamaModel(cfg: Config, w: Weights): RefModel {
         const B = bias ? w.get(`${b}.${name}.bias`, [out]) : undefined;
         return (x: Vec) => linear(x, W, B);
       };
-      const qp = lin('self_attn.q_proj', H * hd, D, qkvBias);
-      const kp = lin('self_attn.k_proj', KV * hd, D, qkvBias);
-      const vp = lin('self_attn.v_proj', KV * hd, D, qkvBias);
+      let qkv: (x: Vec) => [Vec, Vec, Vec];
+      if (mt === 'phi3') {
+        // fused rows: [q (H·hd); k (KV·hd); v (KV·hd)]
+        const f = lin('self_attn.qkv_proj', (H + 2 * KV) * hd, D, false);
+        qkv = (x) => {
+          const y = f(x);
+          return [y.slice(0, H * hd), y.slice(H * hd, (H + KV) * hd), y.slice((H + KV) * hd)];
+        };
+      } else {
+        const qp = lin('self_attn.q_proj', H * hd, D, qkvBias);
+        const kp = lin('self_attn.k_proj', KV * hd, D, qkvBias);
+        const vp = lin('self_attn.v_proj', KV * hd, D, qkvBias);
+        qkv = (x) => [qp(x), kp(x), vp(x)];
+      }
       const op = lin('self_attn.o_proj', D, H * hd, oBias);
-      const n1 = w.get(`${b}.input_layernorm.weight`, [D]);
-      const n2 = w.get(`${b}.post_attention_layernorm.weight`, [D]);
-      const rope = ropeInvFreq(rp, rotaryDim, { seqLen: h.length, maxPositions: P });
+      const qn = mt === 'qwen3' ? w.get(`${b}.self_attn.q_norm.weight`, [hd]) : null;
+      const kn = mt === 'qwen3' ? w.get(`${b}.self_attn.k_norm.weight`, [hd]) : null;
+      const headNorm = (x: Vec, n: number, wt: RefTensor) => {
+        const out = new Float64Array(x.length);
+        for (let i = 0; i < n; i++) out.set(rmsNorm(x.subarray(i * hd, (i + 1) * hd), wt, eps), i * hd);
+        return out;
+      };
+      const rope = ropeInvFreq(rp, rotaryDim, {
+        seqLen: h.length,
+        maxPositions: P,
+        originalMaxPositions: cfg.original_max_position_embeddings as number | undefined,
+      });
       const q: Rows = [];
       const k: Rows = [];
       const v: Rows = [];
       h.forEach((x, p) => {
-        const a = rmsNorm(x, n1, eps);
-        q.push(ropeHeads(qp(a), H, hd, p, rope, rotaryDim, false));
-        k.push(ropeHeads(kp(a), KV, hd, p, rope, rotaryDim, false));
-        v.push(vp(a));
+        let [qq, kk, vv] = qkv(norm(x, `${b}.input_layernorm.weight`));
+        // olmo clamps each projection before rope; qwen3 RMS-normalises each head before rope
+        [qq, kk, vv] = [clamp(qq), clamp(kk), clamp(vv)];
+        if (qn && kn) [qq, kk] = [headNorm(qq, H, qn), headNorm(kk, KV, kn)];
+        q.push(ropeHeads(qq, H, hd, p, rope, rotaryDim, false));
+        k.push(ropeHeads(kk, KV, hd, p, rope, rotaryDim, false));
+        v.push(vv);
       });
-      const o = causalAttention(q, k, v, { H, KV, hd, scale: 1 / Math.sqrt(hd), window: windowFor(cfg, l) });
-      const attn = h.map((x, i) => add(x, op(o[i])));
-      const gate = lin('mlp.gate_proj', I, D, mlpBias);
-      const up = lin('mlp.up_proj', I, D, mlpBias);
-      const down = lin('mlp.down_proj', D, I, mlpBias);
+      const o = causalAttention(q, k, v, { H, KV, hd, scale, window: windowFor(cfg, l), softcap: attnCap });
+      const attn = h.map((x, i) => {
+        const a = op(o[i]);
+        // gemma2 normalises the attention output before adding it (post_attention_layernorm)
+        return add(x, mt === 'gemma2' ? norm(a, `${b}.post_attention_layernorm.weight`) : a);
+      });
+      let mlp: (x: Vec) => Vec;
+      if (mt === 'mixtral') mlp = moe(cfg, w, b, D, I, act);
+      else if (mt === 'phi3') {
+        const gu = lin('mlp.gate_up_proj', 2 * I, D, false);
+        const down = lin('mlp.down_proj', D, I, false);
+        mlp = (a) => {
+          const y = gu(a); // gate, up = chunk(2): gate rows first
+          const m = new Float64Array(I);
+          for (let i = 0; i < I; i++) m[i] = act(y[i]) * y[I + i];
+          return down(m);
+        };
+      } else {
+        const gate = lin('mlp.gate_proj', I, D, mlpBias);
+        const up = lin('mlp.up_proj', I, D, mlpBias);
+        const down = lin('mlp.down_proj', D, I, mlpBias);
+        mlp = (a) => {
+          const g = gate(a);
+          const u = up(a);
+          for (let i = 0; i < I; i++) g[i] = act(g[i]) * u[i];
+          return down(g);
+        };
+      }
       const out = attn.map((x) => {
-        const a = rmsNorm(x, n2, eps);
-        const g = gate(a);
-        const u = up(a);
-        for (let i = 0; i < I; i++) g[i] = act(g[i]) * u[i];
-        return add(x, down(g));
+        if (mt === 'gemma2') {
+          const m = mlp(norm(x, `${b}.pre_feedforward_layernorm.weight`));
+          return add(x, norm(m, `${b}.post_feedforward_layernorm.weight`));
+        }
+        return add(x, mlp(norm(x, `${b}.post_attention_layernorm.weight`)));
       });
       return { attn, out };
     },
-    head: (x) => unembed(rmsNorm(x, normW, eps), lmHead),
+    head(x) {
+      const n = finalNorm ? rmsNorm(x, finalNorm, eps, gemma) : layerNorm(x, null, null, 1e-5);
+      const logits = unembed(n, lmHead);
+      return finalCap ? mapVec(logits, (z) => Math.tanh(z / finalCap) * finalCap) : logits;
+    },
+  };
+}
+
+/**
+ * Mixtral sparse MoE: router softmax over all experts (float), top-k (num_experts_per_tok), the
+ * chosen weights renormalised to sum 1, experts w2(act(w1 x) · w3 x).
+ */
+function moe(cfg: Config, w: Weights, b: string, D: number, I: number, act: (x: number) => number): (x: Vec) => Vec {
+  const nE = cfg.num_local_experts as number;
+  const k = cfg.num_experts_per_tok as number;
+  const gate = w.get(`${b}.block_sparse_moe.gate.weight`, [nE, D]);
+  const ex = Array.from({ length: nE }, (_, e) => {
+    const p = `${b}.block_sparse_moe.experts.${e}`;
+    return [w.get(`${p}.w1.weight`, [I, D]), w.get(`${p}.w2.weight`, [D, I]), w.get(`${p}.w3.weight`, [I, D])];
+  });
+  return (x) => {
+    const probs = mapVec(logSoftmax(linear(x, gate)), Math.exp);
+    const order = Array.from({ length: nE }, (_, i) => i).sort((a, c) => probs[c] - probs[a] || a - c);
+    const top = order.slice(0, k);
+    const z = top.reduce((s, e) => s + probs[e], 0);
+    const out = new Float64Array(D);
+    for (const e of top) {
+      const [w1, w2, w3] = ex[e];
+      const g = linear(x, w1);
+      const u = linear(x, w3);
+      for (let i = 0; i < I; i++) g[i] = act(g[i]) * u[i];
+      const y = linear(g, w2);
+      const c = probs[e] / z;
+      for (let d = 0; d < D; d++) out[d] += c * y[d];
+    }
+    return out;
+  };
+}
+
+// --- parallel-residual families: gpt-j, gpt-neox (both residual modes), phi ----------------------
+//
+// "After attention" for a parallel block is the residual plus the attention branch only,
+// h + attn(ln(h)): the MLP branch (computed from the same ln(h) or ln2(h)) is left out.
+
+function gptjModel(cfg: Config, w: Weights): RefModel {
+  const D = cfg.n_embd as number;
+  const H = cfg.n_head as number;
+  const L = cfg.n_layer as number;
+  const V = cfg.vocab_size as number;
+  const I = (cfg.n_inner as number | null) ?? 4 * D;
+  const eps = (cfg.layer_norm_epsilon as number) ?? 1e-5;
+  const hd = D / H;
+  const rd = (cfg.rotary_dim as number | null) ?? hd;
+  const act = activation(cfg.activation_function ?? 'gelu_new');
+  // create_sinusoidal_positions: base 10000 is hard-coded in modeling_gptj
+  const rope = ropeInvFreq({ rope_type: 'default', rope_theta: 10000 }, rd);
+  const E = w.get('transformer.wte.weight', [V, D]);
+  const tied = cfg.tie_word_embeddings ?? false;
+  const lmW = tied ? E : w.get('lm_head.weight', [V, D]);
+  const lmB = w.opt('lm_head.bias');
+  const lnf = [w.get('transformer.ln_f.weight', [D]), w.get('transformer.ln_f.bias', [D])];
+  return {
+    modelType: 'gptj',
+    numLayers: L,
+    vocabSize: V,
+    embed: (ids) => embedRows(E, ids),
+    block(l, h) {
+      const b = `transformer.h.${l}`;
+      const ln = [w.get(`${b}.ln_1.weight`, [D]), w.get(`${b}.ln_1.bias`, [D])];
+      const [Wq, Wk, Wv, Wo] = ['q_proj', 'k_proj', 'v_proj', 'out_proj'].map((n) => w.get(`${b}.attn.${n}.weight`, [D, D]));
+      const fcIn = [w.get(`${b}.mlp.fc_in.weight`, [I, D]), w.get(`${b}.mlp.fc_in.bias`, [I])];
+      const fcOut = [w.get(`${b}.mlp.fc_out.weight`, [D, I]), w.get(`${b}.mlp.fc_out.bias`, [D])];
+      const a = h.map((x) => layerNorm(x, ln[0], ln[1], eps));
+      const q = a.map((x, p) => ropeHeads(linear(x, Wq), H, hd, p, rope, rd, true));
+      const k = a.map((x, p) => ropeHeads(linear(x, Wk), H, hd, p, rope, rd, true));
+      const v = a.map((x) => linear(x, Wv));
+      const o = causalAttention(q, k, v, { H, KV: H, hd, scale: 1 / Math.sqrt(hd) }).map((x) => linear(x, Wo));
+      const attn = h.map((x, i) => add(x, o[i]));
+      const out = attn.map((x, i) => add(x, linear(mapVec(linear(a[i], fcIn[0], fcIn[1]), act), fcOut[0], fcOut[1])));
+      return { attn, out };
+    },
+    head: (x) => linear(layerNorm(x, lnf[0], lnf[1], eps), lmW, lmB),
+  };
+}
+
+function neoxModel(cfg: Config, w: Weights): RefModel {
+  const D = cfg.hidden_size as number;
+  const H = cfg.num_attention_heads as number;
+  const L = cfg.num_hidden_layers as number;
+  const V = cfg.vocab_size as number;
+  const I = cfg.intermediate_size as number;
+  const eps = (cfg.layer_norm_eps as number) ?? 1e-5;
+  const hd = D / H;
+  const act = activation(cfg.hidden_act ?? 'gelu');
+  const rp = cfg.rope_parameters as Config | undefined;
+  // transformers ≥ 5 moves rotary_pct / rotary_emb_base into rope_parameters
+  const pct = Number(rp?.partial_rotary_factor ?? cfg.partial_rotary_factor ?? cfg.rotary_pct ?? 1);
+  const base = Number(rp?.rope_theta ?? cfg.rotary_emb_base ?? cfg.rope_theta ?? 10000);
+  const rd = Math.floor(hd * pct);
+  const rope = ropeInvFreq({ rope_type: 'default', rope_theta: base }, rd);
+  const parallel = cfg.use_parallel_residual ?? true;
+  const bias = cfg.attention_bias ?? true;
+  const E = w.get('gpt_neox.embed_in.weight', [V, D]);
+  const out = cfg.tie_word_embeddings ? E : w.get('embed_out.weight', [V, D]);
+  const lnf = [w.get('gpt_neox.final_layer_norm.weight', [D]), w.get('gpt_neox.final_layer_norm.bias', [D])];
+  return {
+    modelType: 'gpt_neox',
+    numLayers: L,
+    vocabSize: V,
+    embed: (ids) => embedRows(E, ids),
+    block(l, h) {
+      const b = `gpt_neox.layers.${l}`;
+      const g = (n: string, s: number[]) => w.get(`${b}.${n}`, s);
+      const ln1 = [g('input_layernorm.weight', [D]), g('input_layernorm.bias', [D])];
+      const ln2 = [g('post_attention_layernorm.weight', [D]), g('post_attention_layernorm.bias', [D])];
+      const Wqkv = g('attention.query_key_value.weight', [3 * D, D]);
+      const Bqkv = bias ? g('attention.query_key_value.bias', [3 * D]) : undefined;
+      const Wd = g('attention.dense.weight', [D, D]);
+      const Bd = bias ? g('attention.dense.bias', [D]) : undefined;
+      const up = [g('mlp.dense_h_to_4h.weight', [I, D]), g('mlp.dense_h_to_4h.bias', [I])];
+      const down = [g('mlp.dense_4h_to_h.weight', [D, I]), g('mlp.dense_4h_to_h.bias', [D])];
+      const q: Rows = [];
+      const k: Rows = [];
+      const v: Rows = [];
+      h.forEach((x, p) => {
+        // view(T, H, 3·hd): head i owns rows [i·3hd, (i+1)·3hd) as q | k | v
+        const y = linear(layerNorm(x, ln1[0], ln1[1], eps), Wqkv, Bqkv);
+        const [qq, kk, vv] = [new Float64Array(D), new Float64Array(D), new Float64Array(D)];
+        for (let i = 0; i < H; i++) {
+          qq.set(y.subarray(i * 3 * hd, i * 3 * hd + hd), i * hd);
+          kk.set(y.subarray(i * 3 * hd + hd, i * 3 * hd + 2 * hd), i * hd);
+          vv.set(y.subarray(i * 3 * hd + 2 * hd, (i + 1) * 3 * hd), i * hd);
+        }
+        q.push(ropeHeads(qq, H, hd, p, rope, rd, false));
+        k.push(ropeHeads(kk, H, hd, p, rope, rd, false));
+        v.push(vv);
+      });
+      const o = causalAttention(q, k, v, { H, KV: H, hd, scale: 1 / Math.sqrt(hd) }).map((x) => linear(x, Wd, Bd));
+      const attn = h.map((x, i) => add(x, o[i]));
+      const mlp = (x: Vec) => linear(mapVec(linear(layerNorm(x, ln2[0], ln2[1], eps), up[0], up[1]), act), down[0], down[1]);
+      // parallel: x + attn(ln1(x)) + mlp(ln2(x)); sequential: h1 = x + attn(ln1(x)); h1 + mlp(ln2(h1))
+      const res = parallel ? h.map((x, i) => add(attn[i], mlp(x))) : attn.map((x) => add(x, mlp(x)));
+      return { attn, out: res };
+    },
+    head: (x) => linear(layerNorm(x, lnf[0], lnf[1], eps), out),
+  };
+}
+
+function phiModel(cfg: Config, w: Weights): RefModel {
+  const D = cfg.hidden_size as number;
+  const H = cfg.num_attention_heads as number;
+  const KV = (cfg.num_key_value_heads as number | undefined) ?? H;
+  const L = cfg.num_hidden_layers as number;
+  const V = cfg.vocab_size as number;
+  const I = cfg.intermediate_size as number;
+  const eps = (cfg.layer_norm_eps as number) ?? 1e-5;
+  const hd = D / H;
+  const act = activation(cfg.hidden_act ?? 'gelu_new');
+  if (cfg.qk_layernorm) throw new Error('phi qk_layernorm not supported by the reference');
+  const rp = ropeParameters(cfg);
+  const rd = Math.floor(hd * Number(rp.partial_rotary_factor ?? cfg.partial_rotary_factor ?? 0.5));
+  const rope = ropeInvFreq(rp, rd);
+  const E = w.get('model.embed_tokens.weight', [V, D]);
+  const lmW = cfg.tie_word_embeddings ? E : w.get('lm_head.weight', [V, D]);
+  const lmB = w.opt('lm_head.bias');
+  const lnf = [w.get('model.final_layernorm.weight', [D]), w.get('model.final_layernorm.bias', [D])];
+  return {
+    modelType: 'phi',
+    numLayers: L,
+    vocabSize: V,
+    embed: (ids) => embedRows(E, ids),
+    block(l, h) {
+      const b = `model.layers.${l}`;
+      const lin = (n: string, o: number, i: number) => {
+        const W = w.get(`${b}.${n}.weight`, [o, i]);
+        const B = w.get(`${b}.${n}.bias`, [o]);
+        return (x: Vec) => linear(x, W, B);
+      };
+      const [qp, kp, vp] = [lin('self_attn.q_proj', H * hd, D), lin('self_attn.k_proj', KV * hd, D), lin('self_attn.v_proj', KV * hd, D)];
+      const dense = lin('self_attn.dense', D, H * hd);
+      const fc1 = lin('mlp.fc1', I, D);
+      const fc2 = lin('mlp.fc2', D, I);
+      const ln = [w.get(`${b}.input_layernorm.weight`, [D]), w.get(`${b}.input_layernorm.bias`, [D])];
+      const a = h.map((x) => layerNorm(x, ln[0], ln[1], eps));
+      const q = a.map((x, p) => ropeHeads(qp(x), H, hd, p, rope, rd, false));
+      const k = a.map((x, p) => ropeHeads(kp(x), KV, hd, p, rope, rd, false));
+      const v = a.map((x) => vp(x));
+      const o = causalAttention(q, k, v, { H, KV, hd, scale: 1 / Math.sqrt(hd) }).map(dense);
+      const attn = h.map((x, i) => add(x, o[i]));
+      const out = attn.map((x, i) => add(x, fc2(mapVec(fc1(a[i]), act))));
+      return { attn, out };
+    },
+    head: (x) => linear(layerNorm(x, lnf[0], lnf[1], eps), lmW, lmB),
+  };
+}
+
+// --- AI2 hf_olmo (OLMoForCausalLM, model.transformer.*) ----------------------------------------
+
+function hfOlmoModel(cfg: Config, w: Weights): RefModel {
+  const D = cfg.d_model as number;
+  const H = cfg.n_heads as number;
+  const KV = (cfg.n_kv_heads as number | null) ?? (cfg.multi_query_attention ? 1 : H);
+  const L = cfg.n_layers as number;
+  const V = (cfg.embedding_size as number | null) ?? (cfg.vocab_size as number);
+  const hidden = (cfg.mlp_hidden_size as number | null) ?? cfg.mlp_ratio * D;
+  if (cfg.activation_type !== 'swiglu') throw new Error(`hf_olmo activation ${cfg.activation_type} not supported by the reference`);
+  if (cfg.layer_norm_with_affine || cfg.layer_norm_type !== 'default' || cfg.include_bias || cfg.attention_layer_norm || cfg.alibi || !cfg.rope) {
+    throw new Error('hf_olmo variant not supported by the reference (affine/rms norms, biases, qk norm, alibi)');
+  }
+  const I = hidden / 2; // SwiGLU halves ff_proj's output
+  const hd = D / H;
+  const clip = (cfg.clip_qkv as number | null) ?? null;
+  const rope = ropeInvFreq({ rope_type: 'default', rope_theta: Number(cfg.rope_theta ?? 10000) }, hd);
+  const E = w.get('model.transformer.wte.weight', [V, D]);
+  const out = cfg.weight_tying ? E : w.get('model.transformer.ff_out.weight', [V, D]);
+  const ln = (x: Vec) => layerNorm(x, null, null, 1e-5);
+  return {
+    modelType: 'hf_olmo',
+    numLayers: L,
+    vocabSize: V,
+    embed: (ids) => embedRows(E, ids),
+    block(l, h) {
+      const b = `model.transformer.blocks.${l}`;
+      const att = w.get(`${b}.att_proj.weight`, [D + 2 * KV * hd, D]);
+      const ao = w.get(`${b}.attn_out.weight`, [D, D]);
+      const ffp = w.get(`${b}.ff_proj.weight`, [hidden, D]);
+      const ffo = w.get(`${b}.ff_out.weight`, [D, I]);
+      const q: Rows = [];
+      const k: Rows = [];
+      const v: Rows = [];
+      h.forEach((x, p) => {
+        let y = linear(ln(x), att);
+        if (clip != null) y = mapVec(y, (t) => Math.min(clip, Math.max(-clip, t)));
+        q.push(ropeHeads(y.slice(0, D), H, hd, p, rope, hd, false));
+        k.push(ropeHeads(y.slice(D, D + KV * hd), KV, hd, p, rope, hd, false));
+        v.push(y.slice(D + KV * hd));
+      });
+      const o = causalAttention(q, k, v, { H, KV, hd, scale: 1 / Math.sqrt(hd) });
+      const attn = h.map((x, i) => add(x, linear(o[i], ao)));
+      const res = attn.map((x) => {
+        const y = linear(ln(x), ffp);
+        const m = new Float64Array(I);
+        for (let i = 0; i < I; i++) m[i] = silu(y[I + i]) * y[i]; // x, gate = chunk(2); silu(gate) * x
+        return add(x, linear(m, ffo));
+      });
+      return { attn, out: res };
+    },
+    head(x) {
+      const logits = linear(ln(x), out);
+      return cfg.scale_logits ? mapVec(logits, (z) => z / Math.sqrt(D)) : logits;
+    },
   };
 }
 
@@ -624,9 +976,20 @@ type Builder = (cfg: Config, w: Weights) => RefModel;
 
 const BUILDERS: Record<string, Builder> = {
   gpt2: gpt2Model,
-  llama: llamaModel,
-  mistral: llamaModel,
-  qwen2: llamaModel,
+  llama: decoderModel,
+  mistral: decoderModel,
+  qwen2: decoderModel,
+  qwen3: decoderModel,
+  mixtral: decoderModel,
+  gemma: decoderModel,
+  gemma2: decoderModel,
+  phi3: decoderModel,
+  gptj: gptjModel,
+  gpt_neox: neoxModel,
+  phi: phiModel,
+  hf_olmo: hfOlmoModel,
+  // model_type "olmo" is both transformers' OlmoForCausalLM and AI2's hf_olmo OLMoForCausalLM
+  olmo: (cfg, w) => (cfg.d_model !== undefined ? hfOlmoModel(cfg, w) : decoderModel(cfg, w)),
 };
 
 /** Loads a checkpoint directory into a reference model. */
