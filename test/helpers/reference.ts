@@ -1026,25 +1026,33 @@ export function referenceForward(model: RefModel, ids: number[]): Float64Array[]
   return h.map((x) => logSoftmax(model.head(x)));
 }
 
+/**
+ * Runs the blocks once and keeps the residuals; the three distribution sets are computed on first
+ * access (the lens head over a 150k vocab dominates the cost, and many checks need only one set).
+ */
 export function referenceLensOf(model: RefModel, ids: number[]): ReferenceLens {
   if (ids.length === 0) throw new Error('empty sequence');
-  const logProbs: Float64Array[][] = [];
-  const attnLogProbs: Float64Array[][] = [];
+  const outs: Rows[] = [];
+  const attns: Rows[] = [];
   let h = model.embed(ids);
   for (let l = 0; l < model.numLayers; l++) {
     const { attn, out } = model.block(l, h);
-    attnLogProbs.push(attn.map((x) => logSoftmax(model.head(x))));
-    logProbs.push(out.map((x) => logSoftmax(model.head(x))));
+    attns.push(attn);
+    outs.push(out);
     h = out;
   }
-  return {
-    numLayers: model.numLayers,
-    vocabSize: model.vocabSize,
-    T: ids.length,
-    logProbs,
-    attnLogProbs,
-    finalLogProbs: referenceForward(model, ids),
+  const lens = (rows: Rows[]) => rows.map((layer) => layer.map((x) => logSoftmax(model.head(x))));
+  const lazy = <T>(f: () => T) => {
+    let v: T | undefined;
+    return { enumerable: true, get: () => (v ??= f()) };
   };
+  const result = { numLayers: model.numLayers, vocabSize: model.vocabSize, T: ids.length } as ReferenceLens;
+  Object.defineProperties(result, {
+    logProbs: lazy(() => lens(outs)),
+    attnLogProbs: lazy(() => lens(attns)),
+    finalLogProbs: lazy(() => referenceForward(model, ids)),
+  });
+  return result;
 }
 
 export function referenceLens(dir: string, ids: number[]): ReferenceLens {
