@@ -29,13 +29,34 @@ function fill(out: Float32Array, std: number, seed: number): void {
   }
 }
 
+export type BenchDtype = 'F32' | 'F16' | 'BF16';
+
+/** float32 → 16-bit patterns (round to nearest even); enough precision handling for random weights. */
+function to16(data: Float32Array, dtype: 'F16' | 'BF16'): Uint16Array {
+  const u = new Uint32Array(data.buffer, data.byteOffset, data.length);
+  const out = new Uint16Array(data.length);
+  for (let i = 0; i < data.length; i++) {
+    const b = u[i];
+    if (dtype === 'BF16') {
+      out[i] = ((b + 0x7fff + ((b >>> 16) & 1)) >>> 16) & 0xffff;
+    } else {
+      const sign = (b >>> 16) & 0x8000;
+      const e = ((b >>> 23) & 0xff) - 112;
+      // Random weights are |x| < 2 and rarely tiny: flush subnormals to zero, no overflow path needed.
+      out[i] = e <= 0 ? sign : sign | (e << 10) | (((b & 0x7fffff) + 0x1000) >>> 13);
+    }
+  }
+  return out;
+}
+
 /** Streams tensors into a safetensors file without holding them all in memory. */
-function writeSafetensors(file: string, tensors: Array<{ name: string; shape: number[]; make: () => Float32Array }>): void {
+function writeSafetensors(file: string, tensors: Array<{ name: string; shape: number[]; make: () => Float32Array }>, dtype: BenchDtype): void {
   const header: Record<string, unknown> = { __metadata__: { format: 'pt' } };
   let offset = 0;
+  const width = dtype === 'F32' ? 4 : 2;
   for (const t of tensors) {
-    const bytes = t.shape.reduce((a, d) => a * d, 1) * 4;
-    header[t.name] = { dtype: 'F32', shape: t.shape, data_offsets: [offset, offset + bytes] };
+    const bytes = t.shape.reduce((a, d) => a * d, 1) * width;
+    header[t.name] = { dtype, shape: t.shape, data_offsets: [offset, offset + bytes] };
     offset += bytes;
   }
   let json = Buffer.from(JSON.stringify(header));
@@ -47,7 +68,8 @@ function writeSafetensors(file: string, tensors: Array<{ name: string; shape: nu
     writeSync(fd, len);
     writeSync(fd, json);
     for (const t of tensors) {
-      const data = t.make();
+      const f32 = t.make();
+      const data = dtype === 'F32' ? f32 : to16(f32, dtype);
       writeSync(fd, new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
     }
   } finally {
@@ -55,7 +77,7 @@ function writeSafetensors(file: string, tensors: Array<{ name: string; shape: nu
   }
 }
 
-export function gpt2Checkpoint(shape: Gpt2Shape, name = 'gpt2-small-random'): string {
+export function gpt2Checkpoint(shape: Gpt2Shape, dtype: BenchDtype = 'F32', name = `gpt2-${shape.layers}x${shape.hidden}-${shape.vocab}-${dtype}`): string {
   const dir = join(WORK, name);
   if (existsSync(join(dir, 'tokenizer_config.json'))) return dir; // written last: the checkpoint is complete
   mkdirSync(dir, { recursive: true });
@@ -80,7 +102,7 @@ export function gpt2Checkpoint(shape: Gpt2Shape, name = 'gpt2-small-random'): st
     rand(`${p}.mlp.c_proj.weight`, [4 * D, D], 0.02); zeros(`${p}.mlp.c_proj.bias`, D);
   }
   ones('transformer.ln_f.weight', D); zeros('transformer.ln_f.bias', D);
-  writeSafetensors(join(dir, 'model.safetensors'), tensors);
+  writeSafetensors(join(dir, 'model.safetensors'), tensors, dtype);
   writeFileSync(
     join(dir, 'config.json'),
     JSON.stringify({

@@ -1,4 +1,4 @@
-// npm run bench -- lens [--runs 10] [--tokens 20]
+// npm run bench -- lens [--runs 10] [--tokens 20] [--dtype F32|F16|BF16]
 // GPT-2-small-shaped random checkpoint: load time, RSS, per-request time, per-layer time, head vs blocks,
 // FLOPs and the floor at this machine's measured ORT MatMul rate, mode 2 vs mode 1 vs naive.
 import { cpus } from 'node:os';
@@ -7,9 +7,12 @@ import { performance } from 'node:perf_hooks';
 import { GraphBuilder } from '../src/graph/onnx-builder.js';
 import { openModel, type LensOptions, type LensResult } from '../src/lens/index.js';
 import { ort } from '../src/runtime/sessions.js';
-import { GPT2_SMALL, gpt2Checkpoint, promptOfTokens } from './checkpoints.js';
+import { type BenchDtype, GPT2_SMALL, gpt2Checkpoint, promptOfTokens } from './checkpoints.js';
 
-const { values } = parseArgs({ options: { runs: { type: 'string', default: '10' }, tokens: { type: 'string', default: '20' } } });
+const { values } = parseArgs({
+  options: { runs: { type: 'string', default: '10' }, tokens: { type: 'string', default: '20' }, dtype: { type: 'string', default: 'F32' } },
+});
+const DTYPE = values.dtype as BenchDtype;
 const RUNS = Number(values.runs);
 const T = Number(values.tokens);
 const shape = GPT2_SMALL;
@@ -41,7 +44,7 @@ async function matmulRate(rows: number): Promise<number> {
 
 async function main() {
   const t0 = performance.now();
-  const dir = gpt2Checkpoint(shape);
+  const dir = gpt2Checkpoint(shape, DTYPE);
   const writeMs = performance.now() - t0;
   const rss0 = process.memoryUsage().rss;
   const t1 = performance.now();
@@ -86,7 +89,7 @@ async function main() {
   await model.close();
 
   const out: string[] = [];
-  out.push(`### npm run bench -- lens — GPT-2-small shape (${L} layers, d=${D}, V=${V}, random F32), ${nTok}-token prompt, median of ${RUNS}`);
+  out.push(`### npm run bench -- lens — GPT-2-small shape (${L} layers, d=${D}, V=${V}, random ${DTYPE}), ${nTok}-token prompt, median of ${RUNS}`);
   out.push(`machine: ${cpus().length} × ${cpus()[0]?.model ?? '?'}, node ${process.version}, onnxruntime-node CPU EP`);
   out.push('');
   out.push(`| load (open + ${L + 1} sessions) | RSS before | RSS after load | RSS after runs | checkpoint write |`);

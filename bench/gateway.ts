@@ -1,0 +1,192 @@
+// npm run bench -- gateway [--tokens 20] [--runs 3] [--clients 8] [--only gpt2|llama80]
+//
+// Through a live gateway (HTTP, graphql-ws), for a GPT-2-small-shaped model and an 80-layer,
+// V=128256, tiny-width Llama (the 70B's bandwidth shape): bytes on the wire for mode 1 (top-k),
+// mode 2 (+ trajectories), the widget JSON and naive full logits, gzip off and on; time to the first
+// LayerResult vs the whole stream; throughput of 1 client vs N concurrent clients.
+
+import { request } from 'node:http';
+import { cpus } from 'node:os';
+import { parseArgs } from 'node:util';
+import { gzipSync } from 'node:zlib';
+import { createClient } from 'graphql-ws';
+import WebSocket from 'ws';
+import { openModel, type LensModel } from '../src/lens/index.js';
+import { buildApp } from '../src/server/app.js';
+import { ModelRegistry } from '../src/server/models.js';
+import { makeCheckpoint, RECIPES, type FixtureRecipe } from '../test/helpers/fixtures.js';
+import { GPT2_SMALL, gpt2Checkpoint, promptOfTokens } from './checkpoints.js';
+
+const { values } = parseArgs({
+  options: {
+    tokens: { type: 'string', default: '20' },
+    runs: { type: 'string', default: '3' },
+    clients: { type: 'string', default: '8' },
+    only: { type: 'string' },
+  },
+});
+const T = Number(values.tokens);
+const RUNS = Number(values.runs);
+const CLIENTS = Number(values.clients);
+
+const LLAMA80: FixtureRecipe = { ...RECIPES['llama-gqa-tied'], name: 'bench-llama-80L-v128k', layers: 80 };
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const kb = (b: number) => (b >= 2 ** 30 ? `${(b / 2 ** 30).toFixed(1)} GiB` : b >= 2 ** 20 ? `${(b / 2 ** 20).toFixed(1)} MiB` : `${(b / 1024).toFixed(1)} KiB`);
+const ms = (x: number) => `${x.toFixed(0)} ms`;
+
+/** Bytes actually received for one POST (no client-side decompression). */
+function wireBytes(url: string, body: unknown, gzip: boolean): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const headers: Record<string, string> = { 'content-type': 'application/json', accept: 'application/graphql-response+json' };
+    if (gzip) headers['accept-encoding'] = 'gzip';
+    const req = request(url, { method: 'POST', headers }, (res) => {
+      let n = 0;
+      res.on('data', (c: Buffer) => (n += c.length));
+      res.on('end', () => (res.statusCode === 200 ? resolve(n) : reject(new Error(`HTTP ${res.statusCode}`))));
+    });
+    req.on('error', reject);
+    req.end(JSON.stringify(body));
+  });
+}
+
+async function post(url: string, query: string, variables: unknown): Promise<{ data?: any; errors?: unknown }> {
+  const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query, variables }) });
+  const body = (await res.json()) as { data?: any; errors?: unknown };
+  if (body.errors) throw new Error(JSON.stringify(body.errors));
+  return body;
+}
+
+const MODE1 = 'query($input: LensInput!) { lens(input: $input) { tokens { id text } layers topIndices topProbs } }';
+const MODE2 = 'query($input: LensInput!) { lens(input: $input) { tokens { id text } layers topIndices topProbs tracked { tokenIds probs } } }';
+const WIDGET = 'query($input: LensInput!) { lens(input: $input) { widget(format: V2) } }';
+const TIMED = 'query($input: LensInput!) { lens(input: $input) { timings { totalMs batchSize } } }';
+const STREAM = `subscription($input: LensInput!) { lensLayers(input: $input) { __typename ... on LayerResult { layer topIndices topProbs } ... on LensCompleted { result { id } } } }`;
+
+/** JSON and gzip size per probability of a full distribution, from one synthetic softmax row. */
+function naivePerNumber(V: number): { json: number; gzipJson: number; gzipF32: number } {
+  let s = 7;
+  const rand = () => ((s = (s * 1103515245 + 12345) >>> 0) / 2 ** 32);
+  const logits = Array.from({ length: V }, () => {
+    const u = Math.max(rand(), 1e-12);
+    return 3 * Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * rand());
+  });
+  const m = logits.reduce((a, b) => (b > a ? b : a), -Infinity);
+  const e = logits.map((x) => Math.exp(x - m));
+  const z = e.reduce((a, b) => a + b, 0);
+  const p = e.map((x) => x / z);
+  const json = Buffer.from(JSON.stringify(p));
+  const f32 = Buffer.from(new Float32Array(p).buffer);
+  return { json: json.length / V, gzipJson: gzipSync(json).length / V, gzipF32: gzipSync(f32).length / V };
+}
+
+async function benchModel(label: string, model: LensModel, url: string, prompt: string) {
+  const info = model.info;
+  const input = { model: info.id, prompt, topK: 5 };
+  const inputTracked = { ...input, trackAcrossLayers: true };
+  const tokens = model.tokenize(prompt).length;
+  const L = info.numLayers;
+  const V = info.vocabSize;
+  await post(url, MODE1, { input }); // warm-up
+
+  const bytes = {
+    mode1: [await wireBytes(url, { query: MODE1, variables: { input } }, false), await wireBytes(url, { query: MODE1, variables: { input } }, true)],
+    mode2: [await wireBytes(url, { query: MODE2, variables: { input: inputTracked } }, false), await wireBytes(url, { query: MODE2, variables: { input: inputTracked } }, true)],
+    widget: [await wireBytes(url, { query: WIDGET, variables: { input: inputTracked } }, false), await wireBytes(url, { query: WIDGET, variables: { input: inputTracked } }, true)],
+  };
+  const per = naivePerNumber(V);
+  const n = L * tokens * V;
+  const naive = { f32: n * 4, gzipF32: n * per.gzipF32, json: n * per.json, gzipJson: n * per.gzipJson };
+
+  // Streaming latency over graphql-ws.
+  const ws = createClient({ url: url.replace(/^http/, 'ws'), webSocketImpl: WebSocket, retryAttempts: 0 });
+  const first: number[] = [];
+  const total: number[] = [];
+  for (let r = 0; r < RUNS; r++) {
+    const t0 = performance.now();
+    let f = 0;
+    for await (const ev of ws.iterate<any>({ query: STREAM, variables: { input } })) {
+      if (!f && ev.data?.lensLayers.__typename === 'LayerResult') f = performance.now() - t0;
+    }
+    first.push(f);
+    total.push(performance.now() - t0);
+  }
+  await ws.dispose();
+  const queryTimes: number[] = [];
+  for (let r = 0; r < RUNS; r++) {
+    const t0 = performance.now();
+    await post(url, MODE1, { input });
+    queryTimes.push(performance.now() - t0);
+  }
+
+  // Throughput: the same number of requests from 1 client in sequence and from N clients at once.
+  const requests = CLIENTS * 2;
+  let t0 = performance.now();
+  for (let i = 0; i < requests; i++) await post(url, TIMED, { input: { ...input, prompt: `${prompt} ${i}` } });
+  const seqRps = requests / ((performance.now() - t0) / 1000);
+  t0 = performance.now();
+  const batches: number[] = [];
+  await Promise.all(
+    Array.from({ length: CLIENTS }, async (_, c) => {
+      for (let i = 0; i < requests / CLIENTS; i++) {
+        const r = await post(url, TIMED, { input: { ...input, prompt: `${prompt} ${c}-${i}` } });
+        batches.push(r.data.lens.timings.batchSize);
+      }
+    }),
+  );
+  const concRps = requests / ((performance.now() - t0) / 1000);
+
+  return { label, info, tokens, bytes, naive, first: median(first), total: median(total), query: median(queryTimes), seqRps, concRps, meanBatch: batches.reduce((a, b) => a + b, 0) / batches.length };
+}
+
+async function main() {
+  const specs: Array<{ key: string; label: string; dir: () => string; id: string }> = [
+    { key: 'gpt2', label: 'GPT-2-small shape (12 L, d 768, V 50257)', dir: () => gpt2Checkpoint(GPT2_SMALL), id: 'gpt2-small' },
+    { key: 'llama80', label: '80 L, d 64, V 128256 (Llama-3 70B bandwidth shape)', dir: () => makeCheckpoint(LLAMA80), id: 'llama-80l' },
+  ].filter((s) => !values.only || s.key === values.only);
+
+  const registry = new ModelRegistry({ maxQueue: 256, batchWindowMs: 2, maxBatchSize: CLIENTS });
+  const models: LensModel[] = [];
+  for (const s of specs) {
+    const t = performance.now();
+    const m = await openModel(s.dir(), { id: s.id, device: 'auto' });
+    console.error(`opened ${s.id} on ${m.info.device} in ${ms(performance.now() - t)}`);
+    registry.add(m);
+    models.push(m);
+  }
+  registry.markReady();
+  const app = buildApp({ registry, port: 0, host: '127.0.0.1', logging: false, graphiql: false });
+  const { url } = await app.start();
+
+  const rows = [];
+  for (const [i, s] of specs.entries()) rows.push(await benchModel(s.label, models[i], url, promptOfTokens(T)));
+  await app.stop();
+  await registry.close();
+
+  console.log(`\n## Gateway benchmark (${cpus().length} × ${cpus()[0]?.model.trim()}, device ${models.map((m) => `${m.info.id}: ${m.info.device}`).join(', ')}; top-5; median of ${RUNS})\n`);
+  for (const r of rows) {
+    console.log(`### ${r.label} — ${r.tokens} tokens\n`);
+    console.log('| payload | identity | gzip |');
+    console.log('|---|---:|---:|');
+    console.log(`| mode 1: top-5 ids + probs per (layer, position) | ${kb(r.bytes.mode1[0])} | ${kb(r.bytes.mode1[1])} |`);
+    console.log(`| mode 2: + trajectories of every top-5 token | ${kb(r.bytes.mode2[0])} | ${kb(r.bytes.mode2[1])} |`);
+    console.log(`| widget JSON V2 (mode 2) | ${kb(r.bytes.widget[0])} | ${kb(r.bytes.widget[1])} |`);
+    console.log(`| naive full distributions, float32 binary | ${kb(r.naive.f32)} | ≈ ${kb(r.naive.gzipF32)} |`);
+    console.log(`| naive full distributions, JSON numbers (estimated) | ≈ ${kb(r.naive.json)} | ≈ ${kb(r.naive.gzipJson)} |`);
+    console.log('');
+    console.log('| latency | time |');
+    console.log('|---|---:|');
+    console.log(`| graphql-ws: first LayerResult | ${ms(r.first)} |`);
+    console.log(`| graphql-ws: LensCompleted (all ${r.info.numLayers} layers) | ${ms(r.total)} |`);
+    console.log(`| HTTP Query.lens, mode 1 | ${ms(r.query)} |`);
+    console.log('');
+    console.log(`| throughput (${CLIENTS * 2} requests, mode 1) | req/s |`);
+    console.log('|---|---:|');
+    console.log(`| 1 client, sequential | ${r.seqRps.toFixed(2)} |`);
+    console.log(`| ${CLIENTS} concurrent clients (mean batch ${r.meanBatch.toFixed(1)}) | ${r.concRps.toFixed(2)} |`);
+    console.log('');
+  }
+  console.log('Naive rows: L × T × V probabilities; float32 size is exact, JSON/gzip sizes extrapolate one synthetic softmax row (logit std 3).');
+}
+
+await main();
