@@ -79,7 +79,14 @@ export class OnnxLensModel implements LensModel {
     const ckpt = openCheckpoint(dir);
     const spec = detectArchitecture(ckpt.config, opts.modelType);
     const plan = spec.plan(ckpt.config);
-    const w = new WeightBinder(ckpt, spec.optionalPrefixes);
+    if (opts.dtype !== undefined && opts.dtype !== 'float32' && opts.dtype !== 'float16') {
+      throw new LensError('BAD_USER_INPUT', `dtype must be "float32" or "float16" (got ${JSON.stringify(opts.dtype)})`);
+    }
+    // The provider decides the default compute type, so it is chosen before any graph is built.
+    const factory = await sessionFactory(ckpt.dataRoot, opts.device ?? 'auto');
+    const ckptDtype = new WeightBinder(ckpt).dominantDtype();
+    const computeType = opts.dtype ?? (factory.provider === 'cuda' && (ckptDtype === 'F16' || ckptDtype === 'BF16') ? 'float16' : 'float32');
+    const w = new WeightBinder(ckpt, spec.optionalPrefixes, computeType === 'float16' ? 'float16' : 'float');
     const embedder = new Embedder(plan.embedding, w, plan.hiddenSize, plan.vocabSize, plan.maxPositions);
     const headGraph = buildLensHead(plan, w);
     const blockGraphs = plan.blocks.map((b, i) => buildBlockGraph(b, i, plan.hiddenSize, w));
@@ -92,7 +99,6 @@ export class OnnxLensModel implements LensModel {
       );
     }
     const tokenizer = loadTokenizer(ckpt.tokenizerJson, ckpt.tokenizerConfig);
-    const factory = await sessionFactory(ckpt.dataRoot, opts.device ?? 'auto', headGraph);
     const head = await factory.create(headGraph);
     const blocks: Session[] = [];
     for (const g of blockGraphs) blocks.push(await factory.create(g));
@@ -107,7 +113,8 @@ export class OnnxLensModel implements LensModel {
       maxPositions: plan.maxPositions,
       device: factory.provider,
       deviceNote: factory.note,
-      dtype: w.dominantDtype(),
+      dtype: ckptDtype,
+      computeType,
       parameters,
     };
     return new OnnxLensModel(info, plan, tokenizer, embedder, blocks, head, factory, graphs);
@@ -204,7 +211,7 @@ export class OnnxLensModel implements LensModel {
       return t;
     };
     const rot = plan.blocks[0]?.attn.rotary;
-    const tables = rot ? rotaryTables(rot, B, T) : undefined;
+    const tables = rot ? rotaryTables(rot, B, T, lengths) : undefined;
     const rotFeeds: Record<string, ort.Tensor> = tables
       ? {
           [BLOCK_INPUTS.cos]: new ort.Tensor('float32', tables.cos, [B, T, rot!.dims / 2]),
@@ -310,6 +317,10 @@ export class OnnxLensModel implements LensModel {
       const ids = out[HEAD.outputs.topIds].data as BigInt64Array;
       const lse = out[HEAD.outputs.lse].data as Float64Array;
       const normed = out[HEAD.outputs.normed].data as Float32Array;
+      if (!lse.every(Number.isFinite)) {
+        const hint = this.info.computeType === 'float16' ? '; float16 activations overflowed? open the model with dtype float32' : '';
+        throw new LensError('INTERNAL', `the lens head produced non-finite logits${hint}`);
+      }
       at = 0;
       for (const s of chunk) {
         const kk = s.job.req.topK;
@@ -342,14 +353,19 @@ export class OnnxLensModel implements LensModel {
     const { job } = s;
     if (s.point === 'FINAL' || !job.req.onLayer || job.error) return;
     const st = job.points.get(s.point)!;
-    job.req.onLayer({
-      layer: job.req.layers[s.layerIndex],
-      index: s.layerIndex,
-      count: job.req.layers.length,
-      point: s.point,
-      topIndices: st.topIndices[s.layerIndex],
-      topProbs: st.topProbs[s.layerIndex],
-    });
+    try {
+      job.req.onLayer({
+        layer: job.req.layers[s.layerIndex],
+        index: s.layerIndex,
+        count: job.req.layers.length,
+        point: s.point,
+        topIndices: st.topIndices[s.layerIndex],
+        topProbs: st.topProbs[s.layerIndex],
+      });
+    } catch (e) {
+      // A failing listener ends its own request, never the batch it shares.
+      job.error = new LensError('INTERNAL', `onLayer listener failed: ${(e as Error)?.message ?? e}`);
+    }
   }
 
   /** Mode 2: probabilities of every token that was top-k at any requested layer, at every requested layer. */

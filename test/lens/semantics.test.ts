@@ -118,6 +118,16 @@ describe('streaming and cancellation', () => {
     expect(seen).toEqual([0]);
   });
 
+  it('a throwing onLayer listener fails only its own request in a batch', async () => {
+    const [bad, good] = await gpt2.lensBatch([
+      { prompt: 'Hi', options: { onLayer: () => { throw new Error('boom'); } } },
+      { prompt: PROMPT, options: { onLayer: () => {} } },
+    ]);
+    expect(bad).toBeInstanceOf(LensError);
+    expect((bad as LensError).message).toMatch(/boom/);
+    expect((good as { topIndices: unknown[] }).topIndices).toHaveLength(3);
+  });
+
   it('rejects an already-aborted signal without running', async () => {
     const controller = new AbortController();
     controller.abort();
