@@ -54,11 +54,51 @@ export function rotary(config: RawConfig, dims: number, style: RotarySpec['style
       invFreq = llama3Scaling(invFreq, scaling, factor);
     } else if (type === 'dynamic') {
       // Dynamic NTK only changes frequencies past max_position_embeddings, which the lens rejects.
+    } else if (type === 'longrope' || type === 'su') {
+      // "su" is the name the first Phi-3-128k configs used for LongRoPE.
+      return longrope(config, scaling, theta, dims, style);
     } else {
       throw new LensError('CHECKPOINT_INVALID', `rope scaling type "${type}" is not supported`);
     }
   }
   return { style, dims, invFreq, attentionScaling };
+}
+
+/**
+ * Rotated dims per head: head_dim × partial_rotary_factor, floored as HF's int() does. The factor
+ * lives in rope_parameters (transformers ≥ 5), at the top level (Phi, Phi-3), or as GPT-NeoX's
+ * `rotary_pct`.
+ */
+export function rotaryDims(config: RawConfig, headDim: number, defaultFactor = 1): number {
+  const params = (config.rope_parameters ?? {}) as RawConfig;
+  const factor = num(params, ['partial_rotary_factor'], num(config, ['partial_rotary_factor', 'rotary_pct'], defaultFactor));
+  const dims = Math.floor(headDim * factor);
+  if (dims % 2 !== 0 || dims <= 0) {
+    throw new LensError('CHECKPOINT_INVALID', `rotary dims ${dims} (head_dim ${headDim} × ${factor}) must be a positive even number`);
+  }
+  return dims;
+}
+
+/**
+ * LongRoPE (Phi-3 128k, Phi-3.5): per-frequency divisors `short_factor` up to the original context,
+ * `long_factor` beyond it, and cos/sin scaled by an attention factor. HF derives `factor` from
+ * max_position_embeddings / original_max_position_embeddings whenever the config carries the
+ * original length at the top level (the published Phi-3 configs), not from scaling.factor.
+ */
+function longrope(config: RawConfig, s: Record<string, unknown>, theta: number, dims: number, style: RotarySpec['style']): RotarySpec {
+  const maxPos = num(config, ['max_position_embeddings']);
+  const topOrig = optNum(config, 'original_max_position_embeddings');
+  const orig = topOrig ?? num(s, ['original_max_position_embeddings'], maxPos);
+  const factor = topOrig !== undefined ? maxPos / orig : num(s, ['factor'], maxPos / orig);
+  const attentionScaling = num(s, ['attention_factor'], factor <= 1 ? 1 : Math.sqrt(1 + Math.log(factor) / Math.log(orig)));
+  const divided = (key: string): Float64Array => {
+    const ext = s[key];
+    if (!Array.isArray(ext) || ext.length !== dims / 2) {
+      throw new LensError('CHECKPOINT_INVALID', `longrope ${key} must list ${dims / 2} numbers`);
+    }
+    return Float64Array.from({ length: dims / 2 }, (_, i) => 1 / (Number(ext[i]) * theta ** ((2 * i) / dims)));
+  };
+  return { style, dims, invFreq: divided('short_factor'), attentionScaling, long: { invFreq: divided('long_factor'), beyond: orig } };
 }
 
 // Llama 3.1: long wavelengths are divided by `factor`, short ones kept, the band between blended.

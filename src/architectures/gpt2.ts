@@ -7,6 +7,7 @@ export const gpt2: ArchitectureSpec = {
   architectures: ['GPT2LMHeadModel', 'GPT2Model'],
   // The original "gpt2" checkpoint predates the `transformer.` wrapper.
   optionalPrefixes: ['transformer.'],
+  paths: { embed: 'transformer.wte', positions: 'transformer.wpe', layers: 'transformer.h', finalNorm: 'transformer.ln_f', unembed: 'lm_head' },
   plan(config: RawConfig) {
     const hidden = num(config, ['n_embd', 'hidden_size']);
     const heads = num(config, ['n_head', 'num_attention_heads']);

@@ -78,6 +78,7 @@ export const llama: ArchitectureSpec = {
   family: 'llama',
   aliases: ['llama2', 'llama3', 'codellama'],
   architectures: ['LlamaForCausalLM', 'LlamaModel'],
+  paths: { embed: 'model.embed_tokens', layers: 'model.layers', finalNorm: 'model.norm', unembed: 'lm_head' },
   plan: (config) =>
     llamaPlan('llama', config, {
       qkvBias: (c) => bool(c, 'attention_bias', false),

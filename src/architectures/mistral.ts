@@ -6,6 +6,7 @@ import type { ArchitectureSpec } from './spec.js';
 export const mistral: ArchitectureSpec = {
   family: 'mistral',
   architectures: ['MistralForCausalLM', 'MistralModel'],
+  paths: { embed: 'model.embed_tokens', layers: 'model.layers', finalNorm: 'model.norm', unembed: 'lm_head' },
   plan: (config) =>
     llamaPlan('mistral', config, {
       qkvBias: (c) => bool(c, 'attention_bias', false),

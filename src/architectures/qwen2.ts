@@ -4,7 +4,7 @@ import type { ArchitectureSpec, RawConfig } from './spec.js';
 
 // Qwen2 = Llama + biases on q/k/v (not o); sliding window only when use_sliding_window, and only on
 // layers at or past max_window_layers (or as listed in `layer_types`).
-function qwen2Window(config: RawConfig, layer: number): number | null {
+export function qwen2Window(config: RawConfig, layer: number): number | null {
   const types = config.layer_types as string[] | undefined;
   const window = optNum(config, 'sliding_window') ?? null;
   if (Array.isArray(types)) return types[layer] === 'sliding_attention' ? window : null;
@@ -16,5 +16,6 @@ export const qwen2: ArchitectureSpec = {
   family: 'qwen2',
   aliases: ['qwen'],
   architectures: ['Qwen2ForCausalLM', 'Qwen2Model'],
+  paths: { embed: 'model.embed_tokens', layers: 'model.layers', finalNorm: 'model.norm', unembed: 'lm_head' },
   plan: (config) => llamaPlan('qwen2', config, { qkvBias: () => true, window: qwen2Window, defaultTied: false }),
 };

@@ -1,8 +1,16 @@
 import { LensError } from '../lens/types.js';
+import { gemma, gemma2 } from './gemma.js';
+import { gptNeox } from './gpt-neox.js';
 import { gpt2 } from './gpt2.js';
+import { gptj } from './gptj.js';
 import { llama } from './llama.js';
 import { mistral } from './mistral.js';
+import { mixtral } from './mixtral.js';
+import { hfOlmo, olmo } from './olmo.js';
+import { phi } from './phi.js';
+import { phi3 } from './phi3.js';
 import { qwen2 } from './qwen2.js';
+import { qwen3 } from './qwen3.js';
 import type { ArchitectureSpec, RawConfig } from './spec.js';
 
 const families = new Map<string, ArchitectureSpec>();
@@ -12,7 +20,13 @@ export function registerArchitecture(spec: ArchitectureSpec): void {
   families.set(spec.family, spec);
 }
 
-for (const spec of [gpt2, llama, mistral, qwen2]) registerArchitecture(spec);
+const BUILT_IN = [gpt2, llama, mistral, qwen2, gptj, gptNeox, phi, phi3, gemma, gemma2, olmo, hfOlmo, qwen3, mixtral];
+for (const spec of BUILT_IN) registerArchitecture(spec);
+
+/** A registered family by its name or one of its aliases (case-insensitive). */
+export function architecture(name: string): ArchitectureSpec | undefined {
+  return byName(name);
+}
 
 export function supportedFamilies(): string[] {
   return [...families.values()].flatMap((s) => [s.family, ...(s.aliases ?? [])]).sort();
@@ -21,7 +35,7 @@ export function supportedFamilies(): string[] {
 function byName(name: string): ArchitectureSpec | undefined {
   const key = name.toLowerCase();
   for (const spec of families.values()) {
-    if (spec.family === key || spec.aliases?.includes(key)) return spec;
+    if (spec.family.toLowerCase() === key || spec.aliases?.some((a) => a.toLowerCase() === key)) return spec;
   }
   return undefined;
 }

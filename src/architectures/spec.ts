@@ -29,6 +29,12 @@ export interface RotarySpec {
   invFreq: Float64Array;
   /** Multiplies cos and sin (YaRN / LongRoPE attention factor); 1 otherwise. */
   attentionScaling: number;
+  /**
+   * LongRoPE (Phi-3): a prompt longer than `beyond` tokens is rotated with these frequencies
+   * instead (HF switches on the sequence length; lensgate decides per prompt, so a batch gives
+   * what each prompt alone would).
+   */
+  long?: { invFreq: Float64Array; beyond: number };
 }
 
 export type QkvSpec =
@@ -42,8 +48,12 @@ export type QkvSpec =
 export type MlpSpec = { size: number } & (
   | { kind: 'plain'; up: Linear; down: Linear; act: Activation }
   | { kind: 'gated'; gate: Linear; up: Linear; down: Linear; act: Activation }
-  /** Phi-3: one projection whose output is [gate | up]. */
-  | { kind: 'gated_fused'; gateUp: Linear; down: Linear; act: Activation }
+  /** One projection holding both halves: [gate | up] (Phi-3) or [up | gate] (AI2 OLMo's SwiGLU). */
+  | { kind: 'gated_fused'; gateUp: Linear; down: Linear; act: Activation; order?: 'gate_up' | 'up_gate' }
+  /**
+   * Mixtral: softmax over `router` logits, keep the top-k experts, renormalise their weights, and
+   * sum weight · gated expert MLP (act(gate)·up → down) over those k experts only.
+   */
   | {
       kind: 'moe';
       router: Linear;
@@ -118,6 +128,22 @@ export interface ModelPlan {
   skip: RegExp[];
 }
 
+/**
+ * Where a family keeps its top-level tensors (state-dict prefixes without the trailing dot), like
+ * the seed's MODEL_CONFIGS. `registerLayout` renames these to register a re-packaged checkpoint.
+ */
+export interface LayoutPaths {
+  /** Token embedding module, e.g. `model.embed_tokens`. */
+  embed: string;
+  /** Learned position embedding module (GPT-2 `transformer.wpe`). */
+  positions?: string;
+  /** Container of the blocks; block i is `${layers}.${i}`. */
+  layers: string;
+  finalNorm: string;
+  /** Untied unembedding module (`lm_head`, `embed_out`); tied checkpoints use `embed`. */
+  unembed: string;
+}
+
 export interface ArchitectureSpec {
   family: string;
   /** Other model_type strings that mean this family. */
@@ -129,5 +155,7 @@ export interface ArchitectureSpec {
    * A name missing from the checkpoint is retried without it.
    */
   optionalPrefixes?: string[];
+  /** The family's state-dict layout; families that declare it can be re-used by `registerLayout`. */
+  paths?: LayoutPaths;
   plan(config: RawConfig): ModelPlan;
 }

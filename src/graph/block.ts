@@ -121,8 +121,48 @@ function mlp(ctx: Ctx, x: string, m: MlpSpec, D: number): string {
   }
   if (m.kind === 'gated_fused') {
     const both = g.scoped('gate_up', () => linear(ctx, x, m.gateUp, D, 2 * I));
-    const [gate, up] = g.node('Split', [both, g.constInt64([I, I])], { attrs: { axis: -1 }, outputs: 2 });
+    const halves = g.node('Split', [both, g.constInt64([I, I])], { attrs: { axis: -1 }, outputs: 2 });
+    const [gate, up] = m.order === 'up_gate' ? [halves[1], halves[0]] : halves;
     return g.scoped('down', () => linear(ctx, g.op('Mul', [activate(g, gate, m.act), up]), m.down, I, D));
   }
-  throw new Error(`MLP kind ${m.kind} is built by its family's hook`);
+  return moe(ctx, x, m, D);
+}
+
+/**
+ * Top-k routed experts, sparse: each expert gathers only the rows routed to it, runs its gated MLP
+ * on those, and scatter-adds weight · output back. Rows are the flattened [B·T] positions
+ * (padding rows are routed too, like any row, and never read).
+ *
+ *   x [N,D] ─ router ─ softmax ─ TopK(k) ─ w / Σw ──────────────────────────────┐
+ *   for each expert e:  rows_e = NonZero(any(topi == e))                         │
+ *     Gather(x, rows_e) ─ down(act(gate)·up) ─ · Gather(w_e, rows_e) ─ ScatterND(+) into out [N,D]
+ */
+function moe(ctx: Ctx, x: string, m: Extract<MlpSpec, { kind: 'moe' }>, D: number): string {
+  const { g } = ctx;
+  const I = m.size;
+  const E = m.experts.length;
+  const flat = g.op('Reshape', [x, g.constInt64([-1, D])]);
+  const logits = g.scoped('router', () => linear(ctx, flat, m.router, D, E));
+  const probs = g.op('Softmax', [logits], { axis: -1 });
+  const [topv, topi] = g.node('TopK', [probs, g.constInt64([m.topK])], { attrs: { axis: -1, largest: 1, sorted: 1 }, outputs: 2 });
+  const weights = g.op('Div', [topv, g.op('ReduceSum', [topv, g.constInt64([-1])], { keepdims: 1 })], undefined, 'Renormalise');
+  const zero = g.constFloat([0]);
+  let out = g.op('Expand', [zero, g.op('Shape', [flat])], undefined, 'Zeros');
+  const axis1 = g.constInt64([1]);
+  m.experts.forEach((ex, e) => {
+    g.scoped(`experts.${e}`, () => {
+      const hit = g.op('Equal', [topi, g.constInt64([e], true)]);
+      // Weight of expert e per row (0 where it was not chosen), and the rows that chose it.
+      const we = g.op('ReduceSum', [g.op('Where', [hit, weights, zero]), axis1], { keepdims: 0 });
+      const chosen = g.op('ReduceMax', [g.op('Cast', [hit], { to: 1 }), axis1], { keepdims: 0 });
+      const rows = g.op('Reshape', [g.op('NonZero', [chosen]), g.constInt64([-1])], undefined, 'Rows');
+      const xe = g.op('Gather', [flat, rows], { axis: 0 });
+      const gate = g.scoped('gate', () => linear(ctx, xe, ex.gate, D, I));
+      const up = g.scoped('up', () => linear(ctx, xe, ex.up, D, I));
+      const y = g.scoped('down', () => linear(ctx, g.op('Mul', [activate(g, gate, m.act), up]), ex.down, I, D));
+      const scaled = g.op('Mul', [y, g.op('Unsqueeze', [g.op('Gather', [we, rows], { axis: 0 }), axis1])]);
+      out = g.op('ScatterND', [out, g.op('Unsqueeze', [rows, axis1]), scaled], { reduction: 'add' });
+    });
+  });
+  return g.op('Reshape', [out, g.op('Shape', [x])]);
 }

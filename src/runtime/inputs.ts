@@ -66,20 +66,22 @@ export function attentionBias(lengths: number[], T: number, window: number | nul
   return out;
 }
 
-/** cos/sin [B,T,R/2] for positions 0..T−1 of every (right-padded) row. */
-export function rotaryTables(rot: RotarySpec, B: number, T: number): { cos: Float32Array; sin: Float32Array } {
+/**
+ * cos/sin [B,T,R/2] for positions 0..T−1 of every (right-padded) row. With LongRoPE a row longer
+ * than `rot.long.beyond` tokens gets the long frequencies, as that prompt would alone in HF.
+ */
+export function rotaryTables(rot: RotarySpec, B: number, T: number, lengths?: number[]): { cos: Float32Array; sin: Float32Array } {
   const half = rot.dims / 2;
   const cos = new Float32Array(B * T * half);
   const sin = new Float32Array(B * T * half);
-  for (let t = 0; t < T; t++) {
-    for (let i = 0; i < half; i++) {
-      // HF computes position·inv_freq in float32; the product is rounded the same way here.
-      const angle = Math.fround(Math.fround(t) * Math.fround(rot.invFreq[i]));
-      const c = Math.cos(angle) * rot.attentionScaling;
-      const s = Math.sin(angle) * rot.attentionScaling;
-      for (let b = 0; b < B; b++) {
-        cos[(b * T + t) * half + i] = c;
-        sin[(b * T + t) * half + i] = s;
+  for (let b = 0; b < B; b++) {
+    const invFreq = rot.long && (lengths?.[b] ?? T) > rot.long.beyond ? rot.long.invFreq : rot.invFreq;
+    for (let t = 0; t < T; t++) {
+      for (let i = 0; i < half; i++) {
+        // HF computes position·inv_freq in float32; the product is rounded the same way here.
+        const angle = Math.fround(Math.fround(t) * Math.fround(invFreq[i]));
+        cos[(b * T + t) * half + i] = Math.cos(angle) * rot.attentionScaling;
+        sin[(b * T + t) * half + i] = Math.sin(angle) * rot.attentionScaling;
       }
     }
   }

@@ -1,0 +1,66 @@
+import { activation, bool, num, str } from './config.js';
+import type { ArchitectureSpec, Linear, NormSpec, RawConfig } from './spec.js';
+
+// GPT-J: one ln_1 feeds attention and MLP side by side (parallel residual), rotary on the first
+// rotary_dim dims of each head in the interleaved (rotate_every_two) pairing, no biases on
+// q/k/v/out, and an lm_head that carries a bias.
+export const gptj: ArchitectureSpec = {
+  family: 'gptj',
+  aliases: ['gpt-j'],
+  architectures: ['GPTJForCausalLM', 'GPTJModel'],
+  paths: { embed: 'transformer.wte', layers: 'transformer.h', finalNorm: 'transformer.ln_f', unembed: 'lm_head' },
+  plan(config: RawConfig) {
+    const hidden = num(config, ['n_embd', 'hidden_size']);
+    const heads = num(config, ['n_head', 'num_attention_heads']);
+    const numLayers = num(config, ['n_layer', 'num_hidden_layers']);
+    const inner = num(config, ['n_inner'], 4 * hidden);
+    const eps = num(config, ['layer_norm_epsilon'], 1e-5);
+    const headDim = hidden / heads;
+    // HF builds sin/cos for `rotary_dim or n_embd`; without rotary_dim that only broadcasts when the
+    // whole head rotates, so a null rotary_dim means the full head.
+    const rotDims = num(config, ['rotary_dim'], headDim);
+    const half = rotDims / 2;
+    // The sinusoid table is fixed at base 10000: GPTJConfig has no rope_theta.
+    const invFreq = Float64Array.from({ length: half }, (_, i) => 1 / 10000 ** ((2 * i) / rotDims));
+    const act = activation(str(config, 'activation_function', 'gelu_new'));
+    const ln = (name: string): NormSpec => ({ kind: 'layernorm', eps, weight: `${name}.weight`, bias: `${name}.bias` });
+    const lin = (name: string, bias: boolean): Linear => ({ weight: `${name}.weight`, bias: bias ? `${name}.bias` : undefined, layout: 'out_in' });
+    const tied = bool(config, 'tie_word_embeddings', false);
+    return {
+      family: 'gptj',
+      numLayers,
+      hiddenSize: hidden,
+      vocabSize: num(config, ['vocab_size']),
+      maxPositions: num(config, ['n_positions', 'max_position_embeddings']),
+      embedding: { tokens: 'transformer.wte.weight' },
+      blocks: Array.from({ length: numLayers }, (_, i) => {
+        const p = `transformer.h.${i}`;
+        return {
+          residual: 'parallel' as const,
+          ln1: ln(`${p}.ln_1`),
+          attn: {
+            qkv: {
+              kind: 'separate' as const,
+              q: lin(`${p}.attn.q_proj`, false),
+              k: lin(`${p}.attn.k_proj`, false),
+              v: lin(`${p}.attn.v_proj`, false),
+            },
+            o: lin(`${p}.attn.out_proj`, false),
+            numHeads: heads,
+            numKvHeads: heads,
+            headDim,
+            scale: 1 / Math.sqrt(headDim),
+            rotary: { style: 'interleaved' as const, dims: rotDims, invFreq, attentionScaling: 1 },
+            slidingWindow: null,
+          },
+          mlp: { kind: 'plain' as const, size: inner, up: lin(`${p}.mlp.fc_in`, true), down: lin(`${p}.mlp.fc_out`, true), act },
+        };
+      }),
+      finalNorm: ln('transformer.ln_f'),
+      // The bias stays lm_head's own even when the weight is tied to wte.
+      unembed: { weight: tied ? 'transformer.wte.weight' : 'lm_head.weight', bias: 'lm_head.bias' },
+      // Causal-mask buffers saved by older transformers versions.
+      skip: [/\.attn\.bias$/, /\.attn\.masked_bias$/],
+    };
+  },
+};

@@ -1,0 +1,91 @@
+// Every issue-5 recipe against the independent float64 reference (test/helpers/reference.ts): the
+// block-output lens, the after-attention lens (for parallel-residual families: h + attention branch
+// only) and the last layer against the model's own final distribution.
+import { afterAll, describe, expect, it } from 'vitest';
+import { type LensModel, type LensResult, openModel } from '../../src/lens/index.js';
+import { makeCheckpoint, recipe } from '../helpers/fixtures.js';
+import { loadReferenceModel, type RefModel, referenceLensOf } from '../helpers/reference.js';
+import { deviation, idsOf } from './helpers.js';
+
+const CASES = [
+  'gptj-tiny',
+  'neox-parallel',
+  'neox-sequential-f16',
+  'phi-tiny',
+  'phi3-tiny',
+  'phi3-longrope',
+  'gemma-tiny',
+  'gemma-bf16-h48',
+  'gemma2-tiny',
+  'gemma2-realcaps',
+  'olmo-tiny',
+  'olmo-untied',
+  'hf-olmo-tiny',
+  'hf-olmo-untied-clip',
+  'qwen3-tiny',
+  'mixtral-tiny',
+] as const;
+
+const PROMPTS = ['The capital of France is Paris, and the capital of Italy is', 'Hello'];
+const TOL = 1e-5;
+
+/** Worst deviation per case, printed at the end (the report quotes these). */
+const worst = new Map<string, number>();
+afterAll(() => {
+  if (process.env.LENSGATE_REPORT) console.log([...worst].map(([k, v]) => `${k}\t${v.toExponential(2)}`).join('\n'));
+});
+
+describe.each(CASES)('%s matches the float64 reference', (name) => {
+  let model: LensModel;
+  let refModel: RefModel;
+  afterAll(() => model?.close());
+
+  it.each(PROMPTS)('prompt %j: top-k, trajectories, after-attention lens and the final distribution', async (prompt) => {
+    const dir = makeCheckpoint(recipe(name));
+    model ??= await openModel(dir, { device: 'cpu' });
+    refModel ??= loadReferenceModel(dir);
+    const r = await model.lens(prompt, { topK: 5, trackAcrossLayers: true, points: ['BLOCK_OUTPUT', 'ATTENTION_OUTPUT'] });
+    const ref = referenceLensOf(refModel, idsOf(r));
+    expect(r.layers).toEqual([...Array(model.info.numLayers).keys()]);
+
+    const block = deviation(r, ref.logProbs);
+    expect(block.topKMismatches).toEqual([]);
+    expect(block.maxProbError).toBeLessThanOrEqual(TOL);
+
+    const attn = deviation({ ...r.attention!, layers: r.layers }, ref.attnLogProbs);
+    expect(attn.topKMismatches).toEqual([]);
+    expect(attn.maxProbError).toBeLessThanOrEqual(TOL);
+
+    // The last layer's lens is the model's own next-token distribution (full HF forward).
+    const last = r.layers.length - 1;
+    const final = deviation({ layers: [0], topIndices: [r.topIndices[last]], topProbs: [r.topProbs[last]], tracked: null }, [ref.finalLogProbs]);
+    expect(final.topKMismatches).toEqual([]);
+    expect(final.maxProbError).toBeLessThanOrEqual(TOL);
+    worst.set(name, Math.max(worst.get(name) ?? 0, block.maxProbError, attn.maxProbError, final.maxProbError));
+  });
+});
+
+// LongRoPE switches to long_factor once a prompt is longer than original_max_position_embeddings
+// (32 in the recipe): a 40-token prompt must match the reference's long-factor forward, and must not
+// drag a short prompt batched with it onto the long factors (HF would, for the padded batch).
+describe('phi3-longrope past the original context', () => {
+  const LONG = Array(10).fill('the quick brown fox').join(' '); // 40 tokens
+  let model: LensModel;
+  afterAll(() => model?.close());
+
+  it('long and short prompts in one batch each match their own reference', async () => {
+    const dir = makeCheckpoint(recipe('phi3-longrope'));
+    model = await openModel(dir, { device: 'cpu' });
+    expect(model.tokenize(LONG).length).toBeGreaterThan(32);
+    const opts = { topK: 5, trackAcrossLayers: true };
+    const [long, short] = (await model.lensBatch([{ prompt: LONG, options: opts }, { prompt: PROMPTS[0], options: opts }])) as LensResult[];
+    const refModel = loadReferenceModel(dir);
+    for (const r of [long, short]) {
+      const ref = referenceLensOf(refModel, idsOf(r));
+      const d = deviation(r, ref.logProbs);
+      expect(d.topKMismatches).toEqual([]);
+      expect(d.maxProbError).toBeLessThanOrEqual(TOL);
+      worst.set('phi3-longrope', Math.max(worst.get('phi3-longrope') ?? 0, d.maxProbError));
+    }
+  });
+});
