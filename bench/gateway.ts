@@ -65,8 +65,13 @@ const STREAM = `subscription($input: LensInput!) { lensLayers(input: $input) { _
 
 /** JSON and gzip size per probability of a full distribution, from one synthetic softmax row. */
 function naivePerNumber(V: number): { json: number; gzipJson: number; gzipF32: number } {
-  let s = 7;
-  const rand = () => ((s = (s * 1103515245 + 12345) >>> 0) / 2 ** 32);
+  let s = 0x9e3779b9;
+  const rand = () => {
+    s ^= s << 13;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    return (s >>> 0) / 2 ** 32;
+  };
   const logits = Array.from({ length: V }, () => {
     const u = Math.max(rand(), 1e-12);
     return 3 * Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * rand());
