@@ -15,7 +15,8 @@ export function roundToDtype(x: number, dtype: string): number {
   return x;
 }
 
-function toHalfBits(x: number): number {
+/** float → IEEE half bit pattern, round to nearest even (overflow → ±inf). */
+export function toHalfBits(x: number): number {
   f32[0] = x;
   const b = u32[0];
   const sign = (b >>> 16) & 0x8000;

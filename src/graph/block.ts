@@ -12,7 +12,7 @@ export const BLOCK_OUTPUTS = { hidden: 'hidden_out', attnResidual: 'attn_residua
  * Outputs: hidden_out [B,T,D]; attn_residual [B,T,D] = residual stream right after the attention branch.
  */
 export function buildBlockGraph(block: BlockSpec, layer: number, hiddenSize: number, w: WeightBinder): Uint8Array {
-  const g = new GraphBuilder(`block_${layer}`);
+  const g = new GraphBuilder(`block_${layer}`, w.compute);
   const ctx: Ctx = { g, w };
   const D = hiddenSize;
   const h = g.input(BLOCK_INPUTS.hidden, 'float', ['batch', 'seq', D]);
@@ -22,21 +22,28 @@ export function buildBlockGraph(block: BlockSpec, layer: number, hiddenSize: num
   const sin = rot ? g.input(BLOCK_INPUTS.sin, 'float', ['batch', 'seq', rot.dims / 2]) : '';
 
   g.scoped(`layers.${layer}`, () => {
-    const n1 = g.scoped('ln_1', () => norm(ctx, h, block.ln1, D));
-    let a = g.scoped('attn', () => attention(ctx, n1, bias, cos, sin, block.attn, D));
+    // The residual stream and its adds stay float32; the branches run in the compute type
+    // (toCompute/toFloat32 add no node in float32 graphs).
+    const hc = g.toCompute(h);
+    const n1 = g.scoped('ln_1', () => norm(ctx, hc, block.ln1, D));
+    // −1e9 overflows float16 to −inf, and a fully masked row (padding under a sliding window)
+    // would then softmax to NaN; −3e4 + any score stays finite and still exp()s to 0.
+    const maskC = g.compute === 'float' ? bias : g.toCompute(g.op('Max', [bias, g.constFloat32([-3e4])]));
+    const [cosC, sinC] = rot ? [g.toCompute(cos), g.toCompute(sin)] : [cos, sin];
+    let a = g.scoped('attn', () => attention(ctx, n1, maskC, cosC, sinC, block.attn, D));
     if (block.postAttnNorm) a = g.scoped('post_attn_norm', () => norm(ctx, a, block.postAttnNorm!, D));
-    const afterAttn = g.op('Add', [h, a], undefined, 'AttnResidual');
+    const afterAttn = g.op('Add', [h, g.toFloat32(a)], undefined, 'AttnResidual');
     let out: string;
     if (block.residual === 'sequential') {
-      const n2 = g.scoped('ln_2', () => norm(ctx, afterAttn, block.ln2!, D));
+      const n2 = g.scoped('ln_2', () => norm(ctx, g.toCompute(afterAttn), block.ln2!, D));
       let m = g.scoped('mlp', () => mlp(ctx, n2, block.mlp, D));
       if (block.postMlpNorm) m = g.scoped('post_mlp_norm', () => norm(ctx, m, block.postMlpNorm!, D));
-      out = g.op('Add', [afterAttn, m], undefined, 'MlpResidual');
+      out = g.op('Add', [afterAttn, g.toFloat32(m)], undefined, 'MlpResidual');
     } else {
       // Parallel: both branches read the block input; "after attention" is h + attn branch alone.
-      const n2 = block.ln2 ? g.scoped('ln_2', () => norm(ctx, h, block.ln2!, D)) : n1;
+      const n2 = block.ln2 ? g.scoped('ln_2', () => norm(ctx, hc, block.ln2!, D)) : n1;
       const m = g.scoped('mlp', () => mlp(ctx, n2, block.mlp, D));
-      out = g.op('Add', [afterAttn, m], undefined, 'MlpResidual');
+      out = g.op('Add', [afterAttn, g.toFloat32(m)], undefined, 'MlpResidual');
     }
     g.output(out, BLOCK_OUTPUTS.hidden, 'float', ['batch', 'seq', D]);
     g.output(afterAttn, BLOCK_OUTPUTS.attnResidual, 'float', ['batch', 'seq', D]);

@@ -3,29 +3,44 @@ import { GraphBuilder } from './onnx-builder.js';
 import { type Ctx, norm } from './layers.js';
 import type { WeightBinder } from './weights.js';
 
-/**
- * logits = softcap(normed · Wᵀ + b) for all V columns, or for the `ids` columns only.
- * W is [V, D] (torch Linear or tied embedding); Gemm(transB) reads it in place.
- */
-function unembed({ g, w }: Ctx, normed: string, plan: ModelPlan, ids?: string): string {
-  const V = plan.vocabSize;
-  const D = plan.hiddenSize;
-  let W = w.bind(g, plan.unembed.weight, [V, D]);
-  let b = plan.unembed.bias ? w.bind(g, plan.unembed.bias, [V]) : undefined;
-  if (ids) {
-    W = g.op('Gather', [W, ids], { axis: 0 }, 'GatherColumns');
-    if (b) b = g.op('Gather', [b, ids], { axis: 0 }, 'GatherBias');
-  }
-  let logits = g.op('Gemm', b ? [normed, W, b] : [normed, W], { transB: 1 }, 'Unembed');
+interface UnembedWeights {
+  W: string;
+  b?: string;
+}
+
+/** W [V, D] (torch Linear or tied embedding) and the optional bias, bound once per graph. */
+function unembedWeights({ g, w }: Ctx, plan: ModelPlan): UnembedWeights {
+  const W = w.bind(g, plan.unembed.weight, [plan.vocabSize, plan.hiddenSize]);
+  return { W, b: plan.unembed.bias ? w.bind(g, plan.unembed.bias, [plan.vocabSize]) : undefined };
+}
+
+function softcap(g: GraphBuilder, logits: string, plan: ModelPlan): string {
   const cap = plan.unembed.softcap;
-  if (cap !== undefined) {
-    const c = g.constFloat([cap]);
-    logits = g.op('Mul', [g.op('Tanh', [g.op('Div', [logits, c])]), c], undefined, 'FinalSoftcap');
+  if (cap === undefined) return logits;
+  const c = g.constFloat32([cap]);
+  return g.op('Mul', [g.op('Tanh', [g.op('Div', [logits, c])]), c], undefined, 'FinalSoftcap');
+}
+
+/**
+ * logits = softcap(normed · Wᵀ + b) for all V columns, or for the `ids` columns only; float32 out.
+ * Gemm(transB) reads W in place. The `ids` form computes in float32 whatever the compute type
+ * (gathered columns are few), so trajectories get float32-accurate logits.
+ */
+function unembed(ctx: Ctx, normed: string, plan: ModelPlan, ids?: string, uw = unembedWeights(ctx, plan)): string {
+  const { g } = ctx;
+  let { W, b } = uw;
+  if (ids) {
+    W = g.toFloat32(g.op('Gather', [W, ids], { axis: 0 }, 'GatherColumns'));
+    if (b) b = g.toFloat32(g.op('Gather', [b, ids], { axis: 0 }, 'GatherBias'));
+    return softcap(g, g.op('Gemm', b ? [normed, W, b] : [normed, W], { transB: 1 }, 'Unembed'), plan);
   }
-  return logits;
+  return softcap(g, g.toFloat32(g.op('Gemm', b ? [g.toCompute(normed), W, b] : [g.toCompute(normed), W], { transB: 1 }, 'Unembed')), plan);
 }
 
 const DOUBLE = 11;
+
+/** Extra float16 top-k candidates rescored in float32, so near-ties at the k-th place still come out right. */
+const RESCORE_MARGIN = 8;
 
 export const HEAD = {
   inputs: { hidden: 'hidden', k: 'k' },
@@ -38,31 +53,78 @@ export const HEAD = {
  *   hidden [N,D] ─ final norm ─┬─ normed (kept for trajectories)
  *                              └─ unembed ─ logits [N,V] ─┬─ ReduceLogSumExp ─ lse [N]
  *                                                         └─ TopK(k) ─ values − lse, ids
+ *
+ * In float16 graphs the logits are rounded to float16 (≈5e-3 at |logit| ≈ 10, too coarse for
+ * probabilities within 2e-3), so TopK(k + margin) there only picks candidates: their logits are
+ * recomputed in float32 from the gathered weight rows, re-ranked, and the log-sum-exp has the
+ * candidates' float16 terms swapped for the float32 ones.
  */
 export function buildLensHead(plan: ModelPlan, w: WeightBinder): Uint8Array {
-  const g = new GraphBuilder('lens_head');
+  const g = new GraphBuilder('lens_head', w.compute);
   const ctx = { g, w };
   const D = plan.hiddenSize;
   const h = g.input(HEAD.inputs.hidden, 'float', ['rows', D]);
   const k = g.input(HEAD.inputs.k, 'int64', [1]);
-  const normed = g.scoped('final_norm', () => norm(ctx, h, plan.finalNorm, D));
-  const logits = unembed(ctx, normed, plan);
+  const normed = g.scoped('final_norm', () => norm(ctx, g.toCompute(h), plan.finalNorm, D));
+  const uw = unembedWeights(ctx, plan);
+  const normed32 = g.toFloat32(normed);
+  const logits = unembed(ctx, normed32, plan, undefined, uw);
   // A float32 sum over ~50k–150k terms drifts by ~1e-4 relative; accumulate the normaliser in float64.
-  const lse = g.op('ReduceLogSumExp', [g.op('Cast', [logits], { to: DOUBLE }), g.constInt64([1])], { keepdims: 0 });
-  const [values, ids] = g.node('TopK', [logits, k], { attrs: { axis: -1, largest: 1, sorted: 1 }, outputs: 2 });
+  let lse = g.op('ReduceLogSumExp', [g.op('Cast', [logits], { to: DOUBLE }), g.constInt64([1])], { keepdims: 0 });
+  let values: string;
+  let ids: string;
+  if (g.compute === 'float') {
+    [values, ids] = g.node('TopK', [logits, k], { attrs: { axis: -1, largest: 1, sorted: 1 }, outputs: 2 });
+  } else {
+    ({ values, ids, lse } = g.scoped('rescore', () => rescore(ctx, plan, uw, normed32, logits, lse, k)));
+  }
   const logp = g.op('Sub', [g.op('Cast', [values], { to: DOUBLE }), g.op('Unsqueeze', [lse, g.constInt64([1])])], undefined, 'TopLogProbs');
   g.output(logp, HEAD.outputs.topLogProbs, 'double', ['rows', 'k']);
   g.output(ids, HEAD.outputs.topIds, 'int64', ['rows', 'k']);
   g.output(lse, HEAD.outputs.lse, 'double', ['rows']);
-  g.output(normed, HEAD.outputs.normed, 'float', ['rows', D]);
+  // Exact in float32, so the gather/stats graphs cast it back to the same compute-type values.
+  g.output(normed32, HEAD.outputs.normed, 'float', ['rows', D]);
   return g.toBytes();
+}
+
+/**
+ *   logits16 ─ TopK(kc = min(k + margin, V)) ─ cand ids [N,kc] ─ Gather W rows [N,kc,D] ─ float32 · normed ─ exact [N,kc]
+ *   exact ─ TopK(k) ─ values, ids (via GatherElements on cand)
+ *   lse = lse16 + log(max(0, 1 − Σ exp(cand16 − lse16)) + Σ exp(exact − lse16))      (float64)
+ */
+function rescore(
+  ctx: Ctx,
+  plan: ModelPlan,
+  uw: UnembedWeights,
+  normed32: string,
+  logits: string,
+  lse16: string,
+  k: string,
+): { values: string; ids: string; lse: string } {
+  const { g } = ctx;
+  const kc = g.op('Min', [g.op('Add', [k, g.constInt64([RESCORE_MARGIN])]), g.constInt64([plan.vocabSize])]);
+  const [cand16, cand] = g.node('TopK', [logits, kc], { attrs: { axis: -1, largest: 1, sorted: 1 }, outputs: 2 });
+  const rows = g.toFloat32(g.op('Gather', [uw.W, cand], { axis: 0 }, 'GatherRows'));
+  const axis2 = g.constInt64([2]);
+  let exact = g.op('ReduceSum', [g.op('Mul', [rows, g.op('Unsqueeze', [normed32, g.constInt64([1])])]), axis2], { keepdims: 0 }, 'Dot');
+  if (uw.b) exact = g.op('Add', [exact, g.toFloat32(g.op('Gather', [uw.b, cand], { axis: 0 }, 'GatherBias'))], undefined, 'Bias');
+  exact = softcap(g, exact, plan);
+  const [values, at] = g.node('TopK', [exact, k], { attrs: { axis: -1, largest: 1, sorted: 1 }, outputs: 2 });
+  const ids = g.op('GatherElements', [cand, at], { axis: 1 });
+  const axis1 = g.constInt64([1]);
+  const lseCol = g.op('Unsqueeze', [lse16, axis1]);
+  const mass = (x: string) => g.op('ReduceSum', [g.op('Exp', [g.op('Sub', [g.op('Cast', [x], { to: DOUBLE }), lseCol])]), axis1], { keepdims: 0 });
+  const zero = g.op('Cast', [g.constFloat32([0])], { to: DOUBLE });
+  const rest = g.op('Max', [g.op('Sub', [g.op('Cast', [g.constFloat32([1])], { to: DOUBLE }), mass(cand16)]), zero]);
+  const lse = g.op('Add', [lse16, g.op('Log', [g.op('Add', [rest, mass(exact)])])], undefined, 'CorrectedLse');
+  return { values, ids, lse };
 }
 
 export const GATHER = { inputs: { normed: 'normed', lse: 'lse', ids: 'ids' }, outputs: { logProbs: 'logprobs' } } as const;
 
 /** Log-probabilities of chosen ids from kept normed states and log-sum-exps: [N, M], M ≪ V. */
 export function buildGatherGraph(plan: ModelPlan, w: WeightBinder): Uint8Array {
-  const g = new GraphBuilder('lens_gather');
+  const g = new GraphBuilder('lens_gather', w.compute);
   const normed = g.input(GATHER.inputs.normed, 'float', ['rows', plan.hiddenSize]);
   const lse = g.input(GATHER.inputs.lse, 'double', ['rows']);
   const ids = g.input(GATHER.inputs.ids, 'int64', ['ids']);
@@ -82,16 +144,17 @@ export const STATS = {
  * `target` (the final layer's top-1). Needs the full distributions, so it stays in ORT too.
  */
 export function buildStatsGraph(plan: ModelPlan, w: WeightBinder): Uint8Array {
-  const g = new GraphBuilder('lens_stats');
+  const g = new GraphBuilder('lens_stats', w.compute);
   const ctx = { g, w };
   const D = plan.hiddenSize;
   const normed = g.input(STATS.inputs.normed, 'float', ['rows', D]);
   const finalNormed = g.input(STATS.inputs.finalNormed, 'float', ['rows', D]);
   const target = g.input(STATS.inputs.target, 'int64', ['rows']);
   const axis1 = g.constInt64([1]);
-  const logits = unembed(ctx, normed, plan);
+  const uw = unembedWeights(ctx, plan);
+  const logits = unembed(ctx, normed, plan, undefined, uw);
   const logp = g.op('LogSoftmax', [g.op('Cast', [logits], { to: DOUBLE })], { axis: -1 });
-  const logq = g.op('LogSoftmax', [g.op('Cast', [unembed(ctx, finalNormed, plan)], { to: DOUBLE })], { axis: -1 });
+  const logq = g.op('LogSoftmax', [g.op('Cast', [unembed(ctx, finalNormed, plan, undefined, uw)], { to: DOUBLE })], { axis: -1 });
   const plogp = g.op('Mul', [g.op('Exp', [logp]), logp]);
   const entropy = g.op('Neg', [g.op('ReduceSum', [plogp, axis1], { keepdims: 0 })]);
   const kl = g.op('ReduceSum', [g.op('Mul', [g.op('Exp', [logq]), g.op('Sub', [logq, logp])]), axis1], { keepdims: 0 });
@@ -108,10 +171,10 @@ export const NAIVE = { inputs: { hidden: 'hidden' }, outputs: { logits: 'logits'
 
 /** Benchmarks only: the full [N, V] logits, shipped to JS. */
 export function buildNaiveHead(plan: ModelPlan, w: WeightBinder): Uint8Array {
-  const g = new GraphBuilder('naive_head');
+  const g = new GraphBuilder('naive_head', w.compute);
   const ctx = { g, w };
   const h = g.input(NAIVE.inputs.hidden, 'float', ['rows', plan.hiddenSize]);
-  const normed = g.scoped('final_norm', () => norm(ctx, h, plan.finalNorm, plan.hiddenSize));
-  g.output(unembed(ctx, normed, plan), NAIVE.outputs.logits, 'float', ['rows', plan.vocabSize]);
+  const normed = g.scoped('final_norm', () => norm(ctx, g.toCompute(h), plan.finalNorm, plan.hiddenSize));
+  g.output(unembed(ctx, g.toFloat32(normed), plan), NAIVE.outputs.logits, 'float', ['rows', plan.vocabSize]);
   return g.toBytes();
 }

@@ -11,19 +11,21 @@ export interface Ctx {
 export function norm({ g, w }: Ctx, x: string, spec: NormSpec, dim: number): string {
   const axis = -1;
   const epsilon = { float: spec.eps };
+  // The default, spelled out: mean/variance in float32 even when x is float16.
+  const stash_type = 1;
   if (spec.kind === 'layernorm_noparam') {
     const ones = g.constFloat(Array(dim).fill(1), [dim]);
     const zeros = g.constFloat(Array(dim).fill(0), [dim]);
-    return g.op('LayerNormalization', [x, ones, zeros], { axis, epsilon });
+    return g.op('LayerNormalization', [x, ones, zeros], { axis, epsilon, stash_type });
   }
   let scale = w.bind(g, spec.weight!, [dim]);
   if (spec.offset) scale = g.op('Add', [scale, g.constFloat([spec.offset])], undefined, 'NormOffset');
   if (spec.kind === 'layernorm') {
     const inputs = spec.bias ? [x, scale, w.bind(g, spec.bias, [dim])] : [x, scale];
-    return g.op('LayerNormalization', inputs, { axis, epsilon });
+    return g.op('LayerNormalization', inputs, { axis, epsilon, stash_type });
   }
   // RMSNorm: x / sqrt(mean(x²) + eps) · scale (ORT's SimplifiedLayerNormalization, fp32 statistics).
-  return g.op('SimplifiedLayerNormalization', [x, scale], { axis, epsilon });
+  return g.op('SimplifiedLayerNormalization', [x, scale], { axis, epsilon, stash_type });
 }
 
 /** y = x·W (+ b) for Conv1D [in, out] or torch Linear [out, in] weights, without copying W. */

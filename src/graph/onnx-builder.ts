@@ -1,4 +1,5 @@
 import onnxProto from 'onnx-proto';
+import { toHalfBits } from '../checkpoint/dtype.js';
 
 const { onnx } = onnxProto;
 
@@ -16,6 +17,15 @@ const ELEM: Record<ElemType, number> = {
   int32: onnx.TensorProto.DataType.INT32,
   bool: onnx.TensorProto.DataType.BOOL,
 };
+
+/**
+ * The float type a graph computes in. Graph inputs/outputs that cross to JS stay float32 either
+ * way (Node has no Float16Array, and the residual stream keeps its precision between blocks);
+ * weights, constants and the arithmetic in between follow this.
+ */
+export type ComputeType = 'float' | 'float16';
+
+const ONNX_TYPE: Record<ComputeType, number> = { float: 1, float16: 10 };
 
 export type AttrValue = number | string | number[] | { float: number } | { floats: number[] };
 
@@ -44,7 +54,10 @@ export class GraphBuilder {
   private scopes: string[] = [];
   private domains = new Set<string>();
 
-  constructor(readonly name: string) {}
+  constructor(
+    readonly name: string,
+    readonly compute: ComputeType = 'float',
+  ) {}
 
   scoped<T>(scope: string, fn: () => T): T {
     this.scopes.push(scope);
@@ -99,26 +112,49 @@ export class GraphBuilder {
     return this.constant('int64', scalar ? [] : [values.length], values);
   }
 
+  /** A constant in the compute type: it meets compute-typed values in Mul/Add/Clip/…. */
   constFloat(values: number[], dims?: number[]): string {
+    return this.constant(this.compute, dims ?? [], values);
+  }
+
+  /** A float32 constant whatever the compute type (for math kept in float32). */
+  constFloat32(values: number[], dims?: number[]): string {
     return this.constant('float', dims ?? [], values);
   }
 
-  private constant(elemType: 'int64' | 'float', dims: number[], values: number[]): string {
+  /** float32 → compute type (no node when they are the same). */
+  toCompute(value: string): string {
+    return this.compute === 'float' ? value : this.op('Cast', [value], { to: ONNX_TYPE[this.compute] }, 'ToCompute');
+  }
+
+  /** compute type → float32 (no node when they are the same). */
+  toFloat32(value: string): string {
+    return this.compute === 'float' ? value : this.op('Cast', [value], { to: ONNX_TYPE.float }, 'ToFloat32');
+  }
+
+  private constant(elemType: 'int64' | 'float' | 'float16', dims: number[], values: number[]): string {
     const key = `${elemType}:${dims.join('x')}:${values.join(',')}`;
     const hit = this.constCache.get(key);
     if (hit) return hit;
     const name = `/const/${elemType}_${this.constCache.size}`;
     const t: onnxProto.onnx.ITensorProto = { name, dims, dataType: ELEM[elemType] };
     if (elemType === 'int64') t.int64Data = values;
+    // ONNX stores float16 in int32_data as the 16-bit patterns, one per element.
+    else if (elemType === 'float16') t.int32Data = values.map(toHalfBits);
     else t.floatData = values;
     this.inits.push(t);
     this.constCache.set(key, name);
     return name;
   }
 
-  /** A float tensor embedded in the graph (small: norm weights made up by the architecture, etc.). */
+  /** A tensor embedded in the graph in the compute type (small: norm weights made up by the architecture, etc.). */
   embedded(name: string, dims: number[], values: Float32Array): string {
-    this.inits.push({ name, dims, dataType: ELEM.float, rawData: new Uint8Array(values.buffer, values.byteOffset, values.byteLength) });
+    if (this.compute === 'float16') {
+      const bits = Uint16Array.from(values, toHalfBits);
+      this.inits.push({ name, dims, dataType: ELEM.float16, rawData: new Uint8Array(bits.buffer) });
+    } else {
+      this.inits.push({ name, dims, dataType: ELEM.float, rawData: new Uint8Array(values.buffer, values.byteOffset, values.byteLength) });
+    }
     return name;
   }
 

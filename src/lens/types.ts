@@ -18,6 +18,8 @@ export interface ModelInfo {
   deviceNote: string | null;
   /** Checkpoint weight dtype: "F32" | "F16" | "BF16" (mixed → the dominant one). */
   dtype: string;
+  /** Type the graphs compute in (weights on the device, block and head math); see OpenOptions.dtype. */
+  computeType: ComputeDtype;
   parameters: number;
 }
 
@@ -119,12 +121,20 @@ export interface LensRequest {
   options?: LensOptions;
 }
 
+export type ComputeDtype = 'float32' | 'float16';
+
 export interface OpenOptions {
   /** Id used in results; default: the directory's base name. */
   id?: string;
   /** Overrides detection from config.json. */
   modelType?: string;
   device?: Device;
+  /**
+   * Compute type. Default: float16 on CUDA for F16/BF16 checkpoints, float32 otherwise.
+   * float16 keeps the residual stream between blocks, norm statistics, the logits' top-k and
+   * the log-sum-exp in float32/float64; BF16 weights are converted to float16.
+   */
+  dtype?: ComputeDtype;
 }
 
 export interface LensModel {

@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import ort from 'onnxruntime-node';
+import { GraphBuilder } from '../graph/onnx-builder.js';
 import { type Device, LensError } from '../lens/types.js';
 
 ort.env.logLevel = 'error';
@@ -38,11 +39,29 @@ export function ortBinaryDir(): string {
 
 export const CUDA_PROVIDER_LIB = 'libonnxruntime_providers_cuda.so';
 
-/** Why CUDA cannot even be tried, or null when its provider library is in place. */
-export function cudaProviderMissing(): string | null {
+/**
+ * Why CUDA cannot even be tried, or null when its provider library is in place.
+ * `dir` is where onnxruntime-node loads providers from (a parameter for tests only).
+ */
+export function cudaProviderMissing(dir: string = ortBinaryDir()): string | null {
   if (process.platform !== 'linux') return null;
-  const lib = join(ortBinaryDir(), CUDA_PROVIDER_LIB);
+  const lib = join(dir, CUDA_PROVIDER_LIB);
   return existsSync(lib) ? null : `CUDA provider library not installed (${lib}); run npm run setup:cuda`;
+}
+
+/** x[1,4] · W[4,2]: small, but creating and running it initialises the device and its BLAS. */
+function defaultProbe(): Uint8Array {
+  const g = new GraphBuilder('cuda_probe');
+  const x = g.input('x', 'float', [1, 4]);
+  g.output(g.op('MatMul', [x, g.constFloat32([1, 2, 3, 4, 5, 6, 7, 8], [4, 2])]), 'y', 'float', [1, 2]);
+  return g.toBytes();
+}
+
+export interface FactoryOptions {
+  /** Graph the CUDA probe session runs; default: a tiny MatMul. */
+  probe?: Uint8Array;
+  /** Where to look for the CUDA provider library (tests); ORT itself always loads from ortBinaryDir(). */
+  providerDir?: string;
 }
 
 /**
@@ -50,16 +69,20 @@ export function cudaProviderMissing(): string | null {
  * back to CPU with the reason; `cuda` fails loudly. ORT throws (rather than falling back) when the
  * CUDA provider library is missing, so the probe is what decides.
  */
-export async function sessionFactory(dataRoot: string, device: Device, probe: Uint8Array): Promise<SessionFactory> {
+export async function sessionFactory(dataRoot: string, device: Device, opts: FactoryOptions = {}): Promise<SessionFactory> {
   let note: string | null = null;
-  const missing = device === 'cpu' ? null : cudaProviderMissing();
+  const missing = device === 'cpu' ? null : cudaProviderMissing(opts.providerDir);
   if (missing) {
     if (device === 'cuda') throw new LensError('DEVICE_UNAVAILABLE', `CUDA execution provider unavailable: ${missing}`);
     note = `using CPU: ${missing}`;
   } else if (device !== 'cpu') {
     try {
-      const s = await ort.InferenceSession.create(probe, options(dataRoot, 'cuda'));
-      await s.release();
+      const s = await ort.InferenceSession.create(opts.probe ?? defaultProbe(), options(dataRoot, 'cuda'));
+      try {
+        if (!opts.probe) await s.run({ x: new ort.Tensor('float32', new Float32Array([1, 1, 1, 1]), [1, 4]) });
+      } finally {
+        await s.release();
+      }
       return { provider: 'cuda', note: null, create: (m) => ort.InferenceSession.create(m, options(dataRoot, 'cuda')) };
     } catch (e) {
       const reason = (e as Error).message.split('\n')[0];
