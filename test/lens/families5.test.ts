@@ -1,7 +1,12 @@
 // Every issue-5 recipe against the independent float64 reference (test/helpers/reference.ts): the
 // block-output lens, the after-attention lens (for parallel-residual families: h + attention branch
 // only) and the last layer against the model's own final distribution.
+import onnxProto from 'onnx-proto';
 import { afterAll, describe, expect, it } from 'vitest';
+import { detectArchitecture } from '../../src/architectures/registry.js';
+import { openCheckpoint } from '../../src/checkpoint/hf-dir.js';
+import { buildBlockGraph } from '../../src/graph/block.js';
+import { WeightBinder } from '../../src/graph/weights.js';
 import { type LensModel, type LensResult, openModel } from '../../src/lens/index.js';
 import { makeCheckpoint, recipe } from '../helpers/fixtures.js';
 import { loadReferenceModel, type RefModel, referenceLensOf } from '../helpers/reference.js';
@@ -86,6 +91,28 @@ describe('phi3-longrope past the original context', () => {
       expect(d.topKMismatches).toEqual([]);
       expect(d.maxProbError).toBeLessThanOrEqual(TOL);
       worst.set('phi3-longrope', Math.max(worst.get('phi3-longrope') ?? 0, d.maxProbError));
+    }
+  });
+});
+
+// The MoE block is sparse: every expert's MLP reads only the rows routed to it (a Gather by the
+// NonZero of its routing mask) and scatter-adds its output back; no expert sees the whole batch.
+describe('mixtral MoE graph', () => {
+  it('gathers each expert its rows and scatter-adds the result', () => {
+    const ckpt = openCheckpoint(makeCheckpoint(recipe('mixtral-tiny')));
+    const plan = detectArchitecture(ckpt.config).plan(ckpt.config);
+    const graph = onnxProto.onnx.ModelProto.decode(buildBlockGraph(plan.blocks[0], 0, plan.hiddenSize, new WeightBinder(ckpt))).graph!;
+    const nodes = graph.node!;
+    const count = (op: string) => nodes.filter((n) => n.opType === op).length;
+    const E = 4;
+    expect(count('NonZero')).toBe(E);
+    expect(count('ScatterND')).toBe(E);
+    expect(count('TopK')).toBe(1);
+    for (let e = 0; e < E; e++) {
+      // The expert's gate projection consumes the gathered rows, not the flattened input.
+      const gate = nodes.find((n) => n.name!.includes(`/experts.${e}/gate/`) && n.opType !== 'Cast')!;
+      const producer = nodes.find((n) => n.output!.includes(gate.input![0]))!;
+      expect(producer.opType).toBe('Gather');
     }
   });
 });
