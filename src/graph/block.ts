@@ -149,11 +149,13 @@ function moe(ctx: Ctx, x: string, m: Extract<MlpSpec, { kind: 'moe' }>, D: numbe
   const I = m.size;
   const E = m.experts.length;
   const flat = g.op('Reshape', [x, g.constInt64([-1, D])]);
-  const logits = g.scoped('router', () => linear(ctx, flat, m.router, D, E));
+  // Routing and the sum over experts stay float32 in fp16 graphs: HF routes in float32, and the CPU
+  // EP has no float16 ScatterND with reduction.
+  const logits = g.toFloat32(g.scoped('router', () => linear(ctx, flat, m.router, D, E)));
   const probs = g.op('Softmax', [logits], { axis: -1 });
   const [topv, topi] = g.node('TopK', [probs, g.constInt64([m.topK])], { attrs: { axis: -1, largest: 1, sorted: 1 }, outputs: 2 });
   const weights = g.op('Div', [topv, g.op('ReduceSum', [topv, g.constInt64([-1])], { keepdims: 1 })], undefined, 'Renormalise');
-  const zero = g.constFloat([0]);
+  const zero = g.constFloat32([0]);
   let out = g.op('Expand', [zero, g.op('Shape', [flat])], undefined, 'Zeros');
   const axis1 = g.constInt64([1]);
   m.experts.forEach((ex, e) => {
@@ -167,9 +169,9 @@ function moe(ctx: Ctx, x: string, m: Extract<MlpSpec, { kind: 'moe' }>, D: numbe
       const gate = g.scoped('gate', () => linear(ctx, xe, ex.gate, D, I));
       const up = g.scoped('up', () => linear(ctx, xe, ex.up, D, I));
       const y = g.scoped('down', () => linear(ctx, g.op('Mul', [activate(g, gate, m.act), up]), ex.down, I, D));
-      const scaled = g.op('Mul', [y, g.op('Unsqueeze', [g.op('Gather', [we, rows], { axis: 0 }), axis1])]);
+      const scaled = g.op('Mul', [g.toFloat32(y), g.op('Unsqueeze', [g.op('Gather', [we, rows], { axis: 0 }), axis1])]);
       out = g.op('ScatterND', [out, g.op('Unsqueeze', [rows, axis1]), scaled], { reduction: 'add' });
     });
   });
-  return g.op('Reshape', [out, g.op('Shape', [x])]);
+  return g.toCompute(g.op('Reshape', [out, g.op('Shape', [x])]));
 }
