@@ -12,6 +12,7 @@ const USAGE = `usage: npm run --silent lens -- --model DIR --prompt TEXT [option
   --stats              entropy, KL to the final layer, rank of the final top-1
   --model-type TYPE    override architecture detection (gpt2, llama, …)
   --device D           auto | cpu | cuda (default auto)
+  --dtype T            float32 | float16 compute (default: float16 on CUDA for F16/BF16 checkpoints, else float32)
   --json               one JSON document on stdout
   --naive              benchmark path: full logits back to JS`;
 
@@ -33,6 +34,7 @@ function parse() {
         stats: { type: 'boolean', default: false },
         'model-type': { type: 'string' },
         device: { type: 'string', default: 'auto' },
+        dtype: { type: 'string' },
         json: { type: 'boolean', default: false },
         naive: { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
@@ -81,14 +83,16 @@ async function main() {
   const device = args.device as 'auto' | 'cpu' | 'cuda';
   if (!['auto', 'cpu', 'cuda'].includes(device)) fail(`--device must be auto, cpu or cuda`);
   const points: LensPoint[] = args.attention ? ['BLOCK_OUTPUT', 'ATTENTION_OUTPUT'] : ['BLOCK_OUTPUT'];
-  const model = await openModel(args.model, { modelType: args['model-type'], device });
+  const dtype = args.dtype as 'float32' | 'float16' | undefined;
+  if (dtype !== undefined && !['float32', 'float16'].includes(dtype)) fail(`--dtype must be float32 or float16`);
+  const model = await openModel(args.model, { modelType: args['model-type'], device, dtype });
   try {
     const options = { topK, layers, trackAcrossLayers: args.track, stats: args.stats, points };
     const r = args.naive ? await model.lensNaive(args.prompt, options) : await model.lens(args.prompt, options);
     if (args.json) {
       process.stdout.write(`${JSON.stringify(toJson(r))}\n`);
     } else {
-      process.stdout.write(`${r.model.id} (${r.model.modelType}, ${r.model.numLayers} layers, ${r.model.device}) — top-1 per layer and position\n`);
+      process.stdout.write(`${r.model.id} (${r.model.modelType}, ${r.model.numLayers} layers, ${r.model.device}, ${r.model.computeType}) — top-1 per layer and position\n`);
       process.stdout.write(`${table(r, (id) => model.decode(id))}\n`);
       process.stdout.write(`${r.timings.totalMs.toFixed(1)} ms\n`);
     }

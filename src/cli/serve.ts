@@ -1,5 +1,6 @@
-// npm start -- --model id=./dir [--model id2=./dir2] [--port 4000] [--host 0.0.0.0] [--device auto|cpu|cuda]
+// npm start -- --model id=./dir[@cuda[,float16]] [--model id2=./dir2] [--port 4000] [--host 0.0.0.0] [--device auto|cpu|cuda]
 //               [--cors-origin https://a.example,https://b.example] [--max-queue 64] [--batch-window-ms 2]
+//               [--trusted-documents src/client/persisted-documents.json [--trusted-only]]
 // With no --model, serves the embedded default model (models/tiny-facts-gpt2).
 
 import { existsSync } from 'node:fs';
@@ -10,10 +11,12 @@ import { openModel } from '../lens/index.js';
 import type { Device } from '../lens/types.js';
 import { buildApp } from '../server/app.js';
 import { ModelRegistry, type ModelSpec } from '../server/models.js';
+import { loadTrustedDocuments } from '../server/trusted-documents.js';
 
 const DEFAULT_MODEL_DIR = fileURLToPath(new URL('../../models/tiny-facts-gpt2', import.meta.url));
 
-const USAGE = `usage: npm start -- [--model id=./dir ...] [--port N] [--host H] [--device auto|cpu|cuda]
+const USAGE = `usage: npm start -- [--model id=./dir[@DEVICE[,DTYPE]] ...] [--port N] [--host H] [--device auto|cpu|cuda]
+                 (per model: @auto|@cpu|@cuda, optionally ,float32|,float16 — e.g. llama=./Llama-3.1-8B@cuda,float16)
                  [--cors-origin ORIGIN[,ORIGIN...]] [--max-queue N] [--batch-window-ms N]`;
 
 function fail(message: string): never {
@@ -22,11 +25,17 @@ function fail(message: string): never {
 }
 
 export function parseModelSpec(arg: string): ModelSpec {
-  const eq = arg.indexOf('=');
-  const [id, dir] = eq > 0 ? [arg.slice(0, eq), arg.slice(eq + 1)] : [basename(resolve(arg)), arg];
+  // A trailing @device[,dtype] only when it names one, so directories containing "@" still work.
+  const at = /@(auto|cpu|cuda)(?:,(float32|float16))?$/.exec(arg);
+  const path = at ? arg.slice(0, at.index) : arg;
+  const eq = path.indexOf('=');
+  const [id, dir] = eq > 0 ? [path.slice(0, eq), path.slice(eq + 1)] : [basename(resolve(path)), path];
   if (!/^[A-Za-z0-9._-]+$/.test(id)) fail(`model id "${id}" may only contain letters, digits, ".", "_" and "-"`);
   if (!dir) fail(`--model ${arg}: missing directory`);
-  return { id, dir: resolve(dir) };
+  const spec: ModelSpec = { id, dir: resolve(dir) };
+  if (at) spec.device = at[1] as Device;
+  if (at?.[2]) spec.dtype = at[2] as ModelSpec['dtype'];
+  return spec;
 }
 
 async function main(): Promise<void> {
@@ -39,6 +48,8 @@ async function main(): Promise<void> {
       'cors-origin': { type: 'string' },
       'max-queue': { type: 'string' },
       'batch-window-ms': { type: 'string' },
+      'trusted-documents': { type: 'string' },
+      'trusted-only': { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -69,8 +80,15 @@ async function main(): Promise<void> {
     batchWindowMs: values['batch-window-ms'] ? Number(values['batch-window-ms']) : undefined,
   });
   const origins = values['cors-origin']?.split(',').map((o) => o.trim()).filter(Boolean);
+  if (values['trusted-only'] && !values['trusted-documents']) fail('--trusted-only needs --trusted-documents FILE');
+  const trustedDocuments = values['trusted-documents']
+    ? { documents: loadTrustedDocuments(values['trusted-documents']), allowArbitraryDocuments: !values['trusted-only'] }
+    : undefined;
   const app = buildApp({
     registry,
+    trustedDocuments,
+    // GraphiQL sends arbitrary documents: pointless when only trusted ones run.
+    graphiql: values['trusted-only'] ? false : undefined,
     port,
     host: values.host,
     cors: origins ? { origin: origins } : undefined,
@@ -104,9 +122,9 @@ async function main(): Promise<void> {
     await registry.load(specs, async (dir, opts) => {
       const t0 = performance.now();
       const model = await openModel(dir, opts);
-      const { id, modelType, numLayers, device: ep, deviceNote } = model.info;
+      const { id, modelType, numLayers, device: ep, deviceNote, computeType } = model.info;
       console.log(
-        `lensgate: model ${id} (${modelType}, ${numLayers} layers) on ${ep} execution provider` +
+        `lensgate: model ${id} (${modelType}, ${numLayers} layers) on ${ep} execution provider, ${computeType}` +
           `${deviceNote ? ` — ${deviceNote}` : ''} [${Math.round(performance.now() - t0)} ms]`,
       );
       return model;

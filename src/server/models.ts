@@ -1,12 +1,15 @@
 // The models one gateway process serves, configured by the operator only (never client paths).
 
 import { ModelScheduler, type SchedulerOptions } from '../runtime/scheduler.js';
-import type { Device, LensModel } from '../lens/types.js';
+import type { ComputeDtype, Device, LensModel } from '../lens/types.js';
 
 export interface ModelSpec {
   id: string;
   dir: string;
   modelType?: string;
+  /** Per-model execution provider and compute type; default: the server-wide --device, dtype by device. */
+  device?: Device;
+  dtype?: ComputeDtype;
 }
 
 export interface ServedModel {
@@ -14,7 +17,10 @@ export interface ServedModel {
   readonly scheduler: ModelScheduler;
 }
 
-export type ModelOpener = (dir: string, options: { id?: string; modelType?: string; device?: Device }) => Promise<LensModel>;
+export type ModelOpener = (
+  dir: string,
+  options: { id?: string; modelType?: string; device?: Device; dtype?: ComputeDtype },
+) => Promise<LensModel>;
 
 export class ModelRegistry {
   private readonly served = new Map<string, ServedModel>();
@@ -37,7 +43,7 @@ export class ModelRegistry {
   load(specs: ModelSpec[], open: ModelOpener, device: Device = 'auto'): Promise<void> {
     this.loading = (async () => {
       for (const spec of specs) {
-        const model = await open(spec.dir, { id: spec.id, modelType: spec.modelType, device });
+        const model = await open(spec.dir, { id: spec.id, modelType: spec.modelType, device: spec.device ?? device, dtype: spec.dtype });
         this.add(model);
       }
       this.ready = true;

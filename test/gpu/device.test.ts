@@ -89,3 +89,27 @@ describe.skipIf(realProvider)('openModel on a machine without the CUDA provider'
     await expect(openModel(dir, { device: 'cuda' })).rejects.toMatchObject({ code: 'DEVICE_UNAVAILABLE' });
   });
 });
+
+describe('per-model device on the server command line', () => {
+  it('--model id=dir@device[,dtype] reaches openModel; the server-wide --device is the default', async () => {
+    const { parseModelSpec } = await import('../../src/cli/serve.js');
+    const { ModelRegistry } = await import('../../src/server/models.js');
+    expect(parseModelSpec('llama=/m/Llama-3.1-8B@cuda,float16')).toEqual({ id: 'llama', dir: '/m/Llama-3.1-8B', device: 'cuda', dtype: 'float16' });
+    expect(parseModelSpec('g=/m/gpt2@cpu')).toEqual({ id: 'g', dir: '/m/gpt2', device: 'cpu' });
+    expect(parseModelSpec('x=/m/user@host/dir')).toEqual({ id: 'x', dir: '/m/user@host/dir' });
+
+    const seen: unknown[] = [];
+    const registry = new ModelRegistry();
+    const fake = (id: string) => ({ info: { id }, close: async () => {} }) as never;
+    await registry.load(
+      [parseModelSpec('a=/m/a@cuda,float16'), parseModelSpec('b=/m/b')],
+      async (_dir, opts) => (seen.push(opts), fake(opts.id!)),
+      'cpu',
+    );
+    expect(seen).toEqual([
+      { id: 'a', modelType: undefined, device: 'cuda', dtype: 'float16' },
+      { id: 'b', modelType: undefined, device: 'cpu', dtype: undefined },
+    ]);
+    await registry.close();
+  });
+});
