@@ -12,7 +12,9 @@ const config: CodegenConfig = {
   generates: {
     'src/client/': {
       preset: 'client',
-      presetConfig: { fragmentMasking: false },
+      // persisted-documents.json (sha256 → operation) is the allow-list for `--trusted-documents`;
+      // each typed document also carries its hash in `__meta__.hash`.
+      presetConfig: { fragmentMasking: false, persistedDocuments: { hashAlgorithm: 'sha256' } },
       config: {
         useTypeImports: true,
         enumsAsTypes: true,

@@ -18,6 +18,8 @@ import type { ModelRegistry } from './models.js';
 import { MemoryResultStore, type ResultStore } from './result-store.js';
 import { attachGraphQLWs } from './ws.js';
 import { useCompression } from './compression.js';
+import { useTrustedDocuments, type TrustedDocumentsOptions } from './trusted-documents.js';
+import { serveViewer } from '../viewer/serve.js';
 
 export interface AppOptions {
   registry: ModelRegistry;
@@ -36,7 +38,9 @@ export interface AppOptions {
   logging?: boolean | 'debug' | 'info' | 'warn' | 'error';
   /** gzip whole JSON responses when the client accepts it (default true). */
   compression?: boolean;
-  /** Extra yoga plugins (e.g. trusted documents). */
+  /** Persisted operations (see trusted-documents.ts); enforced on HTTP and graphql-ws alike. */
+  trustedDocuments?: TrustedDocumentsOptions;
+  /** Extra yoga plugins. */
   plugins?: Plugin[];
 }
 
@@ -97,13 +101,15 @@ export function buildApp(options: AppOptions): App {
           );
         },
       }),
+      ...(options.trustedDocuments ? [useTrustedDocuments(options.trustedDocuments)] : []),
       ...(options.compression === false ? [] : [useCompression()]),
       ...(options.plugins ?? []),
     ],
   });
 
-  const server = createServer(withBodyLimit(options.bodyLimitBytes ?? 64 * 1024, yoga));
-  const ws = attachGraphQLWs(server, yoga);
+  // The web viewer answers GET / and /viewer/*; everything else goes on to GraphQL.
+  const server = createServer(serveViewer(withBodyLimit(options.bodyLimitBytes ?? 64 * 1024, yoga)));
+  const ws = attachGraphQLWs(server, yoga, { trustedDocuments: options.trustedDocuments });
   let stopping: Promise<void> | null = null;
 
   return {

@@ -7,6 +7,7 @@ import { GraphQLError, type ExecutionArgs } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer } from 'ws';
 import type { YogaServerInstance } from 'graphql-yoga';
+import { resolveDocument, type TrustedDocumentsOptions } from './trusted-documents.js';
 
 interface EnvelopedRoot {
   execute: (args: ExecutionArgs) => unknown;
@@ -14,8 +15,7 @@ interface EnvelopedRoot {
 }
 
 export interface WsOptions {
-  /** Returns errors for a document the server must refuse (e.g. not a trusted document). */
-  checkDocument?: (query: string | undefined, extensions: Record<string, unknown> | undefined) => GraphQLError | null;
+  trustedDocuments?: TrustedDocumentsOptions;
 }
 
 export function attachGraphQLWs(
@@ -31,15 +31,23 @@ export function attachGraphQLWs(
       subscribe: (args) => (args.rootValue as EnvelopedRoot).subscribe(args) as never,
       onSubscribe: async (ctx, _id, payload) => {
         try {
-          const refused = options.checkDocument?.(payload.query, payload.extensions ?? undefined);
-          if (refused) return [refused];
+          let query = payload.query;
+          if (options.trustedDocuments) {
+            const resolved = resolveDocument(options.trustedDocuments, {
+              query: payload.query,
+              documentId: (payload as { documentId?: unknown }).documentId,
+              extensions: payload.extensions,
+            });
+            if (resolved instanceof GraphQLError) return [resolved];
+            query = resolved;
+          }
           const { schema, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped({
             ...ctx,
             req: ctx.extra.request,
             socket: ctx.extra.socket,
-            params: payload,
+            params: { ...payload, query },
           });
-          const document = parse(payload.query);
+          const document = parse(query);
           const errors = validate(schema, document);
           if (errors.length > 0) return errors;
           const args: ExecutionArgs = {
