@@ -3,7 +3,7 @@ import { cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type LayerEvent, LensError, type LensModel, openModel } from '../../src/lens/index.js';
+import { type LayerEvent, LensError, type LensModel, type LensResult, openModel } from '../../src/lens/index.js';
 import { makeCheckpoint, RECIPES } from '../helpers/fixtures.js';
 import { referenceLens } from '../helpers/reference.js';
 import { idsOf } from './helpers.js';
@@ -139,7 +139,7 @@ describe('batching', () => {
   it('gives each request of a padded batch exactly what it gets alone (different lengths, options)', async () => {
     const prompts = ['Hi', PROMPT, 'One two three four five'];
     for (const model of [gpt2, llama]) {
-      const alone = [];
+      const alone: LensResult[] = [];
       for (const prompt of prompts) alone.push(await model.lens(prompt, { topK: 3, trackAcrossLayers: true }));
       const batch = await model.lensBatch([
         { prompt: prompts[0], options: { topK: 3, trackAcrossLayers: true } },
