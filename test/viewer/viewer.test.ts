@@ -1,0 +1,195 @@
+// The web viewer in a real browser (Debian chromium via playwright-core) against a live gateway on a
+// real tiny checkpoint: the heatmap must show exactly what Query.lens computes, hover and pins must
+// work, and a bad input must show the server's error code.
+
+import { existsSync, readFileSync } from 'node:fs';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { afterAll, beforeAll, expect, test } from 'vitest';
+import { LensAttentionDocument, LensCellsDocument } from '../../src/client/graphql.js';
+import type { LensModel } from '../../src/lens/types.js';
+import { http, startGateway, type Gateway } from '../server/harness.js';
+import { openTinyGpt2 } from '../server/models.js';
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+
+let gw: Gateway;
+let model: LensModel;
+let browser: Browser;
+let page: Page;
+const pageErrors: string[] = [];
+
+beforeAll(async () => {
+  if (!existsSync(CHROMIUM)) {
+    throw new Error(
+      `viewer tests need Debian's chromium at ${CHROMIUM} (apt-get install chromium, as .ci/run does; ` +
+        'or set CHROMIUM_PATH)',
+    );
+  }
+  model = await openTinyGpt2();
+  gw = await startGateway([model]);
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--no-first-run',
+    ],
+  });
+  page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  page.on('pageerror', (e) => pageErrors.push(e.message));
+});
+
+afterAll(async () => {
+  await browser?.close();
+  await gw?.stop();
+  await model?.close();
+});
+
+const origin = () => new URL(gw.url).origin;
+
+/** Waits until run number `n` has finished (the page auto-runs its default prompt as run 1). */
+async function waitForRun(n: number): Promise<string> {
+  await page.waitForFunction(
+    (want) => Number(document.body.dataset.runs) >= want && ['done', 'error', 'stopped'].includes(document.body.dataset.state ?? ''),
+    n,
+    { timeout: 30_000 },
+  );
+  return page.evaluate(() => document.body.dataset.state ?? '');
+}
+
+test('the page loads, lists the model and runs the default prompt by itself', async () => {
+  await page.goto(`${origin()}/`);
+  expect(await waitForRun(1)).toBe('done');
+  expect(await page.locator('#model option').allTextContents()).toEqual(['gpt2-tiny']);
+  await expect.poll(() => page.locator('#model-info').textContent()).toContain('3 layers');
+  expect(await page.locator('#timings').textContent()).toContain('server total');
+  expect(pageErrors).toEqual([]);
+});
+
+test('the heatmap holds numLayers × numTokens cells whose top-1 equals Query.lens', async () => {
+  const prompt = 'The quick brown fox jumps';
+  await page.fill('#prompt', prompt);
+  await page.fill('#topk', '4');
+  await page.click('#run');
+  expect(await waitForRun(2)).toBe('done');
+
+  const expected = await http(gw.url, LensCellsDocument, { input: { model: 'gpt2-tiny', prompt, topK: 4 }, k: 1 });
+  const { layers, cells } = expected.data!.lens;
+  const numTokens = cells[0].length;
+  expect(numTokens).toBe(model.tokenize(prompt).length);
+
+  // Cells are filled only from the streamed LayerResult events (LensCompleted carries no top-k).
+  const shown = await page.$$eval('#heatmap td', (tds) =>
+    tds.map((td) => ({
+      layer: Number(td.dataset.layer),
+      pos: Number(td.dataset.pos),
+      point: td.dataset.point,
+      token: td.dataset.token,
+      pending: td.classList.contains('pending'),
+    })),
+  );
+  expect(shown).toHaveLength(model.info.numLayers * numTokens);
+  expect(shown.every((c) => !c.pending && c.point === 'BLOCK_OUTPUT')).toBe(true);
+  // Last layer on top.
+  expect(shown[0].layer).toBe(model.info.numLayers - 1);
+  expect(shown[shown.length - 1].layer).toBe(0);
+  for (const c of shown) {
+    expect(c.token, `layer ${c.layer} position ${c.pos}`).toBe(cells[layers.indexOf(c.layer)][c.pos].token);
+  }
+  expect(await page.locator('#heatmap tfoot th').count()).toBe(numTokens + 1);
+});
+
+test('hovering a cell shows its top-k; clicking pins trajectories; the keyboard works too', async () => {
+  const cell = page.locator('#heatmap td[data-layer="1"][data-pos="2"]');
+  await cell.hover();
+  await expect.poll(() => page.locator('#tooltip').isVisible()).toBe(true);
+  expect(await page.locator('#tooltip li').count()).toBe(4);
+  expect(await page.locator('#tooltip').textContent()).toContain('layer 1');
+
+  await cell.click();
+  await page.locator('#heatmap td[data-layer="2"][data-pos="4"]').click();
+  expect(await page.locator('#pins li.pin').count()).toBe(2);
+  // One point per layer for each pinned token (trajectories were requested, so none is missing).
+  expect(await page.locator('#chart svg circle').count()).toBe(2 * model.info.numLayers);
+  const pinned = await page.locator('#pins li.pin').first().getAttribute('data-token-id');
+  expect(await cell.getAttribute('data-token-id')).toBe(pinned);
+
+  // Clicking a pinned cell again unpins it; Enter on a focused cell pins; arrows move the focus.
+  await cell.click();
+  expect(await page.locator('#pins li.pin').count()).toBe(1);
+  await page.keyboard.press('ArrowUp');
+  expect(await page.evaluate(() => (document.activeElement as HTMLElement).dataset.layer)).toBe('2');
+  await page.keyboard.press('Enter');
+  expect(await page.locator('#pins li.pin').count()).toBe(2);
+});
+
+test('stats colour modes recolour the cells and the legend', async () => {
+  const before = await page.locator('#heatmap td').first().evaluate((td) => (td as HTMLElement).style.background);
+  await page.selectOption('#color', 'rank');
+  expect(await page.locator('#legend').textContent()).toContain('rank of the final top-1');
+  // The last layer's top-1 is its own final top-1: rank 0, the darkest colour of the rank ramp.
+  const top = await page.locator('#heatmap td').first().evaluate((td) => (td as HTMLElement).style.background);
+  expect(top).not.toBe(before);
+  expect(top).toBe('rgb(127, 66, 12)');
+  await page.selectOption('#color', 'prob');
+});
+
+test('a layer subset (negative = from the end) with the attention sub-layer adds one row per read', async () => {
+  const prompt = 'Hello there';
+  await page.fill('#prompt', prompt);
+  await page.fill('#layers', '0, -1');
+  await page.check('#attn');
+  await page.click('#run');
+  expect(await waitForRun(3)).toBe('done');
+  const rows = await page.locator('#heatmap tbody th').allTextContents();
+  expect(rows).toEqual(['L2', '2 attn', 'L0', '0 attn']);
+
+  const input = { model: 'gpt2-tiny', prompt, topK: 4, layers: [0, 2], points: ['BLOCK_OUTPUT' as const, 'ATTENTION_OUTPUT' as const] };
+  const expected = (await http(gw.url, LensAttentionDocument, { input })).data!.lens;
+  const shown = await page.$$eval('#heatmap td', (tds) =>
+    tds.map((td) => ({ layer: Number(td.dataset.layer), pos: Number(td.dataset.pos), point: td.dataset.point, id: Number(td.dataset.tokenId) })),
+  );
+  expect(shown).toHaveLength(4 * model.tokenize(prompt).length);
+  for (const c of shown) {
+    const li = c.layer === 0 ? 0 : 1;
+    const want = c.point === 'ATTENTION_OUTPUT' ? expected.attention!.topIndices[li][c.pos][0] : expected.topIndices[li][c.pos][0];
+    expect(c.id, `${c.point} layer ${c.layer} position ${c.pos}`).toBe(want);
+  }
+  await page.fill('#layers', '');
+  await page.uncheck('#attn');
+});
+
+test('an invalid input (topK 0) shows the error code inline', async () => {
+  await page.fill('#topk', '0');
+  await page.click('#run');
+  expect(await waitForRun(4)).toBe('error');
+  const error = page.locator('#error');
+  expect(await error.isVisible()).toBe(true);
+  expect(await error.getAttribute('data-code')).toBe('BAD_USER_INPUT');
+  expect(await error.textContent()).toMatch(/BAD_USER_INPUT.*topK/);
+  // The last good heatmap stays on screen.
+  expect(await page.locator('#heatmap td').count()).toBeGreaterThan(0);
+  expect(pageErrors).toEqual([]);
+});
+
+test('under --trusted-only the viewer still works: it sends the persisted document hashes', async () => {
+  const documents = new Map(
+    Object.entries(JSON.parse(readFileSync('src/client/persisted-documents.json', 'utf8')) as Record<string, string>),
+  );
+  const trusted = await startGateway([model], { trustedDocuments: { documents, allowArbitraryDocuments: false } });
+  const p = await browser.newPage();
+  try {
+    await p.goto(`${new URL(trusted.url).origin}/`);
+    await p.waitForFunction(() => ['done', 'error'].includes(document.body.dataset.state ?? ''), null, { timeout: 30_000 });
+    expect(await p.locator('#error').textContent()).toBe('');
+    expect(await p.evaluate(() => document.body.dataset.state)).toBe('done');
+    expect(await p.locator('#heatmap td:not(.pending)').count()).toBeGreaterThan(0);
+  } finally {
+    await p.close();
+    await trusted.stop();
+  }
+});
