@@ -22,6 +22,7 @@ ModelRef.implement({
       description: 'Why the device differs from what was asked (e.g. CUDA fallback reason); null otherwise.',
     }),
     dtype: t.exposeString('dtype', { description: 'Checkpoint weight dtype: "F32", "F16" or "BF16".' }),
+    computeType: t.exposeString('computeType', { description: 'Type the graphs compute in: "float32" or "float16".' }),
     // Float, not Int: parameter counts pass 2^31 (an 8B model) and GraphQL Int is 32-bit.
     parameters: t.exposeFloat('parameters', { description: 'Parameter count (exact up to 2^53).' }),
   }),

@@ -49,6 +49,7 @@ describe('models and tokens', () => {
         device: 'cpu',
         deviceNote: null,
         dtype: 'F32',
+        computeType: 'float32',
         parameters: model.info.parameters,
       },
     ]);
