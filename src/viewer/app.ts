@@ -85,6 +85,7 @@ const ui = {
   pinsEmpty: $('pins-empty'),
   timings: $('timings'),
   exportBtn: $<HTMLButtonElement>('export'),
+  deviceNote: $('device-note'),
 };
 
 let models: Model[] = [];
@@ -194,13 +195,15 @@ function renderModelInfo(): void {
   const m = selectedModel();
   ui.modelInfo.replaceChildren();
   if (!m) return;
+  // Weights' dtype and the type the graphs compute in (computeType: only from servers that have it).
+  const compute = (m as { computeType?: string }).computeType;
   const chips: Array<[string, boolean?]> = [
     [m.modelType],
     [`${m.numLayers} layers`],
     [`d ${m.hiddenSize}`],
     [`vocab ${m.vocabSize.toLocaleString('en-US')}`],
     [`${compact(m.parameters)} params`],
-    [m.dtype],
+    [compute ? `${m.dtype} → ${compute}` : m.dtype],
     [`device: ${m.device}`, m.deviceNote != null],
   ];
   for (const [text, warn] of chips) {
@@ -210,7 +213,9 @@ function renderModelInfo(): void {
     if (warn && m.deviceNote) s.title = m.deviceNote;
     ui.modelInfo.append(s);
   }
-  if (m.deviceNote) ui.modelInfo.append(document.createTextNode(` ${m.deviceNote}`));
+  // The note can be long (a library path); it sits under the run panel rather than in the header.
+  ui.deviceNote.textContent = m.deviceNote ?? '';
+  ui.deviceNote.hidden = !m.deviceNote;
 }
 
 async function loadModels(): Promise<void> {
