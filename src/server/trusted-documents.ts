@@ -58,7 +58,9 @@ export function useTrustedDocuments(options: TrustedDocumentsOptions): Plugin {
       const raw = params as typeof params & { documentId?: unknown };
       const resolved = resolveDocument(options, raw);
       if (resolved instanceof GraphQLError) throw resolved;
-      if (resolved !== params.query) setParams({ ...params, query: resolved });
+      // yoga rejects unknown body keys, so `documentId` must not reach its parameter check.
+      const { documentId: _id, ...rest } = raw;
+      setParams({ ...rest, query: resolved });
     },
   };
 }
