@@ -264,7 +264,8 @@ function restoreFromHash(): void {
   if (h.has('track')) ui.track.checked = h.get('track') === '1';
   if (h.has('stats')) ui.stats.checked = h.get('stats') === '1';
   if (h.has('attn')) ui.attn.checked = h.get('attn') === '1';
-  if (h.has('color')) ui.color.value = h.get('color')!;
+  const color = h.get('color');
+  if (color && [...ui.color.options].some((o) => o.value === color)) ui.color.value = color;
 }
 
 function saveToHash(): void {

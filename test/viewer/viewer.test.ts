@@ -8,7 +8,7 @@ import { afterAll, beforeAll, expect, test } from 'vitest';
 import { LensAttentionDocument, LensCellsDocument } from '../../src/client/graphql.js';
 import type { LensModel } from '../../src/lens/types.js';
 import { http, startGateway, type Gateway } from '../server/harness.js';
-import { openTinyGpt2 } from '../server/models.js';
+import { openDeepGpt2, openTinyGpt2 } from '../server/models.js';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
@@ -191,5 +191,34 @@ test('under --trusted-only the viewer still works: it sends the persisted docume
   } finally {
     await p.close();
     await trusted.stop();
+  }
+});
+
+test('rows appear while later layers are still running, and Stop cancels the rest', async () => {
+  // 24 layers take long enough (~1 s on CPU) to see a half-filled heatmap.
+  const deep = await openDeepGpt2();
+  const gw2 = await startGateway([deep]);
+  const p = await browser.newPage();
+  try {
+    await p.goto(`${new URL(gw2.url).origin}/#autorun=0&stats=0`);
+    await p.waitForFunction(() => document.body.dataset.state === 'idle');
+    await p.fill('#prompt', 'one two three four five six seven eight nine ten eleven twelve '.repeat(4));
+    await p.click('#run');
+    await p.waitForFunction(
+      () => document.body.dataset.state === 'running' && document.querySelectorAll('#heatmap td:not(.pending)').length > 0,
+      null,
+      { timeout: 30_000, polling: 5 },
+    );
+    await p.click('#stop');
+    await p.waitForFunction(() => document.body.dataset.state === 'stopped', null, { timeout: 10_000 });
+    const filled = await p.locator('#heatmap td:not(.pending)').count();
+    const all = await p.locator('#heatmap td').count();
+    expect(filled).toBeGreaterThan(0);
+    expect(filled).toBeLessThan(all);
+    expect(await p.locator('#status').textContent()).toMatch(/^Stopped after \d+ of 24 layer reads/);
+  } finally {
+    await p.close();
+    await gw2.stop();
+    await deep.close();
   }
 });
