@@ -3,13 +3,13 @@
 
 import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { LensDocument, ModelsDocument } from '../../src/client/graphql.js';
+import { LensDocument, LensLayersDocument, ModelsDocument } from '../../src/client/graphql.js';
 import { openModel } from '../../src/lens/index.js';
 import type { LensModel } from '../../src/lens/types.js';
 import { buildApp } from '../../src/server/app.js';
 import { ModelRegistry } from '../../src/server/models.js';
 import { makeCheckpoint, RECIPES } from '../helpers/fixtures.js';
-import { http, startGateway, type Gateway } from './harness.js';
+import { collect, http, startGateway, wsClient, type Gateway } from './harness.js';
 import { openTinyGpt2 } from './models.js';
 
 let gw: Gateway;
@@ -129,6 +129,13 @@ test('unexpected failures are masked as INTERNAL', async () => {
     const r = await http(other.url, LensDocument, { input: { model: 'closed', prompt: 'The quick brown fox' } });
     expect(r.errors![0].extensions!.code).toBe('INTERNAL');
     expect(r.errors![0].message).toMatch(/^(Internal server error|Unexpected error\.)$/);
+    // Mid-stream, the failure is one error event after LensStarted; the socket stays usable.
+    const ws = wsClient(other.wsUrl);
+    const events = await collect(ws, LensLayersDocument, { input: { model: 'closed', prompt: 'The quick brown fox' } });
+    expect(events.map((e) => e.data?.lensLayers.__typename ?? e.errors![0].extensions!.code)).toEqual(['LensStarted', 'INTERNAL']);
+    const models = await collect(ws, LensLayersDocument, { input: { model: 'nope', prompt: 'x' } });
+    expect(models[0].errors![0].extensions!.code).toBe('MODEL_NOT_FOUND');
+    await ws.dispose();
   } finally {
     await other.stop();
   }

@@ -1,6 +1,7 @@
 // The per-model scheduler on a real tiny checkpoint: concurrent requests fold into one lensBatch
 // call and come back exactly as when run alone; a full queue refuses at once; cancellation.
 
+import { print } from 'graphql';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { LensDocument } from '../../src/client/graphql.js';
 import { LensError, type LensModel, type LensResult } from '../../src/lens/types.js';
@@ -131,6 +132,30 @@ describe('admission and cancellation', () => {
     await new Promise((r) => setTimeout(r, 20));
     expect(probe.batchSizes).toEqual([1]);
     expect(s.getStats()).toMatchObject({ queued: 0, running: 0 });
+  });
+
+  test('an HTTP client that disconnects cancels its Query.lens', async () => {
+    const probe = instrument(deep);
+    const gw = await startGateway([probe.model]);
+    try {
+      const ac = new AbortController();
+      const req = fetch(gw.url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ query: print(LensDocument), variables: { input: { model: 'gpt2-deep', prompt: 'The quick brown fox' } } }),
+        signal: ac.signal,
+      }).catch(() => 'aborted');
+      while (probe.layersComputed === 0) await new Promise((r) => setTimeout(r, 5));
+      ac.abort();
+      expect(await req).toBe('aborted');
+      await new Promise((r) => setTimeout(r, 150));
+      const at = probe.layersComputed;
+      await new Promise((r) => setTimeout(r, 300));
+      expect(probe.layersComputed).toBe(at);
+      expect(at).toBeLessThan(24);
+    } finally {
+      await gw.stop();
+    }
   });
 
   test('close() cancels running work between layers', async () => {
