@@ -34,7 +34,12 @@ function unembed(ctx: Ctx, normed: string, plan: ModelPlan, ids?: string, uw = u
     if (b) b = g.toFloat32(g.op('Gather', [b, ids], { axis: 0 }, 'GatherBias'));
     return softcap(g, g.op('Gemm', b ? [normed, W, b] : [normed, W], { transB: 1 }, 'Unembed'), plan);
   }
-  return softcap(g, g.toFloat32(g.op('Gemm', b ? [g.toCompute(normed), W, b] : [g.toCompute(normed), W], { transB: 1 }, 'Unembed')), plan);
+  if (g.compute === 'float') return softcap(g, g.op('Gemm', b ? [normed, W, b] : [normed, W], { transB: 1 }, 'Unembed'), plan);
+  // ORT's CPU Gemm has a float16 kernel ~100× slower than its float32 one, while CPU FusedMatMul runs
+  // float16 through float32 casts; on CUDA both are one cuBLAS GEMM.
+  let logits = g.node('FusedMatMul', [g.toCompute(normed), W], { domain: 'com.microsoft', attrs: { transB: 1, alpha: { float: 1 } }, name: 'Unembed' })[0];
+  if (b) logits = g.op('Add', [logits, b], undefined, 'UnembedBias');
+  return softcap(g, g.toFloat32(logits), plan);
 }
 
 const DOUBLE = 11;
