@@ -552,6 +552,8 @@ function fillRow(r: Run, row: Row): void {
     td.dataset.token = top.text;
     td.dataset.tokenId = String(top.id);
     td.dataset.prob = String(top.prob);
+    // Teacher-forced view: mark where the layer already predicts the prompt's actual next token.
+    td.classList.toggle('hit', p + 1 < r.tokens.length && r.tokens[p + 1].id === top.id);
     const where = row.point === 'ATTENTION_OUTPUT' ? `layer ${row.layer} attention` : `layer ${row.layer}`;
     td.setAttribute('aria-label', `${where}, after ${quoted(r.tokens[p].text)}: ${quoted(top.text)} ${pct(top.prob)}`);
     paintCell(r, row, p, scale);
