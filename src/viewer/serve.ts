@@ -1,5 +1,5 @@
 // The web viewer at `/`: a static page plus one script bundled from src/viewer/app.ts with esbuild
-// when the server starts. Bundling in-process (instead of a build step) means a clone that ran
+// inside the server process. Bundling in-process (instead of a build step) means a clone that ran
 // `npm ci && npm start` always serves a bundle that matches its sources and generated client, and
 // the machine needs nothing from a CDN.
 
@@ -70,17 +70,16 @@ function send(req: IncomingMessage, res: ServerResponse, a: Asset): void {
   res.end(req.method === 'HEAD' ? undefined : body);
 }
 
-/**
- * Answers GET/HEAD for the viewer's own paths and hands every other request to `next` untouched.
- * The bundle starts building at once, so the first page load normally finds it ready.
- */
+// One bundle per process, built on the first page load rather than per buildApp(): the test suite
+// starts many gateways that never serve a page, and they share two cores.
+let script: Promise<Asset> | null = null;
+const getScript = () => (script ??= bundleViewer().then((js) => asset(js, 'text/javascript; charset=utf-8')));
+
+/** Answers GET/HEAD for the viewer's own paths and hands every other request to `next` untouched. */
 export function serveViewer(next: NodeHandler): NodeHandler {
   const page = asset(readFileSync(here('./index.html')), 'text/html; charset=utf-8');
   const css = asset(readFileSync(here('./viewer.css')), 'text/css; charset=utf-8');
   const icon = asset(readFileSync(here('./favicon.svg')), 'image/svg+xml');
-  let script: Promise<Asset> | null = null;
-  const getScript = () => (script ??= bundleViewer().then((js) => asset(js, 'text/javascript; charset=utf-8')));
-  void getScript();
 
   return (req, res) => {
     if (req.method !== 'GET' && req.method !== 'HEAD') return next(req, res);
@@ -88,6 +87,8 @@ export function serveViewer(next: NodeHandler): NodeHandler {
     switch (path) {
       case '/':
       case '/index.html':
+        // The browser asks for the script right after the page: start bundling now.
+        void getScript();
         return send(req, res, page);
       case '/viewer/viewer.css':
         return send(req, res, css);

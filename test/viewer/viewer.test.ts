@@ -61,6 +61,23 @@ async function waitForRun(n: number): Promise<string> {
   return page.evaluate(() => document.body.dataset.state ?? '');
 }
 
+test('the gateway serves the page and its assets itself (no CDN), with revalidation', async () => {
+  const page = await fetch(`${origin()}/`);
+  expect(page.status).toBe(200);
+  expect(page.headers.get('content-type')).toContain('text/html');
+  const html = await page.text();
+  for (const src of html.matchAll(/(?:src|href)="([^"]+)"/g)) {
+    expect(src[1], 'every asset is local').toMatch(/^\//);
+  }
+  const js = await fetch(`${origin()}/viewer/app.js`);
+  expect(js.headers.get('content-type')).toContain('javascript');
+  expect((await js.text()).length).toBeGreaterThan(1000);
+  const again = await fetch(`${origin()}/viewer/app.js`, { headers: { 'if-none-match': js.headers.get('etag')! } });
+  expect(again.status).toBe(304);
+  // Everything else still reaches GraphQL.
+  expect((await fetch(`${origin()}/graphql?query=%7B__typename%7D`)).status).toBe(200);
+});
+
 test('the page loads, lists the model and runs the default prompt by itself', async () => {
   await page.goto(`${origin()}/`);
   expect(await waitForRun(1)).toBe('done');
