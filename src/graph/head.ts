@@ -44,6 +44,24 @@ function unembed(ctx: Ctx, normed: string, plan: ModelPlan, ids?: string, uw = u
 
 const DOUBLE = 11;
 
+/**
+ * Row-wise log-sum-exp of float32 logits [N, V] as float64 [N].
+ * A float32 sum over 50k–150k terms drifts by ~1e-4 relative, and float64 exp over the whole row is
+ * scalar and slow (seconds for 80 layers × V = 128k). So: max-shift and exp in float32 (vectorised,
+ * ~1e-7 relative per term, no accumulation), sums in float64.
+ *
+ *   logits ─ ReduceMax ─ m ─┬──────────────────────────────────────────┐
+ *   logits ─ Sub(m) ─ Exp ─ Cast(f64) ─ ReduceSum ─ Log ─ Add(Cast(m)) ─ lse
+ */
+function logSumExp(g: GraphBuilder, logits: string): string {
+  const axis1 = g.constInt64([1]);
+  const m = g.op('ReduceMax', [logits, axis1], { keepdims: 1 });
+  const e = g.op('Exp', [g.op('Sub', [logits, m])]);
+  const sum = g.op('ReduceSum', [g.op('Cast', [e], { to: DOUBLE }), axis1], { keepdims: 0 });
+  const m64 = g.op('Cast', [g.op('Squeeze', [m, axis1])], { to: DOUBLE });
+  return g.op('Add', [g.op('Log', [sum]), m64]);
+}
+
 /** Extra float16 top-k candidates rescored in float32, so near-ties at the k-th place still come out right. */
 const RESCORE_MARGIN = 8;
 
@@ -74,8 +92,7 @@ export function buildLensHead(plan: ModelPlan, w: WeightBinder): Uint8Array {
   const uw = unembedWeights(ctx, plan);
   const normed32 = g.toFloat32(normed);
   const logits = unembed(ctx, normed32, plan, undefined, uw);
-  // A float32 sum over ~50k–150k terms drifts by ~1e-4 relative; accumulate the normaliser in float64.
-  let lse = g.op('ReduceLogSumExp', [g.op('Cast', [logits], { to: DOUBLE }), g.constInt64([1])], { keepdims: 0 });
+  let lse = g.scoped('lse', () => logSumExp(g, logits));
   let values: string;
   let ids: string;
   if (g.compute === 'float') {
