@@ -175,11 +175,20 @@ export function buildStatsGraph(plan: ModelPlan, w: WeightBinder): Uint8Array {
   const axis1 = g.constInt64([1]);
   const uw = unembedWeights(ctx, plan);
   const logits = unembed(ctx, normed, plan, undefined, uw);
-  const logp = g.op('LogSoftmax', [g.op('Cast', [logits], { to: DOUBLE })], { axis: -1 });
-  const logq = g.op('LogSoftmax', [g.op('Cast', [unembed(ctx, finalNormed, plan, undefined, uw)], { to: DOUBLE })], { axis: -1 });
-  const plogp = g.op('Mul', [g.op('Exp', [logp]), logp]);
-  const entropy = g.op('Neg', [g.op('ReduceSum', [plogp, axis1], { keepdims: 0 })]);
-  const kl = g.op('ReduceSum', [g.op('Mul', [g.op('Exp', [logq]), g.op('Sub', [logq, logp])]), axis1], { keepdims: 0 });
+  // Shifted logits y = z − max and e = exp(y) in float32; every sum over V in float64 (see logSumExp).
+  const sum64 = (x: string) => g.op('ReduceSum', [g.op('Cast', [x], { to: DOUBLE }), axis1], { keepdims: 0 });
+  const shifted = (z: string) => {
+    const y = g.op('Sub', [z, g.op('ReduceMax', [z, axis1], { keepdims: 1 })]);
+    const e = g.op('Exp', [y]);
+    return { y, e, logS: g.op('Log', [sum64(e)]), S: sum64(e) };
+  };
+  const p = g.scoped('layer', () => shifted(logits));
+  const q = g.scoped('final', () => shifted(unembed(ctx, finalNormed, plan, undefined, uw)));
+  // H(p) = log S − Σ e·y / S
+  const entropy = g.op('Sub', [p.logS, g.op('Div', [sum64(g.op('Mul', [p.e, p.y])), p.S])], undefined, 'Entropy');
+  // KL(q ‖ p) = Σ e_q·(y_q − y_p) / S_q − log S_q + log S_p
+  const cross = g.op('Div', [sum64(g.op('Mul', [q.e, g.op('Sub', [q.y, p.y])])), q.S]);
+  const kl = g.op('Add', [g.op('Sub', [cross, q.logS]), p.logS], undefined, 'KL');
   const targetLogit = g.op('GatherElements', [logits, g.op('Unsqueeze', [target, axis1])], { axis: 1 });
   const above = g.op('Cast', [g.op('Greater', [logits, targetLogit])], { to: 7 });
   const rank = g.op('ReduceSum', [above, axis1], { keepdims: 0 });
