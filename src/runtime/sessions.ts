@@ -85,7 +85,11 @@ export async function sessionFactory(dataRoot: string, device: Device, opts: Fac
       }
       return { provider: 'cuda', note: null, create: (m) => ort.InferenceSession.create(m, options(dataRoot, 'cuda')) };
     } catch (e) {
-      const reason = (e as Error).message.split('\n')[0];
+      let reason = (e as Error).message.split('\n')[0];
+      // ORT names the missing dependency only in its own log; say where to look.
+      if (/Failed to load shared library/.test(reason)) {
+        reason += ' (a CUDA 13 library it links against is missing or off LD_LIBRARY_PATH: npm run setup:cuda -- --check lists them)';
+      }
       if (device === 'cuda') throw new LensError('DEVICE_UNAVAILABLE', `CUDA execution provider unavailable: ${reason}`);
       note = `CUDA unavailable, using CPU: ${reason}`;
     }
