@@ -644,8 +644,10 @@ function showTooltip(td: HTMLTableCellElement): void {
   ui.tooltip.hidden = false;
   const rect = td.getBoundingClientRect();
   const tip = ui.tooltip.getBoundingClientRect();
+  // Right of the cell while that stays over the heatmap (the side panels hold the pins), else left.
+  const edge = Math.min(window.innerWidth, ui.wrap.getBoundingClientRect().right + 24);
   let x = rect.right + 8;
-  if (x + tip.width > window.innerWidth - 8) x = Math.max(8, rect.left - tip.width - 8);
+  if (x + tip.width > edge - 8) x = Math.max(8, rect.left - tip.width - 8);
   let y = rect.top;
   if (y + tip.height > window.innerHeight - 8) y = Math.max(8, window.innerHeight - tip.height - 8);
   ui.tooltip.style.left = `${x}px`;
