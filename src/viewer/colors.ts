@@ -65,10 +65,17 @@ export function makeScale(mode: ColorMode, max: number): Scale {
       return { mode, title: 'KL(final ‖ layer), nats', toT: (v) => 1 - v / m, ticks: [fmt(m), fmt(m / 2), '0'] };
     }
     case 'rank': {
-      // Log scale: the interesting part is rank 0 vs 1–10 vs "nowhere near".
-      const m = Math.max(max, 1);
-      const lg = (v: number) => Math.log10(1 + v) / Math.log10(1 + m);
-      return { mode, title: 'rank of the final top-1 (log)', toT: (v) => 1 - lg(v), ticks: [String(m), String(Math.round(Math.sqrt(1 + m) - 1)), '0'] };
+      // Log scale, capped: the interesting part is rank 0 vs 1–10 vs "nowhere near". Rank 0 alone gets
+      // the darkest colour so "already the final answer" stands apart from "close".
+      const m = Math.min(Math.max(max, 1), 1000);
+      const lg = (v: number) => Math.min(1, Math.log10(1 + v) / Math.log10(1 + m));
+      const mid = String(Math.round(Math.sqrt(1 + m) - 1));
+      return {
+        mode,
+        title: 'rank of the final top-1 (log)',
+        toT: (v) => (v === 0 ? 1 : 0.8 * (1 - lg(v))),
+        ticks: [max > m ? `${m}+` : String(m), mid, '0'],
+      };
     }
   }
 }
