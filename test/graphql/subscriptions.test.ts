@@ -19,7 +19,7 @@ const PROMPT = 'The quick brown fox jumps';
 
 beforeAll(async () => {
   tiny = await openTinyGpt2();
-  deep = instrument(await openDeepGpt2());
+  deep = instrument(await openDeepGpt2(), { layerDelayMs: 25 });
   direct = await tiny.lens(PROMPT, { trackAcrossLayers: true });
   gw = await startGateway([tiny, deep.model]);
 });

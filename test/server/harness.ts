@@ -72,7 +72,11 @@ export interface Instrumented {
   batchSizes: number[];
 }
 
-export function instrument(model: LensModel): Instrumented {
+/**
+ * `layerDelayMs` stretches each layer (a busy wait inside onLayer, between two ORT runs) so tests that
+ * cancel "halfway" keep working however fast the CPU lens gets; the model's work itself is real.
+ */
+export function instrument(model: LensModel, { layerDelayMs = 0 } = {}): Instrumented {
   const counts: Instrumented = {
     layersComputed: 0,
     batchSizes: [],
@@ -94,6 +98,7 @@ export function instrument(model: LensModel): Instrumented {
               ...r.options,
               onLayer: (e) => {
                 counts.layersComputed++;
+                for (const until = performance.now() + layerDelayMs; performance.now() < until; );
                 r.options?.onLayer?.(e);
               },
             },

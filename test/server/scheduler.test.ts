@@ -62,12 +62,17 @@ describe('batching', () => {
   });
 
   test('requests arriving while a batch runs join the next batch instead of queueing one by one', async () => {
-    const probe = instrument(deep);
+    const probe = instrument(deep, { layerDelayMs: 25 });
     const s = new ModelScheduler(probe.model, { batchWindowMs: 1, maxBatchSize: 8 });
-    const first = s.run('first request');
-    await new Promise((r) => setTimeout(r, 50)); // the first batch is now computing
-    const rest = await Promise.all(['b', 'c c', 'd d d'].map((p) => s.run(p)));
+    // Queued from inside the first batch's first layer, so they surely arrive while it computes.
+    let later!: Promise<LensResult[]>;
+    const first = s.run('first request', {
+      onLayer: (e) => {
+        if (e.index === 0) later = Promise.all(['b', 'c c', 'd d d'].map((p) => s.run(p)));
+      },
+    });
     await first;
+    const rest = await later;
     expect(probe.batchSizes).toEqual([1, 3]);
     expect(rest.map((r) => r.timings.batchSize)).toEqual([3, 3, 3]);
   });
@@ -119,7 +124,7 @@ describe('admission and cancellation', () => {
   });
 
   test('a request cancelled while queued never reaches the model and rejects with CANCELLED', async () => {
-    const probe = instrument(deep);
+    const probe = instrument(deep, { layerDelayMs: 25 });
     const s = new ModelScheduler(probe.model, { batchWindowMs: 1 });
     const running = s.run('keeps the model busy');
     await new Promise((r) => setTimeout(r, 30));
@@ -135,7 +140,7 @@ describe('admission and cancellation', () => {
   });
 
   test('an HTTP client that disconnects cancels its Query.lens', async () => {
-    const probe = instrument(deep);
+    const probe = instrument(deep, { layerDelayMs: 25 });
     const gw = await startGateway([probe.model]);
     try {
       const ac = new AbortController();
@@ -159,11 +164,13 @@ describe('admission and cancellation', () => {
   });
 
   test('close() cancels running work between layers', async () => {
-    const probe = instrument(deep);
+    const probe = instrument(deep, { layerDelayMs: 25 });
     const s = new ModelScheduler(probe.model, { batchWindowMs: 1 });
-    const job = s.run('about to be shut down');
-    await new Promise((r) => setTimeout(r, 100));
-    s.close();
+    const job = s.run('about to be shut down', {
+      onLayer: (e) => {
+        if (e.index === 0) s.close();
+      },
+    });
     await expect(job).rejects.toMatchObject({ code: 'CANCELLED' });
     // The layer running at close() may still finish; nothing after it starts.
     await new Promise((r) => setTimeout(r, 150));

@@ -31,7 +31,7 @@ function subscribeUntilFirstLayer(wsUrl: string) {
 }
 
 test('stop(): running jobs are cancelled and graphql-ws clients get 1001', async () => {
-  const probe = instrument(await openDeepGpt2());
+  const probe = instrument(await openDeepGpt2(), { layerDelayMs: 25 });
   const gw = await startGateway([probe.model]);
   const sub = subscribeUntilFirstLayer(gw.wsUrl);
   await sub.firstLayer;
