@@ -7,7 +7,7 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { LensAttentionDocument, LensCellsDocument } from '../../src/client/graphql.js';
 import type { LensModel } from '../../src/lens/types.js';
-import { http, startGateway, type Gateway } from '../server/harness.js';
+import { http, instrument, startGateway, type Gateway } from '../server/harness.js';
 import { openDeepGpt2, openTinyGpt2 } from '../server/models.js';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
@@ -212,9 +212,9 @@ test('under --trusted-only the viewer still works: it sends the persisted docume
 });
 
 test('rows appear while later layers are still running, and Stop cancels the rest', async () => {
-  // 24 layers take long enough (~1 s on CPU) to see a half-filled heatmap.
+  // 24 layers stretched to ~1 s (the real CPU lens takes ~0.1 s) so a half-filled heatmap can be seen.
   const deep = await openDeepGpt2();
-  const gw2 = await startGateway([deep]);
+  const gw2 = await startGateway([instrument(deep, { layerDelayMs: 40 }).model]);
   const p = await browser.newPage();
   try {
     await p.goto(`${new URL(gw2.url).origin}/#autorun=0&stats=0`);
