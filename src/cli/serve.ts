@@ -97,6 +97,7 @@ async function main(): Promise<void> {
 
   // Listen first so /health answers and /ready says 503 while the models load.
   const { url } = await app.start();
+  console.log(`lensgate: viewer at ${new URL('/', url)}`);
   console.log(`lensgate: listening on ${url} (graphql-ws on the same path, SSE via Accept: text/event-stream)`);
 
   let stopping = false;
