@@ -137,3 +137,17 @@ export function activation(name: string): 'gelu_tanh' | 'gelu' | 'silu' | 'relu'
       throw new LensError('CHECKPOINT_INVALID', `activation "${name}" is not supported`);
   }
 }
+
+/** Sizes in GPT-2's config vocabulary (`n_embd`, `n_head`, `n_layer`, `n_inner`), shared by GPT-2 and GPT-J. */
+export function gpt2StyleDims(config: RawConfig) {
+  const hidden = num(config, ['n_embd', 'hidden_size']);
+  const heads = num(config, ['n_head', 'num_attention_heads']);
+  return {
+    hidden,
+    heads,
+    headDim: hidden / heads,
+    numLayers: num(config, ['n_layer', 'num_hidden_layers']),
+    inner: num(config, ['n_inner'], 4 * hidden),
+    eps: num(config, ['layer_norm_epsilon'], 1e-5),
+  };
+}

@@ -1,4 +1,4 @@
-import { activation, bool, num, str } from './config.js';
+import { activation, bool, gpt2StyleDims, num, str } from './config.js';
 import type { ArchitectureSpec, Linear, NormSpec, RawConfig } from './spec.js';
 
 // GPT-2: learned positions, pre-LN blocks, Conv1D projections stored [in, out], fused c_attn = [q|k|v].
@@ -9,12 +9,7 @@ export const gpt2: ArchitectureSpec = {
   optionalPrefixes: ['transformer.'],
   paths: { embed: 'transformer.wte', positions: 'transformer.wpe', layers: 'transformer.h', finalNorm: 'transformer.ln_f', unembed: 'lm_head' },
   plan(config: RawConfig) {
-    const hidden = num(config, ['n_embd', 'hidden_size']);
-    const heads = num(config, ['n_head', 'num_attention_heads']);
-    const numLayers = num(config, ['n_layer', 'num_hidden_layers']);
-    const inner = num(config, ['n_inner'], 4 * hidden);
-    const eps = num(config, ['layer_norm_epsilon'], 1e-5);
-    const headDim = hidden / heads;
+    const { hidden, heads, numLayers, inner, eps, headDim } = gpt2StyleDims(config);
     const scaleWeights = bool(config, 'scale_attn_weights', true);
     const byLayer = bool(config, 'scale_attn_by_inverse_layer_idx', false);
     const act = activation(str(config, 'activation_function', 'gelu_new'));

@@ -1,4 +1,4 @@
-import { activation, bool, num, str } from './config.js';
+import { activation, bool, gpt2StyleDims, num, str } from './config.js';
 import type { ArchitectureSpec, Linear, NormSpec, RawConfig } from './spec.js';
 
 // GPT-J: one ln_1 feeds attention and MLP side by side (parallel residual), rotary on the first
@@ -10,12 +10,7 @@ export const gptj: ArchitectureSpec = {
   architectures: ['GPTJForCausalLM', 'GPTJModel'],
   paths: { embed: 'transformer.wte', layers: 'transformer.h', finalNorm: 'transformer.ln_f', unembed: 'lm_head' },
   plan(config: RawConfig) {
-    const hidden = num(config, ['n_embd', 'hidden_size']);
-    const heads = num(config, ['n_head', 'num_attention_heads']);
-    const numLayers = num(config, ['n_layer', 'num_hidden_layers']);
-    const inner = num(config, ['n_inner'], 4 * hidden);
-    const eps = num(config, ['layer_norm_epsilon'], 1e-5);
-    const headDim = hidden / heads;
+    const { hidden, heads, numLayers, inner, eps, headDim } = gpt2StyleDims(config);
     // HF builds sin/cos for `rotary_dim or n_embd`; without rotary_dim that only broadcasts when the
     // whole head rotates, so a null rotary_dim means the full head.
     const rotDims = num(config, ['rotary_dim'], headDim);

@@ -3,7 +3,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { type LensModel, openModel } from '../../src/lens/index.js';
 import { makeCheckpoint, RECIPES } from '../helpers/fixtures.js';
 import { referenceLens } from '../helpers/reference.js';
-import { deviation, idsOf } from './helpers.js';
+import { expectMatchesReference, idsOf } from './helpers.js';
 
 const CASES = [
   'gpt2-tiny',
@@ -35,20 +35,6 @@ describe.each(CASES)('%s matches the float64 reference', (name) => {
     model ??= await openModel(makeCheckpoint(RECIPES[name]), { device: 'cpu' });
     const r = await model.lens(prompt, { topK: 5, trackAcrossLayers: true, points: ['BLOCK_OUTPUT', 'ATTENTION_OUTPUT'] });
     const ref = referenceLens(makeCheckpoint(RECIPES[name]), idsOf(r));
-    expect(r.layers).toEqual([...Array(model.info.numLayers).keys()]);
-
-    const block = deviation(r, ref.logProbs);
-    expect(block.topKMismatches).toEqual([]);
-    expect(block.maxProbError).toBeLessThanOrEqual(TOL);
-
-    const attn = deviation({ ...r.attention!, layers: r.layers }, ref.attnLogProbs);
-    expect(attn.topKMismatches).toEqual([]);
-    expect(attn.maxProbError).toBeLessThanOrEqual(TOL);
-
-    // The last layer's lens is the model's own next-token distribution (full HF forward).
-    const last = r.layers.length - 1;
-    const final = deviation({ layers: [0], topIndices: [r.topIndices[last]], topProbs: [r.topProbs[last]], tracked: null }, [ref.finalLogProbs]);
-    expect(final.topKMismatches).toEqual([]);
-    expect(final.maxProbError).toBeLessThanOrEqual(TOL);
+    expectMatchesReference(r, ref, model.info.numLayers, TOL);
   });
 });

@@ -1,3 +1,4 @@
+import { expect } from 'vitest';
 import type { LensResult } from '../../src/lens/index.js';
 import type { ReferenceLens } from '../helpers/reference.js';
 
@@ -53,3 +54,25 @@ export function idsOf(r: LensResult): number[] {
 }
 
 export type { ReferenceLens };
+
+/**
+ * A full lens run (all layers, both points, trajectories) agrees with the reference: block outputs,
+ * after-attention reads, and the last layer against the model's own final distribution.
+ * Returns the worst probability error seen.
+ */
+export function expectMatchesReference(r: LensResult, ref: ReferenceLens, numLayers: number, tol: number): number {
+  expect(r.layers).toEqual([...Array(numLayers).keys()]);
+  const block = deviation(r, ref.logProbs);
+  expect(block.topKMismatches).toEqual([]);
+  expect(block.maxProbError).toBeLessThanOrEqual(tol);
+
+  const attn = deviation({ ...r.attention!, layers: r.layers }, ref.attnLogProbs);
+  expect(attn.topKMismatches).toEqual([]);
+  expect(attn.maxProbError).toBeLessThanOrEqual(tol);
+
+  const last = r.layers.length - 1;
+  const final = deviation({ layers: [0], topIndices: [r.topIndices[last]], topProbs: [r.topProbs[last]], tracked: null }, [ref.finalLogProbs]);
+  expect(final.topKMismatches).toEqual([]);
+  expect(final.maxProbError).toBeLessThanOrEqual(tol);
+  return Math.max(block.maxProbError, attn.maxProbError, final.maxProbError);
+}
