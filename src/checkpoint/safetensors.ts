@@ -77,6 +77,28 @@ export function readBytes(file: string, offset: number, length: number): Buffer 
   }
 }
 
+/**
+ * Rows `ids` of a 2-D tensor (or elements of a 1-D one) as float32, read straight from the file:
+ * embedding lookups and the few unembedding columns trajectories need, never the whole matrix.
+ */
+export function readRows(t: StTensor, ids: number[]): Float32Array {
+  const width = t.shape.length > 1 ? t.shape.slice(1).reduce((a, d) => a * d, 1) : 1;
+  const rowBytes = width * DTYPE_BYTES[t.dtype];
+  const out = new Float32Array(ids.length * width);
+  const buf = Buffer.alloc(rowBytes);
+  const fd = openSync(t.file, 'r');
+  try {
+    ids.forEach((id, i) => {
+      if (!(id >= 0 && id < t.shape[0])) throw new LensError('INTERNAL', `row ${id} outside ${t.name} [${t.shape}]`);
+      if (readSync(fd, buf, 0, rowBytes, t.fileOffset + id * rowBytes) !== rowBytes) throw bad(t.file, `short read in ${t.name}`);
+      out.set(decodeFloats(buf, t.dtype), i * width);
+    });
+  } finally {
+    closeSync(fd);
+  }
+  return out;
+}
+
 const f32 = new Float32Array(1);
 const u32 = new Uint32Array(f32.buffer);
 

@@ -21,19 +21,10 @@ function softcap(g: GraphBuilder, logits: string, plan: ModelPlan): string {
   return g.op('Mul', [g.op('Tanh', [g.op('Div', [logits, c])]), c], undefined, 'FinalSoftcap');
 }
 
-/**
- * logits = softcap(normed · Wᵀ + b) for all V columns, or for the `ids` columns only; float32 out.
- * Gemm(transB) reads W in place. The `ids` form computes in float32 whatever the compute type
- * (gathered columns are few), so trajectories get float32-accurate logits.
- */
-function unembed(ctx: Ctx, normed: string, plan: ModelPlan, ids?: string, uw = unembedWeights(ctx, plan)): string {
+/** logits = softcap(normed · Wᵀ + b) over all V columns, float32 out; Gemm(transB) reads W in place. */
+function unembed(ctx: Ctx, normed: string, plan: ModelPlan, uw = unembedWeights(ctx, plan)): string {
   const { g } = ctx;
-  let { W, b } = uw;
-  if (ids) {
-    W = g.toFloat32(g.op('Gather', [W, ids], { axis: 0 }, 'GatherColumns'));
-    if (b) b = g.toFloat32(g.op('Gather', [b, ids], { axis: 0 }, 'GatherBias'));
-    return softcap(g, g.op('Gemm', b ? [normed, W, b] : [normed, W], { transB: 1 }, 'Unembed'), plan);
-  }
+  const { W, b } = uw;
   if (g.compute === 'float') return softcap(g, g.op('Gemm', b ? [normed, W, b] : [normed, W], { transB: 1 }, 'Unembed'), plan);
   // ORT's CPU Gemm has a float16 kernel ~100× slower than its float32 one, while CPU FusedMatMul runs
   // float16 through float32 casts; on CUDA both are one cuBLAS GEMM.
@@ -91,7 +82,7 @@ export function buildLensHead(plan: ModelPlan, w: WeightBinder): Uint8Array {
   const normed = g.scoped('final_norm', () => norm(ctx, g.toCompute(h), plan.finalNorm, D));
   const uw = unembedWeights(ctx, plan);
   const normed32 = g.toFloat32(normed);
-  const logits = unembed(ctx, normed32, plan, undefined, uw);
+  const logits = unembed(ctx, normed32, plan, uw);
   let lse = g.scoped('lse', () => logSumExp(g, logits));
   let values: string;
   let ids: string;
@@ -142,16 +133,25 @@ function rescore(
   return { values, ids, lse };
 }
 
-export const GATHER = { inputs: { normed: 'normed', lse: 'lse', ids: 'ids' }, outputs: { logProbs: 'logprobs' } } as const;
+export const GATHER = {
+  inputs: { normed: 'normed', lse: 'lse', columns: 'columns', bias: 'bias' },
+  outputs: { logProbs: 'logprobs' },
+} as const;
 
-/** Log-probabilities of chosen ids from kept normed states and log-sum-exps: [N, M], M ≪ V. */
-export function buildGatherGraph(plan: ModelPlan, w: WeightBinder): Uint8Array {
-  const g = new GraphBuilder('lens_gather', w.compute);
-  const normed = g.input(GATHER.inputs.normed, 'float', ['rows', plan.hiddenSize]);
+/**
+ * Log-probabilities of chosen ids from kept normed states and log-sum-exps: [N, M], M ≪ V.
+ * The M unembedding rows arrive as a float32 input (read from the checkpoint by the runtime), so this
+ * session holds no copy of the [V, D] matrix and computes in float32 whatever the compute type.
+ */
+export function buildGatherGraph(plan: ModelPlan): Uint8Array {
+  const g = new GraphBuilder('lens_gather');
+  const D = plan.hiddenSize;
+  const normed = g.input(GATHER.inputs.normed, 'float', ['rows', D]);
   const lse = g.input(GATHER.inputs.lse, 'double', ['rows']);
-  const ids = g.input(GATHER.inputs.ids, 'int64', ['ids']);
-  const logits = g.op('Cast', [unembed({ g, w }, normed, plan, ids)], { to: DOUBLE });
-  const logp = g.op('Sub', [logits, g.op('Unsqueeze', [lse, g.constInt64([1])])]);
+  const columns = g.input(GATHER.inputs.columns, 'float', ['ids', D]);
+  const bias = plan.unembed.bias ? g.input(GATHER.inputs.bias, 'float', ['ids']) : undefined;
+  const logits = softcap(g, g.op('Gemm', bias ? [normed, columns, bias] : [normed, columns], { transB: 1 }, 'Unembed'), plan);
+  const logp = g.op('Sub', [g.op('Cast', [logits], { to: DOUBLE }), g.op('Unsqueeze', [lse, g.constInt64([1])])]);
   g.output(logp, GATHER.outputs.logProbs, 'double', ['rows', 'ids']);
   return g.toBytes();
 }
@@ -174,7 +174,7 @@ export function buildStatsGraph(plan: ModelPlan, w: WeightBinder): Uint8Array {
   const target = g.input(STATS.inputs.target, 'int64', ['rows']);
   const axis1 = g.constInt64([1]);
   const uw = unembedWeights(ctx, plan);
-  const logits = unembed(ctx, normed, plan, undefined, uw);
+  const logits = unembed(ctx, normed, plan, uw);
   // Shifted logits y = z − max and e = exp(y) in float32; every sum over V in float64 (see logSumExp).
   const sum64 = (x: string) => g.op('ReduceSum', [g.op('Cast', [x], { to: DOUBLE }), axis1], { keepdims: 0 });
   const shifted = (z: string) => {
@@ -183,7 +183,7 @@ export function buildStatsGraph(plan: ModelPlan, w: WeightBinder): Uint8Array {
     return { y, e, logS: g.op('Log', [sum64(e)]), S: sum64(e) };
   };
   const p = g.scoped('layer', () => shifted(logits));
-  const q = g.scoped('final', () => shifted(unembed(ctx, finalNormed, plan, undefined, uw)));
+  const q = g.scoped('final', () => shifted(unembed(ctx, finalNormed, plan, uw)));
   // H(p) = log S − Σ e·y / S
   const entropy = g.op('Sub', [p.logS, g.op('Div', [sum64(g.op('Mul', [p.e, p.y])), p.S])], undefined, 'Entropy');
   // KL(q ‖ p) = Σ e_q·(y_q − y_p) / S_q − log S_q + log S_p

@@ -3,6 +3,8 @@ import { performance } from 'node:perf_hooks';
 import { detectArchitecture } from '../architectures/registry.js';
 import type { ModelPlan } from '../architectures/spec.js';
 import { openCheckpoint } from '../checkpoint/hf-dir.js';
+import { roundToDtype } from '../checkpoint/dtype.js';
+import { readRows, type StTensor } from '../checkpoint/safetensors.js';
 import { loadTokenizer, type TextTokenizer } from '../checkpoint/tokenizer.js';
 import { BLOCK_INPUTS, BLOCK_OUTPUTS, buildBlockGraph } from '../graph/block.js';
 import { buildGatherGraph, buildLensHead, buildNaiveHead, buildStatsGraph, GATHER, HEAD, NAIVE, STATS } from '../graph/head.js';
@@ -73,6 +75,8 @@ export class OnnxLensModel implements LensModel {
     private readonly head: Session,
     private readonly factory: SessionFactory,
     private readonly graphs: { gather: Uint8Array; stats: Uint8Array; naive: Uint8Array },
+    /** The unembedding in the checkpoint; trajectories read just their rows from it. */
+    private readonly unembedRows: { weight: StTensor; bias?: StTensor },
   ) {}
 
   static async open(dir: string, opts: OpenOptions = {}): Promise<OnnxLensModel> {
@@ -90,7 +94,11 @@ export class OnnxLensModel implements LensModel {
     const embedder = new Embedder(plan.embedding, w, plan.hiddenSize, plan.vocabSize, plan.maxPositions);
     const headGraph = buildLensHead(plan, w);
     const blockGraphs = plan.blocks.map((b, i) => buildBlockGraph(b, i, plan.hiddenSize, w));
-    const graphs = { gather: buildGatherGraph(plan, w), stats: buildStatsGraph(plan, w), naive: buildNaiveHead(plan, w) };
+    const graphs = { gather: buildGatherGraph(plan), stats: buildStatsGraph(plan, w), naive: buildNaiveHead(plan, w) };
+    const unembedRows = {
+      weight: w.tensor(plan.unembed.weight, [plan.vocabSize, plan.hiddenSize]),
+      bias: plan.unembed.bias ? w.tensor(plan.unembed.bias, [plan.vocabSize]) : undefined,
+    };
     const unused = w.unused(plan.skip);
     if (unused.length) {
       throw new LensError(
@@ -117,7 +125,7 @@ export class OnnxLensModel implements LensModel {
       computeType,
       parameters,
     };
-    return new OnnxLensModel(info, plan, tokenizer, embedder, blocks, head, factory, graphs);
+    return new OnnxLensModel(info, plan, tokenizer, embedder, blocks, head, factory, graphs, unembedRows);
   }
 
   tokenize(text: string): Token[] {
@@ -368,6 +376,12 @@ export class OnnxLensModel implements LensModel {
     }
   }
 
+  /** Unembedding rows as the head sees them: rounded to float16 when the graphs compute in float16. */
+  private unembedColumns(t: StTensor, ids: number[]): Float32Array {
+    const rows = readRows(t, ids);
+    return this.info.computeType === 'float16' ? rows.map((x) => roundToDtype(x, 'F16')) : rows;
+  }
+
   /** Mode 2: probabilities of every token that was top-k at any requested layer, at every requested layer. */
   private async track(job: Job): Promise<void> {
     const D = this.plan.hiddenSize;
@@ -384,7 +398,10 @@ export class OnnxLensModel implements LensModel {
       const out = await session.run({
         [GATHER.inputs.normed]: new ort.Tensor('float32', normed, [nL * job.len, D]),
         [GATHER.inputs.lse]: new ort.Tensor('float64', lse, [nL * job.len]),
-        [GATHER.inputs.ids]: new ort.Tensor('int64', BigInt64Array.from(all.map(BigInt)), [all.length]),
+        [GATHER.inputs.columns]: new ort.Tensor('float32', this.unembedColumns(this.unembedRows.weight, all), [all.length, D]),
+        ...(this.unembedRows.bias
+          ? { [GATHER.inputs.bias]: new ort.Tensor('float32', this.unembedColumns(this.unembedRows.bias, all), [all.length]) }
+          : {}),
       });
       const lp = out[GATHER.outputs.logProbs].data as Float64Array;
       const M = all.length;

@@ -1,5 +1,5 @@
 import type { EmbeddingSpec, RotarySpec } from '../architectures/spec.js';
-import { decodeFloats, readBytes, DTYPE_BYTES } from '../checkpoint/safetensors.js';
+import { readRows } from '../checkpoint/safetensors.js';
 import { roundToDtype } from '../checkpoint/dtype.js';
 import type { WeightBinder } from '../graph/weights.js';
 
@@ -34,20 +34,14 @@ export class Embedder {
   embed(rows: number[][], T: number): Float32Array {
     const D = this.hidden;
     const out = new Float32Array(rows.length * T * D);
-    const bytes = DTYPE_BYTES[this.tokens.dtype];
-    const pos = this.positions
-      ? decodeFloats(readBytes(this.positions.file, this.positions.fileOffset, T * D * DTYPE_BYTES[this.positions.dtype]), this.positions.dtype)
-      : undefined;
+    const positions = Array.from({ length: T }, (_, t) => t);
+    const pos = this.positions ? readRows(this.positions, positions) : undefined;
     rows.forEach((ids, b) => {
-      ids.forEach((id, t) => {
-        const raw = readBytes(this.tokens.file, this.tokens.fileOffset + id * D * bytes, D * bytes);
-        const row = decodeFloats(raw, this.tokens.dtype);
-        const base = (b * T + t) * D;
-        for (let i = 0; i < D; i++) {
-          out[base + i] = this.scale === 1 ? row[i] : row[i] * this.scale;
-          if (pos) out[base + i] += pos[t * D + i];
-        }
-      });
+      const tok = readRows(this.tokens, ids);
+      for (let i = 0; i < ids.length * D; i++) {
+        const v = this.scale === 1 ? tok[i] : tok[i] * this.scale;
+        out[b * T * D + i] = pos ? v + pos[i] : v;
+      }
     });
     return out;
   }
