@@ -57,3 +57,29 @@ describe('checkpoint layouts', () => {
     expect(() => openCheckpoint(dir)).toThrowError(/\.bin checkpoints are not read/);
   });
 });
+
+describe('tied embeddings with a stored lm_head', () => {
+  it('ignores lm_head.weight when tie_word_embeddings is true, as transformers does', async () => {
+    const { readSafetensorsFile } = await import('../helpers/reference.js');
+    const { writeSafetensors } = await import('../helpers/safetensors-writer.js');
+    const { cpSync } = await import('node:fs');
+    const src = makeCheckpoint(RECIPES['gpt2-tiny']);
+    const dir = mkdtempSync(join(tmpdir(), 'lensgate-tied-lmhead-'));
+    cpSync(src, dir, { recursive: true });
+    const tensors: Record<string, { shape: number[]; data: Float64Array }> = {};
+    for (const [name, t] of readSafetensorsFile(join(src, 'model.safetensors'))) tensors[name] = { shape: t.shape, data: t.data };
+    const wte = tensors['transformer.wte.weight'];
+    tensors['lm_head.weight'] = { shape: wte.shape, data: wte.data.map((x) => -x) };
+    writeSafetensors(join(dir, 'model.safetensors'), tensors);
+    const a = await openModel(src, { device: 'cpu' });
+    const b = await openModel(dir, { device: 'cpu' });
+    try {
+      const ra = await a.lens('The capital of France is', { topK: 3 });
+      const rb = await b.lens('The capital of France is', { topK: 3 });
+      expect(rb.topIndices).toEqual(ra.topIndices);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+});
