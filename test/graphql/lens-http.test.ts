@@ -155,6 +155,29 @@ describe('Query.lens', () => {
     expect(text).toContain('"label":"widget"');
     expect(text).toContain('"hasNext":false');
   });
+
+  test('@stream sends the rows of cells incrementally, in layer order, the same as the plain query', async () => {
+    const query = `query ($input: LensInput!) { lens(input: $input) { layers cells(k: 1) @stream(initialCount: 1) { layer token } } }`;
+    const input = { model: 'gpt2-tiny', prompt: PROMPT };
+    const res = await fetch(gw.url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'multipart/mixed' },
+      body: JSON.stringify({ query, variables: { input } }),
+    });
+    expect(res.headers.get('content-type')).toMatch(/^multipart\/mixed/);
+    const parts = (await res.text())
+      .split(/\r?\n/)
+      .filter((line) => line.startsWith('{'))
+      .map((line) => JSON.parse(line));
+    const first = parts[0].data.lens;
+    expect(first.cells).toHaveLength(1);
+    const streamed = parts.slice(1).flatMap((p) => (p.incremental ?? []).flatMap((inc: { items?: unknown[] }) => inc.items ?? []));
+    const rows = [...first.cells, ...streamed] as Array<Array<{ layer: number; token: string }>>;
+    expect(rows.map((row) => row[0].layer)).toEqual(first.layers);
+    expect(parts[parts.length - 1].hasNext).toBe(false);
+    const plain = await http(gw.url, LensCellsDocument, { input, k: 1 });
+    expect(rows.map((row) => row.map((c) => c.token))).toEqual(plain.data!.lens.cells.map((row) => row.map((c) => c.token)));
+  });
 });
 
 describe('errors carry extensions.code', () => {
