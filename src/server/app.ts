@@ -18,6 +18,7 @@ import type { ModelRegistry } from './models.js';
 import { MemoryResultStore, type ResultStore } from './result-store.js';
 import { attachGraphQLWs } from './ws.js';
 import { useCompression } from './compression.js';
+import { useLensMetrics } from './metrics.js';
 import { useTrustedDocuments, type TrustedDocumentsOptions } from './trusted-documents.js';
 import { serveViewer } from '../viewer/serve.js';
 
@@ -40,6 +41,8 @@ export interface AppOptions {
   compression?: boolean;
   /** Persisted operations (see trusted-documents.ts); enforced on HTTP and graphql-ws alike. */
   trustedDocuments?: TrustedDocumentsOptions;
+  /** Prometheus metrics at GET /metrics (default true). */
+  metrics?: boolean;
   /** Extra yoga plugins. */
   plugins?: Plugin[];
 }
@@ -103,6 +106,7 @@ export function buildApp(options: AppOptions): App {
       }),
       ...(options.trustedDocuments ? [useTrustedDocuments(options.trustedDocuments)] : []),
       ...(options.compression === false ? [] : [useCompression()]),
+      ...(options.metrics === false ? [] : [useLensMetrics(services.registry)]),
       ...(options.plugins ?? []),
     ],
   });
