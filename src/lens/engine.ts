@@ -252,7 +252,8 @@ export class OnnxLensModel implements LensModel {
         const rows = (src: Float32Array) => src.slice(job.row * T * D, (job.row * T + job.len) * D);
         const li = job.req.layers.indexOf(l);
         if (li >= 0) {
-          for (const point of job.req.points) {
+          // Residual-stream order: the read after attention comes before the block's output.
+          for (const point of [...job.req.points].reverse()) {
             slabs.push({ job, point, layerIndex: li, rows: job.len, hidden: rows(point === 'BLOCK_OUTPUT' ? hidden : afterAttn) });
           }
         }

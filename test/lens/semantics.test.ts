@@ -104,6 +104,14 @@ describe('streaming and cancellation', () => {
     expect(events.map((e) => e.topIndices)).toEqual(r.topIndices);
   });
 
+  it('with both read points, each layer streams its after-attention read before its block output', async () => {
+    const seen: string[] = [];
+    const r = await gpt2.lens(PROMPT, { topK: 2, points: ['BLOCK_OUTPUT', 'ATTENTION_OUTPUT'], onLayer: (e) => seen.push(`${e.layer}:${e.point}`) });
+    expect(seen).toEqual([0, 1, 2].flatMap((l) => [`${l}:ATTENTION_OUTPUT`, `${l}:BLOCK_OUTPUT`]));
+    expect(r.point).toBe('BLOCK_OUTPUT');
+    expect(r.attention!.topIndices).toHaveLength(3);
+  });
+
   it('stops between layers when the AbortSignal fires and rejects with CANCELLED', async () => {
     const controller = new AbortController();
     const seen: number[] = [];
