@@ -6,12 +6,14 @@ import { openCheckpoint } from '../checkpoint/hf-dir.js';
 import { roundToDtype } from '../checkpoint/dtype.js';
 import { readRows, type StTensor } from '../checkpoint/safetensors.js';
 import { loadTokenizer, type TextTokenizer } from '../checkpoint/tokenizer.js';
-import { BLOCK_INPUTS, BLOCK_OUTPUTS, buildBlockGraph } from '../graph/block.js';
-import { buildGatherGraph, buildLensHead, buildNaiveHead, buildStatsGraph, GATHER, HEAD, NAIVE, STATS } from '../graph/head.js';
+import { buildBlockGraph } from '../graph/block.js';
+import { buildGatherGraph, buildLensHead, buildNaiveHead, buildStatsGraph, GATHER, HEAD, STATS } from '../graph/head.js';
 import { WeightBinder } from '../graph/weights.js';
-import { attentionBias, Embedder, rotaryTables } from '../runtime/inputs.js';
+import { BlockStack } from '../runtime/blocks.js';
+import { Embedder } from '../runtime/inputs.js';
 import { ort, sessionFactory, type SessionFactory } from '../runtime/sessions.js';
-import { chunkByRows, topKFromLogits, unionIds } from './reduce.js';
+import { naiveLens } from './naive.js';
+import { chunkByRows, unionIds } from './reduce.js';
 import {
   type CellStats,
   LensError,
@@ -172,7 +174,16 @@ export class OnnxLensModel implements LensModel {
 
   async lensNaive(prompt: string, options: LensOptions = {}): Promise<LensResult> {
     const req = validate(prompt, this.tokenizer.encode(prompt), options, this.info);
-    return this.exclusive(() => this.runNaive(req));
+    return this.exclusive(async () =>
+      naiveLens(req, {
+        plan: this.plan,
+        info: this.info,
+        embed: (rows, T) => this.embedder.embed(rows, T),
+        blocks: (lengths, T) => new BlockStack(this.plan, this.blocks, lengths, T),
+        head: await this.lazySession('naive'),
+        decode: (id) => this.tokenizer.decodeOne(id),
+      }),
+    );
   }
 
   async close(): Promise<void> {
@@ -213,21 +224,7 @@ export class OnnxLensModel implements LensModel {
 
     let hidden = this.embedder.embed(reqs.map((r) => r.ids), T);
     timing.embedMs = performance.now() - t0;
-    const lengths = reqs.map((r) => r.ids.length);
-    const biases = new Map<number | null, ort.Tensor>();
-    const biasFor = (window: number | null) => {
-      let t = biases.get(window);
-      if (!t) biases.set(window, (t = new ort.Tensor('float32', attentionBias(lengths, T, window), [B, 1, T, T])));
-      return t;
-    };
-    const rot = plan.blocks[0]?.attn.rotary;
-    const tables = rot ? rotaryTables(rot, B, T, lengths) : undefined;
-    const rotFeeds: Record<string, ort.Tensor> = tables
-      ? {
-          [BLOCK_INPUTS.cos]: new ort.Tensor('float32', tables.cos, [B, T, rot!.dims / 2]),
-          [BLOCK_INPUTS.sin]: new ort.Tensor('float32', tables.sin, [B, T, rot!.dims / 2]),
-        }
-      : {};
+    const stack = new BlockStack(plan, this.blocks, reqs.map((r) => r.ids.length), T);
 
     const lastLayer = Math.max(...reqs.map((r) => (r.stats ? L - 1 : r.layers[r.layers.length - 1])));
     const streaming = reqs.some((r) => r.onLayer);
@@ -238,13 +235,9 @@ export class OnnxLensModel implements LensModel {
       for (const j of live()) if (j.req.signal?.aborted) j.error = new LensError('CANCELLED', 'the request was cancelled');
       if (!live().length) break;
       const tb = performance.now();
-      const out = await this.blocks[l].run({
-        [BLOCK_INPUTS.hidden]: new ort.Tensor('float32', hidden, [B, T, D]),
-        [BLOCK_INPUTS.bias]: biasFor(plan.blocks[l].attn.slidingWindow),
-        ...rotFeeds,
-      });
-      hidden = out[BLOCK_OUTPUTS.hidden].data as Float32Array;
-      const afterAttn = out[BLOCK_OUTPUTS.attnResidual].data as Float32Array;
+      const out = await stack.run(l, hidden);
+      hidden = out.hidden;
+      const { afterAttn } = out;
       timing.blocksMs += performance.now() - tb;
 
       const slabs: Slab[] = [];
@@ -450,78 +443,6 @@ export class OnnxLensModel implements LensModel {
       });
     }
     return stats;
-  }
-
-  /** Benchmark baseline: full [T, V] logits per layer copied to JS and reduced there. */
-  private async runNaive(req: ValidRequest): Promise<LensResult> {
-    const t0 = performance.now();
-    const { plan } = this;
-    const D = plan.hiddenSize;
-    const V = plan.vocabSize;
-    const T = req.ids.length;
-    const session = await this.lazySession('naive');
-    let hidden = this.embedder.embed([req.ids], T);
-    const rot = plan.blocks[0]?.attn.rotary;
-    const tables = rot ? rotaryTables(rot, 1, T) : undefined;
-    const biases = new Map<number | null, ort.Tensor>();
-    const topIndices: number[][][] = [];
-    const topProbs: number[][][] = [];
-    const logitsPerLayer: Float32Array[] = [];
-    let blocksMs = 0;
-    let headMs = 0;
-    for (let l = 0; l <= req.layers[req.layers.length - 1]; l++) {
-      const tb = performance.now();
-      const window = plan.blocks[l].attn.slidingWindow;
-      if (!biases.has(window)) biases.set(window, new ort.Tensor('float32', attentionBias([T], T, window), [1, 1, T, T]));
-      const out = await this.blocks[l].run({
-        [BLOCK_INPUTS.hidden]: new ort.Tensor('float32', hidden, [1, T, D]),
-        [BLOCK_INPUTS.bias]: biases.get(window)!,
-        ...(tables
-          ? {
-              [BLOCK_INPUTS.cos]: new ort.Tensor('float32', tables.cos, [1, T, rot!.dims / 2]),
-              [BLOCK_INPUTS.sin]: new ort.Tensor('float32', tables.sin, [1, T, rot!.dims / 2]),
-            }
-          : {}),
-      });
-      hidden = out[BLOCK_OUTPUTS.hidden].data as Float32Array;
-      blocksMs += performance.now() - tb;
-      if (!req.layers.includes(l)) continue;
-      const th = performance.now();
-      const logits = (await session.run({ [NAIVE.inputs.hidden]: new ort.Tensor('float32', hidden, [T, D]) }))[NAIVE.outputs.logits]
-        .data as Float32Array;
-      const rows = Array.from({ length: T }, (_, p) => topKFromLogits(logits, p * V, V, req.topK));
-      topIndices.push(rows.map((r) => r.ids));
-      topProbs.push(rows.map((r) => r.probs));
-      if (req.track) logitsPerLayer.push(logits);
-      headMs += performance.now() - th;
-    }
-    let tracked: TrackedPosition[] | null = null;
-    if (req.track) {
-      tracked = Array.from({ length: T }, (_, position) => {
-        const tokenIds = unionIds(topIndices, position);
-        return {
-          position,
-          tokenIds,
-          probs: logitsPerLayer.map((logits) => {
-            const { lse } = topKFromLogits(logits, position * V, V, 1);
-            return tokenIds.map((id) => Math.exp(logits[position * V + id] - lse));
-          }),
-        };
-      });
-    }
-    return {
-      model: this.info,
-      tokens: req.ids.map((id, position) => ({ position, id, text: this.tokenizer.decodeOne(id) })),
-      layers: req.layers,
-      point: 'BLOCK_OUTPUT',
-      topK: req.topK,
-      topIndices,
-      topProbs,
-      tracked,
-      stats: null,
-      attention: null,
-      timings: { totalMs: performance.now() - t0, queueMs: 0, embedMs: 0, blocksMs, headMs, trackMs: 0, statsMs: 0, batchSize: 1 },
-    };
   }
 }
 
