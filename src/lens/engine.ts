@@ -7,13 +7,14 @@ import { roundToDtype } from '../checkpoint/dtype.js';
 import { readRows, type StTensor } from '../checkpoint/safetensors.js';
 import { loadTokenizer, type TextTokenizer } from '../checkpoint/tokenizer.js';
 import { buildBlockGraph } from '../graph/block.js';
-import { buildGatherGraph, buildLensHead, buildNaiveHead, buildStatsGraph, GATHER, HEAD, STATS } from '../graph/head.js';
+import { buildGatherGraph, buildLensHead, buildNaiveHead, buildStatsGraph, HEAD } from '../graph/head.js';
 import { WeightBinder } from '../graph/weights.js';
 import { BlockStack } from '../runtime/blocks.js';
 import { Embedder } from '../runtime/inputs.js';
 import { ort, sessionFactory, type SessionFactory } from '../runtime/sessions.js';
 import { naiveLens } from './naive.js';
-import { chunkByRows, unionIds } from './reduce.js';
+import { cellStats, trajectories } from './post.js';
+import { chunkByRows } from './reduce.js';
 import {
   type CellStats,
   LensError,
@@ -378,71 +379,20 @@ export class OnnxLensModel implements LensModel {
     return this.info.computeType === 'float16' ? rows.map((x) => roundToDtype(x, 'F16')) : rows;
   }
 
-  /** Mode 2: probabilities of every token that was top-k at any requested layer, at every requested layer. */
+  /** Mode 2, for each read point of the job. */
   private async track(job: Job): Promise<void> {
-    const D = this.plan.hiddenSize;
     const session = await this.lazySession('gather');
-    for (const st of job.points.values()) {
-      const nL = st.normed.length;
-      const unions = Array.from({ length: job.len }, (_, p) => unionIds(st.topIndices, p));
-      const all = [...new Set(unions.flat())].sort((a, b) => a - b);
-      const col = new Map(all.map((id, i) => [id, i]));
-      const normed = new Float32Array(nL * job.len * D);
-      const lse = new Float64Array(nL * job.len);
-      st.normed.forEach((n, li) => normed.set(n, li * job.len * D));
-      st.lse.forEach((x, li) => lse.set(x, li * job.len));
-      const out = await session.run({
-        [GATHER.inputs.normed]: new ort.Tensor('float32', normed, [nL * job.len, D]),
-        [GATHER.inputs.lse]: new ort.Tensor('float64', lse, [nL * job.len]),
-        [GATHER.inputs.columns]: new ort.Tensor('float32', this.unembedColumns(this.unembedRows.weight, all), [all.length, D]),
-        ...(this.unembedRows.bias
-          ? { [GATHER.inputs.bias]: new ort.Tensor('float32', this.unembedColumns(this.unembedRows.bias, all), [all.length]) }
-          : {}),
-      });
-      const lp = out[GATHER.outputs.logProbs].data as Float64Array;
-      const M = all.length;
-      st.tracked = unions.map((tokenIds, position) => ({
-        position,
-        tokenIds,
-        probs: Array.from({ length: nL }, (_, li) => tokenIds.map((id) => Math.exp(lp[(li * job.len + position) * M + col.get(id)!]))),
-      }));
-    }
+    const columns = (ids: number[]) => ({
+      weight: this.unembedColumns(this.unembedRows.weight, ids),
+      bias: this.unembedRows.bias ? this.unembedColumns(this.unembedRows.bias, ids) : undefined,
+    });
+    for (const st of job.points.values()) st.tracked = await trajectories(st, job.len, this.plan.hiddenSize, session, columns);
   }
 
   private async cellStats(job: Job): Promise<CellStats> {
-    const D = this.plan.hiddenSize;
-    const session = await this.lazySession('stats');
     const st = job.points.get(job.req.points[0])!;
-    const nL = st.normed.length;
-    const maxRows = Math.max(1, Math.floor(HEAD_BYTES / (this.plan.vocabSize * 4 * 3)));
-    const stats: CellStats = { entropy: [], klToFinal: [], finalTop1Rank: [] };
-    const items = st.normed.map((n, li) => ({ li, rows: job.len, n }));
-    for (const chunk of chunkByRows(items, maxRows)) {
-      const N = chunk.length * job.len;
-      const normed = new Float32Array(N * D);
-      const fin = new Float32Array(N * D);
-      const target = new BigInt64Array(N);
-      chunk.forEach((c, i) => {
-        normed.set(c.n, i * job.len * D);
-        fin.set(job.finalNormed!, i * job.len * D);
-        job.finalTop1!.forEach((id, p) => (target[i * job.len + p] = BigInt(id)));
-      });
-      const out = await session.run({
-        [STATS.inputs.normed]: new ort.Tensor('float32', normed, [N, D]),
-        [STATS.inputs.finalNormed]: new ort.Tensor('float32', fin, [N, D]),
-        [STATS.inputs.target]: new ort.Tensor('int64', target, [N]),
-      });
-      const ent = out[STATS.outputs.entropy].data as Float64Array;
-      const kl = out[STATS.outputs.kl].data as Float64Array;
-      const rank = out[STATS.outputs.rank].data as BigInt64Array;
-      chunk.forEach((c, i) => {
-        const slice = (p: number) => i * job.len + p;
-        stats.entropy[c.li] = Array.from({ length: job.len }, (_, p) => ent[slice(p)]);
-        stats.klToFinal[c.li] = Array.from({ length: job.len }, (_, p) => Math.max(0, kl[slice(p)]));
-        stats.finalTop1Rank[c.li] = Array.from({ length: job.len }, (_, p) => Number(rank[slice(p)]));
-      });
-    }
-    return stats;
+    const session = await this.lazySession('stats');
+    return cellStats(st.normed, job.len, job.finalNormed!, job.finalTop1!, session, this.plan);
   }
 }
 

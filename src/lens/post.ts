@@ -1,0 +1,95 @@
+// After the forward pass: trajectories (mode 2) and per-cell stats, from the kept normed states and
+// log-sum-exps of each requested layer. Neither needs the [rows, V] logits of the lens head again
+// except the stats pass, which recomputes them inside ORT in row chunks.
+import type { ModelPlan } from '../architectures/spec.js';
+import { GATHER, STATS } from '../graph/head.js';
+import { ort } from '../runtime/sessions.js';
+import { chunkByRows, unionIds } from './reduce.js';
+import type { CellStats, TrackedPosition } from './types.js';
+
+/** What the lens head left behind for one read point: per requested layer, [len] rows. */
+export interface LayerStates {
+  topIndices: number[][][];
+  normed: Float32Array[];
+  lse: Float64Array[];
+}
+
+/** Rows per stats call: three [rows, V] float32 tensors stay ≤ 256 MB. */
+const STATS_BYTES = 256 * 2 ** 20;
+
+/**
+ * Per position: the ascending union of top-k ids over the requested layers and their probabilities
+ * at every layer — one gather-graph call over the union of all positions' ids.
+ */
+export async function trajectories(
+  st: LayerStates,
+  len: number,
+  D: number,
+  session: ort.InferenceSession,
+  columns: (ids: number[]) => { weight: Float32Array; bias?: Float32Array },
+): Promise<TrackedPosition[]> {
+  const nL = st.normed.length;
+  const unions = Array.from({ length: len }, (_, p) => unionIds(st.topIndices, p));
+  const all = [...new Set(unions.flat())].sort((a, b) => a - b);
+  const col = new Map(all.map((id, i) => [id, i]));
+  const normed = new Float32Array(nL * len * D);
+  const lse = new Float64Array(nL * len);
+  st.normed.forEach((n, li) => normed.set(n, li * len * D));
+  st.lse.forEach((x, li) => lse.set(x, li * len));
+  const { weight, bias } = columns(all);
+  const out = await session.run({
+    [GATHER.inputs.normed]: new ort.Tensor('float32', normed, [nL * len, D]),
+    [GATHER.inputs.lse]: new ort.Tensor('float64', lse, [nL * len]),
+    [GATHER.inputs.columns]: new ort.Tensor('float32', weight, [all.length, D]),
+    ...(bias ? { [GATHER.inputs.bias]: new ort.Tensor('float32', bias, [all.length]) } : {}),
+  });
+  const lp = out[GATHER.outputs.logProbs].data as Float64Array;
+  const M = all.length;
+  return unions.map((tokenIds, position) => ({
+    position,
+    tokenIds,
+    probs: Array.from({ length: nL }, (_, li) => tokenIds.map((id) => Math.exp(lp[(li * len + position) * M + col.get(id)!]))),
+  }));
+}
+
+/** Entropy, KL(final ‖ layer) and rank of the final top-1 for every (requested layer, position). */
+export async function cellStats(
+  normedPerLayer: Float32Array[],
+  len: number,
+  finalNormed: Float32Array,
+  finalTop1: number[],
+  session: ort.InferenceSession,
+  plan: ModelPlan,
+): Promise<CellStats> {
+  const D = plan.hiddenSize;
+  const maxRows = Math.max(1, Math.floor(STATS_BYTES / (plan.vocabSize * 4 * 3)));
+  const stats: CellStats = { entropy: [], klToFinal: [], finalTop1Rank: [] };
+  const items = normedPerLayer.map((n, li) => ({ li, rows: len, n }));
+  for (const chunk of chunkByRows(items, maxRows)) {
+    const N = chunk.length * len;
+    const normed = new Float32Array(N * D);
+    const fin = new Float32Array(N * D);
+    const target = new BigInt64Array(N);
+    chunk.forEach((c, i) => {
+      normed.set(c.n, i * len * D);
+      fin.set(finalNormed, i * len * D);
+      finalTop1.forEach((id, p) => (target[i * len + p] = BigInt(id)));
+    });
+    const out = await session.run({
+      [STATS.inputs.normed]: new ort.Tensor('float32', normed, [N, D]),
+      [STATS.inputs.finalNormed]: new ort.Tensor('float32', fin, [N, D]),
+      [STATS.inputs.target]: new ort.Tensor('int64', target, [N]),
+    });
+    const ent = out[STATS.outputs.entropy].data as Float64Array;
+    const kl = out[STATS.outputs.kl].data as Float64Array;
+    const rank = out[STATS.outputs.rank].data as BigInt64Array;
+    chunk.forEach((c, i) => {
+      const at = (p: number) => i * len + p;
+      stats.entropy[c.li] = Array.from({ length: len }, (_, p) => ent[at(p)]);
+      // Float rounding can leave a KL of −1e-12 for identical distributions; it is 0.
+      stats.klToFinal[c.li] = Array.from({ length: len }, (_, p) => Math.max(0, kl[at(p)]));
+      stats.finalTop1Rank[c.li] = Array.from({ length: len }, (_, p) => Number(rank[at(p)]));
+    });
+  }
+  return stats;
+}
