@@ -32,8 +32,11 @@ import { validate, type ValidRequest } from './validate.js';
 
 type Session = ort.InferenceSession;
 
-/** Rows per head call so one [rows, V] float32 logits tensor stays ≤ 256 MB. */
-const HEAD_BYTES = 256 * 2 ** 20;
+/**
+ * Rows per head call so one [rows, V] float32 logits tensor stays ≤ 128 MB; with exp and its float64
+ * copy for the log-sum-exp the call's peak is about four times that.
+ */
+const HEAD_BYTES = 128 * 2 ** 20;
 
 /** One (request, layer, point) slab of residual rows waiting for the lens head. */
 interface Slab {
