@@ -167,6 +167,29 @@ describe('batching', () => {
   });
 });
 
+describe('head chunking', () => {
+  it('splits a deferred head pass over 128 MB of logits into several calls with the same result as per-layer calls', async () => {
+    // V = 151936: 220 rows per call; 70 tokens × 2 layers × 2 read points = 280 rows → 2 calls.
+    const m = await openModel(makeCheckpoint(RECIPES['qwen2-tiny']), { device: 'cpu' });
+    try {
+      const prompt = 'one two three four five six seven eight nine ten '.repeat(7);
+      const opts = { topK: 3, trackAcrossLayers: true, points: ['BLOCK_OUTPUT', 'ATTENTION_OUTPUT'] as const };
+      const deferred = await m.lens(prompt, { ...opts, points: [...opts.points] });
+      expect(deferred.tokens.length * 4).toBeGreaterThan(220);
+      const streamed = await m.lens(prompt, { ...opts, points: [...opts.points], onLayer: () => {} });
+      expect(deferred.topIndices).toEqual(streamed.topIndices);
+      expect(deferred.attention!.topIndices).toEqual(streamed.attention!.topIndices);
+      deferred.topProbs.flat(2).forEach((p, i) => expect(Math.abs(p - streamed.topProbs.flat(2)[i])).toBeLessThan(1e-6));
+      expect(deferred.tracked!.map((t) => t.tokenIds)).toEqual(streamed.tracked!.map((t) => t.tokenIds));
+      deferred.tracked!.flatMap((t) => t.probs.flat()).forEach((p, i) =>
+        expect(Math.abs(p - streamed.tracked!.flatMap((t) => t.probs.flat())[i])).toBeLessThan(1e-6),
+      );
+    } finally {
+      await m.close();
+    }
+  });
+});
+
 describe('stats and naive mode', () => {
   it('computes entropy, KL(final ‖ layer) and the rank of the final top-1 like the reference', async () => {
     const r = await llama.lens(PROMPT, { stats: true, layers: [0] });
