@@ -141,6 +141,12 @@ LensAttentionRef.implement({
       nullable: true,
       resolve: (a) => a.part.tracked?.map((tracked) => ({ modelId: a.modelId, tracked })) ?? null,
     }),
+    stats: t.field({
+      type: LensStatsRef,
+      nullable: true,
+      description: 'Entropy, KL to the final layer and rank of its top-1 for these reads; null unless stats were requested.',
+      resolve: (a) => a.part.stats,
+    }),
   }),
 });
 

@@ -276,8 +276,11 @@ export class OnnxLensModel implements LensModel {
     for (const job of live()) if (job.req.track) await this.track(job);
     timing.trackMs = performance.now() - tt;
     const ts = performance.now();
-    const stats = new Map<Job, CellStats>();
-    for (const job of live()) if (job.req.stats) stats.set(job, await this.cellStats(job));
+    const stats = new Map<PointState, CellStats>();
+    for (const job of live()) {
+      if (!job.req.stats) continue;
+      for (const st of job.points.values()) stats.set(st, await this.cellStats(job, st));
+    }
     timing.statsMs = performance.now() - ts;
 
     const totalMs = performance.now() - t0 + queueMs;
@@ -295,9 +298,9 @@ export class OnnxLensModel implements LensModel {
         topIndices: p.topIndices,
         topProbs: p.topProbs,
         tracked: p.tracked ?? null,
-        stats: stats.get(job) ?? null,
+        stats: stats.get(p) ?? null,
         attention: a
-          ? { topIndices: a.topIndices, topProbs: a.topProbs, tracked: a.tracked ?? null }
+          ? { topIndices: a.topIndices, topProbs: a.topProbs, tracked: a.tracked ?? null, stats: stats.get(a) ?? null }
           : null,
         timings: { totalMs, queueMs, ...timing, batchSize: B },
       };
@@ -392,8 +395,8 @@ export class OnnxLensModel implements LensModel {
     for (const st of job.points.values()) st.tracked = await trajectories(st, job.len, this.plan.hiddenSize, session, columns);
   }
 
-  private async cellStats(job: Job): Promise<CellStats> {
-    const st = job.points.get(job.req.points[0])!;
+  /** Stats of one read point against the final layer's distribution. */
+  private async cellStats(job: Job, st: PointState): Promise<CellStats> {
     const session = await this.lazySession('stats');
     return cellStats(st.normed, job.len, job.finalNormed!, job.finalTop1!, session, this.plan);
   }

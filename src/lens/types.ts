@@ -91,7 +91,7 @@ export interface LensResult {
   tracked: TrackedPosition[] | null;
   stats: CellStats | null;
   /** Present when points included ATTENTION_OUTPUT: the same reduction after each block's attention. */
-  attention: { topIndices: number[][][]; topProbs: number[][][]; tracked: TrackedPosition[] | null } | null;
+  attention: { topIndices: number[][][]; topProbs: number[][][]; tracked: TrackedPosition[] | null; stats: CellStats | null } | null;
   timings: LensTimings;
 }
 

@@ -141,6 +141,16 @@ describe('Query.lens', () => {
     expect(r.data!.lens.topIndices).toEqual(both.topIndices);
     expect(r.data!.lens.attention!.topIndices).toEqual(both.attention!.topIndices);
     expect(r.data!.lens.attention!.tracked).toEqual(both.attention!.tracked);
+    expect(r.data!.lens.attention!.stats).toBeNull();
+  });
+
+  test('with stats, the sub-layer lens carries its own entropy, KL to final and rank', async () => {
+    const input = { model: 'gpt2-tiny', prompt: PROMPT, points: ['BLOCK_OUTPUT', 'ATTENTION_OUTPUT'], stats: true } as const;
+    const r = await http(gw.url, LensAttentionDocument, { input: { ...input, points: [...input.points] } });
+    expect(r.errors).toBeUndefined();
+    const both = await model.lens(PROMPT, { points: ['BLOCK_OUTPUT', 'ATTENTION_OUTPUT'], stats: true });
+    expect(r.data!.lens.attention!.stats).toEqual(both.attention!.stats);
+    expect(both.attention!.stats!.entropy).toHaveLength(3);
   });
 
   test('@defer delivers the widget in a later part', async () => {

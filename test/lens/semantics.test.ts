@@ -213,6 +213,31 @@ describe('stats and naive mode', () => {
     });
   });
 
+  it('computes the same stats for the after-attention read, against the final layer', async () => {
+    const r = await llama.lens(PROMPT, { stats: true, points: ['BLOCK_OUTPUT', 'ATTENTION_OUTPUT'] });
+    const ref = referenceLens(makeCheckpoint(RECIPES['llama-gqa-tied']), idsOf(r));
+    const L = llama.info.numLayers;
+    const s = r.attention!.stats!;
+    expect(r.stats!.entropy).toHaveLength(L);
+    for (let l = 0; l < L; l++) {
+      r.tokens.forEach((_, p) => {
+        const lp = ref.attnLogProbs[l][p];
+        const lq = ref.logProbs[L - 1][p];
+        let H = 0;
+        let kl = 0;
+        let top = 0;
+        for (let i = 0; i < lp.length; i++) {
+          H -= Math.exp(lp[i]) * lp[i];
+          kl += Math.exp(lq[i]) * (lq[i] - lp[i]);
+          if (lq[i] > lq[top]) top = i;
+        }
+        expect(s.entropy[l][p]).toBeCloseTo(H, 5);
+        expect(s.klToFinal[l][p]).toBeCloseTo(kl, 5);
+        expect(s.finalTop1Rank[l][p]).toBe(lp.filter((x) => x > lp[top]).length);
+      });
+    }
+  });
+
   it('naive mode (full logits to JS) agrees with the in-graph reduction', async () => {
     const a = await gpt2.lens(PROMPT, { topK: 5, trackAcrossLayers: true });
     const b = await gpt2.lensNaive(PROMPT, { topK: 5, trackAcrossLayers: true });
