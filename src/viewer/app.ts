@@ -496,9 +496,14 @@ function fitCells(): void {
   table.style.setProperty('--cell-w', `${Math.max(62, Math.min(150, w))}px`);
 }
 
+/** The stats of the read a row shows: block output, or the read right after attention. */
+function rowStats(r: Run, row: Row) {
+  return row.point === 'BLOCK_OUTPUT' ? r.result?.stats : r.result?.attention?.stats;
+}
+
 function statValue(r: Run, row: Row, p: number, mode: ColorMode): number | null {
-  const s = r.result?.stats;
-  if (!s || row.point !== 'BLOCK_OUTPUT') return null;
+  const s = rowStats(r, row);
+  if (!s) return null;
   if (mode === 'entropy') return s.entropy[row.li][p];
   if (mode === 'kl') return s.klToFinal[row.li][p];
   if (mode === 'rank') return s.finalTop1Rank[row.li][p];
@@ -517,7 +522,6 @@ function currentScale(r: Run | null): Scale {
   let max = 0;
   if (r && mode !== 'prob') {
     for (const row of r.rows) {
-      if (row.point !== 'BLOCK_OUTPUT') continue;
       for (let p = 0; p < r.tokens.length; p++) max = Math.max(max, statValue(r, row, p, mode) ?? 0);
     }
   }
@@ -585,7 +589,6 @@ function renderLegend(): void {
   const title = document.createElement('span');
   let note = '';
   if (wanted !== scale.mode) note = ui.stats.checked ? ' (stats arrive when the run completes)' : ' (turn on stats for this mode)';
-  if (scale.mode !== 'prob' && run?.points.includes('ATTENTION_OUTPUT')) note += ' · attention reads have no stats (grey)';
   title.textContent = scale.title + note;
   ui.legend.replaceChildren(title, box);
 }
@@ -631,8 +634,8 @@ function showTooltip(td: HTMLTableCellElement): void {
     list.append(li);
   }
   ui.tooltip.replaceChildren(head, list);
-  const s = r.result?.stats;
-  if (s && row.point === 'BLOCK_OUTPUT') {
+  const s = rowStats(r, row);
+  if (s) {
     const st = document.createElement('div');
     st.className = 'tt-stats';
     const rank = s.finalTop1Rank[row.li][p];

@@ -176,6 +176,12 @@ test('a layer subset (negative = from the end) with the attention sub-layer adds
     const want = c.point === 'ATTENTION_OUTPUT' ? expected.attention!.topIndices[li][c.pos][0] : expected.topIndices[li][c.pos][0];
     expect(c.id, `${c.point} layer ${c.layer} position ${c.pos}`).toBe(want);
   }
+  // Attention reads have stats of their own, so every cell takes a colour in the stats modes.
+  expect(await page.isChecked('#stats')).toBe(true);
+  await page.selectOption('#color', 'entropy');
+  expect(await page.locator('#heatmap td').count()).toBe(4 * model.tokenize(prompt).length);
+  expect(await page.locator('#heatmap td.nostat').count()).toBe(0);
+  await page.selectOption('#color', 'prob');
   await page.fill('#layers', '');
   await page.uncheck('#attn');
 });
