@@ -57,22 +57,21 @@ async function httpFailure(res: Response): Promise<GatewayError> {
 }
 
 export async function query<R, V>(doc: TypedDocumentNode<R, V>, variables: V, signal?: AbortSignal): Promise<R> {
-  let res: Response;
-  try {
-    res = await fetch(ENDPOINT, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', accept: 'application/graphql-response+json, application/json' },
-      body: body(doc, variables),
-      signal,
-    });
-  } catch (err) {
-    throw networkError(err);
-  }
+  const res = await post(doc, variables, 'application/graphql-response+json, application/json', signal);
   if (!res.ok && !(res.headers.get('content-type') ?? '').includes('json')) throw await httpFailure(res);
   const result = (await res.json()) as GqlResult<R>;
   if (result.errors?.length) throw GatewayError.from(result.errors);
   if (!result.data) throw new GatewayError('NO_DATA', 'The server returned no data');
   return result.data;
+}
+
+/** POSTs one operation; a failure to connect becomes a NETWORK error (an abort stays an abort). */
+async function post<R, V>(doc: TypedDocumentNode<R, V>, variables: V, accept: string, signal?: AbortSignal): Promise<Response> {
+  try {
+    return await fetch(ENDPOINT, { method: 'POST', headers: { 'content-type': 'application/json', accept }, body: body(doc, variables), signal });
+  } catch (err) {
+    throw networkError(err);
+  }
 }
 
 function networkError(err: unknown): Error {
@@ -90,17 +89,7 @@ export async function* subscribe<R, V>(
   variables: V,
   signal: AbortSignal,
 ): AsyncGenerator<GqlResult<R>> {
-  let res: Response;
-  try {
-    res = await fetch(ENDPOINT, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', accept: 'text/event-stream' },
-      body: body(doc, variables),
-      signal,
-    });
-  } catch (err) {
-    throw networkError(err);
-  }
+  const res = await post(doc, variables, 'text/event-stream', signal);
   const type = res.headers.get('content-type') ?? '';
   if (!type.includes('text/event-stream') || !res.body) {
     // Rejected before a stream opened (e.g. a parse error or a 4xx): one JSON result.

@@ -196,20 +196,10 @@ describe('stats and naive mode', () => {
     const ref = referenceLens(makeCheckpoint(RECIPES['llama-gqa-tied']), idsOf(r));
     const L = llama.info.numLayers;
     r.tokens.forEach((_, p) => {
-      const lp = ref.logProbs[0][p];
-      const lq = ref.logProbs[L - 1][p];
-      let H = 0;
-      let kl = 0;
-      let top = 0;
-      for (let i = 0; i < lp.length; i++) {
-        H -= Math.exp(lp[i]) * lp[i];
-        kl += Math.exp(lq[i]) * (lq[i] - lp[i]);
-        if (lq[i] > lq[top]) top = i;
-      }
-      const rank = lp.filter((x) => x > lp[top]).length;
-      expect(r.stats!.entropy[0][p]).toBeCloseTo(H, 5);
-      expect(r.stats!.klToFinal[0][p]).toBeCloseTo(kl, 5);
-      expect(r.stats!.finalTop1Rank[0][p]).toBe(rank);
+      const want = referenceStats(ref.logProbs[0][p], ref.logProbs[L - 1][p]);
+      expect(r.stats!.entropy[0][p]).toBeCloseTo(want.entropy, 5);
+      expect(r.stats!.klToFinal[0][p]).toBeCloseTo(want.kl, 5);
+      expect(r.stats!.finalTop1Rank[0][p]).toBe(want.rank);
     });
   });
 
@@ -221,19 +211,10 @@ describe('stats and naive mode', () => {
     expect(r.stats!.entropy).toHaveLength(L);
     for (let l = 0; l < L; l++) {
       r.tokens.forEach((_, p) => {
-        const lp = ref.attnLogProbs[l][p];
-        const lq = ref.logProbs[L - 1][p];
-        let H = 0;
-        let kl = 0;
-        let top = 0;
-        for (let i = 0; i < lp.length; i++) {
-          H -= Math.exp(lp[i]) * lp[i];
-          kl += Math.exp(lq[i]) * (lq[i] - lp[i]);
-          if (lq[i] > lq[top]) top = i;
-        }
-        expect(s.entropy[l][p]).toBeCloseTo(H, 5);
-        expect(s.klToFinal[l][p]).toBeCloseTo(kl, 5);
-        expect(s.finalTop1Rank[l][p]).toBe(lp.filter((x) => x > lp[top]).length);
+        const want = referenceStats(ref.attnLogProbs[l][p], ref.logProbs[L - 1][p]);
+        expect(s.entropy[l][p]).toBeCloseTo(want.entropy, 5);
+        expect(s.klToFinal[l][p]).toBeCloseTo(want.kl, 5);
+        expect(s.finalTop1Rank[l][p]).toBe(want.rank);
       });
     }
   });
@@ -276,6 +257,19 @@ describe('tokens', () => {
     }
   });
 });
+
+/** Entropy of p, KL(q ‖ p), and how many tokens outrank q's top-1 under p — from log-probs, in float64. */
+function referenceStats(lp: Float64Array, lq: Float64Array): { entropy: number; kl: number; rank: number } {
+  let entropy = 0;
+  let kl = 0;
+  let top = 0;
+  for (let i = 0; i < lp.length; i++) {
+    entropy -= Math.exp(lp[i]) * lp[i];
+    kl += Math.exp(lq[i]) * (lq[i] - lp[i]);
+    if (lq[i] > lq[top]) top = i;
+  }
+  return { entropy, kl, rank: lp.filter((x) => x > lp[top]).length };
+}
 
 /** Copies an untied checkpoint and makes lm_head rows a and b identical. */
 async function withDuplicatedHeadRows(src: string): Promise<{ dir: string; a: number; b: number }> {
