@@ -9,9 +9,11 @@ export interface GatewayLimits {
   maxTopK: number;
   /** Longest prompt in characters, checked before tokenizing. */
   maxPromptChars: number;
+  /** Most tokens one request may generate (LensInput.generate.maxNewTokens). */
+  maxNewTokens: number;
 }
 
-export const DEFAULT_LIMITS: GatewayLimits = { maxTopK: 100, maxPromptChars: 20_000 };
+export const DEFAULT_LIMITS: GatewayLimits = { maxTopK: 100, maxPromptChars: 20_000, maxNewTokens: 64 };
 
 export interface GatewayServices {
   registry: ModelRegistry;

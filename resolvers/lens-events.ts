@@ -2,7 +2,7 @@
 // has reduced it, then LensCompleted with the whole (stored) result.
 
 import { Repeater } from 'graphql-yoga';
-import type { LayerEvent, LensPoint, Token } from '../src/lens/types.js';
+import type { LayerEvent, LensPoint, PositionEvent, Token } from '../src/lens/types.js';
 import type { StoredResult } from '../src/server/result-store.js';
 import { randomUUID } from 'node:crypto';
 import type { GraphQLError } from 'graphql';
@@ -23,12 +23,20 @@ interface StartedShape {
   layers: number[];
   topK: number;
   points: LensPoint[];
+  maxNewTokens: number | null;
 }
 interface LayerShape {
   kind: 'layer';
   resultId: string;
   modelId: string;
   event: LayerEvent;
+  layers: number[];
+}
+interface PositionShape {
+  kind: 'position';
+  resultId: string;
+  modelId: string;
+  event: PositionEvent;
   layers: number[];
 }
 interface CompletedShape {
@@ -40,7 +48,7 @@ interface FailedShape {
   kind: 'failed';
   error: GraphQLError;
 }
-type EventShape = StartedShape | LayerShape | CompletedShape;
+type EventShape = StartedShape | LayerShape | PositionShape | CompletedShape;
 
 const LensStartedRef = builder.objectRef<StartedShape>('LensStarted');
 LensStartedRef.implement({
@@ -53,6 +61,11 @@ LensStartedRef.implement({
     layers: t.exposeIntList('layers'),
     topK: t.exposeInt('topK'),
     points: t.field({ type: [LensPointEnum], resolve: (s) => s.points }),
+    maxNewTokens: t.int({
+      nullable: true,
+      description: 'Tokens the model may write after the prompt (LensInput.generate); null when not generating.',
+      resolve: (s) => s.maxNewTokens,
+    }),
   }),
 });
 
@@ -80,6 +93,31 @@ LayerResultRef.implement({
   }),
 });
 
+const PositionResultRef = builder.objectRef<PositionShape>('PositionResult');
+PositionResultRef.implement({
+  description:
+    'One generated position, sent as soon as the model has written its token and lensed it: the column of every requested layer.',
+  fields: (t) => ({
+    resultId: t.exposeID('resultId'),
+    position: t.int({ resolve: (s) => s.event.position }),
+    token: t.field({ type: TokenRef, description: 'The token at this position (generated: true).', resolve: (s) => s.event.token }),
+    point: t.field({ type: LensPointEnum, resolve: (s) => s.event.point }),
+    layers: t.intList({ resolve: (s) => s.layers }),
+    topIndices: t.field({ type: t.listRef(t.listRef('Int')), description: '[layerIndex][k]', resolve: (s) => s.event.topIndices }),
+    topProbs: t.field({ type: t.listRef(t.listRef('Float')), description: '[layerIndex][k]', resolve: (s) => s.event.topProbs }),
+    cells: t.field({
+      type: [LensCellRef],
+      description: 'Decoded cells of this position, one per requested layer (ascending).',
+      args: { k: t.arg.int() },
+      resolve: (s, args) => {
+        checkCellArgs(1, args.k, null);
+        const r = { topIndices: s.event.topIndices.map((c) => [c]), topProbs: s.event.topProbs.map((c) => [c]), stats: null, layers: s.layers };
+        return s.layers.map((_, li) => ({ ...layerCells(s.modelId, r, li, [0], args.k)[0], position: s.event.position }));
+      },
+    }),
+  }),
+});
+
 const LensCompletedRef = builder.objectRef<CompletedShape>('LensCompleted');
 LensCompletedRef.implement({
   description: 'Last event: the whole result with trajectories and stats, also stored under its id.',
@@ -89,13 +127,15 @@ LensCompletedRef.implement({
 });
 
 const LensEventUnion = builder.unionType('LensEvent', {
-  types: [LensStartedRef, LayerResultRef, LensCompletedRef],
+  types: [LensStartedRef, LayerResultRef, PositionResultRef, LensCompletedRef],
   resolveType: (e) => {
     switch (e.kind) {
       case 'started':
         return 'LensStarted';
       case 'layer':
         return 'LayerResult';
+      case 'position':
+        return 'PositionResult';
       case 'completed':
         return 'LensCompleted';
     }
@@ -131,12 +171,14 @@ builder.subscriptionFields((t) => ({
           layers: req.layers,
           topK: req.options.topK ?? 5,
           points: req.points,
+          maxNewTokens: req.options.generate?.maxNewTokens ?? null,
         });
         try {
           const result = await computeLens(ctx, req, {
             id: resultId,
             signal: abort.signal,
             onLayer: (event) => void push({ kind: 'layer', resultId, modelId, event, layers: req.layers }),
+            onPosition: (event) => void push({ kind: 'position', resultId, modelId, event, layers: req.layers }),
           });
           await push({ kind: 'completed', result });
         } catch (err) {

@@ -16,6 +16,14 @@ export const LensPointEnum = builder.enumType('LensPoint', {
   } as const,
 });
 
+export const GenerateInputRef = builder.inputType('GenerateInput', {
+  description:
+    'Greedy continuation: the model writes up to maxNewTokens tokens (stopping after its EOS token) and the lens runs at every written position too.',
+  fields: (t) => ({
+    maxNewTokens: t.int({ required: true, description: '1 ≤ maxNewTokens ≤ the server limit (default 64; `npm start -- --max-new-tokens N`), and prompt + maxNewTokens ≤ Model.maxPositions.' }),
+  }),
+});
+
 export const LensInputRef = builder.inputType('LensInput', {
   fields: (t) => ({
     model: t.id({ required: true, description: 'Id of a served model (see Query.models).' }),
@@ -31,6 +39,10 @@ export const LensInputRef = builder.inputType('LensInput', {
       type: [LensPointEnum],
       description: 'Read points; default [BLOCK_OUTPUT]. Adding ATTENTION_OUTPUT fills LensResult.attention.',
     }),
+    generate: t.field({
+      type: GenerateInputRef,
+      description: 'Continue the prompt greedily; LensResult.tokens then ends with the generated tokens (Token.generated).',
+    }),
   }),
 });
 
@@ -44,6 +56,7 @@ export interface LensInputValue {
   layers?: readonly number[] | null;
   stats?: boolean | null;
   points?: readonly LensPoint[] | null;
+  generate?: { maxNewTokens: number } | null;
 }
 
 export interface ValidLensRequest {
@@ -93,6 +106,20 @@ export function validateLensInput(ctx: GatewayContext, input: LensInputValue): V
       `prompt has ${tokens.length} tokens; ${info.id} accepts at most ${info.maxPositions}`,
     );
   }
+  let generate: LensOptions['generate'];
+  if (input.generate) {
+    const n = input.generate.maxNewTokens;
+    if (n < 1 || n > ctx.limits.maxNewTokens) {
+      throw gatewayError('BAD_USER_INPUT', `generate.maxNewTokens must be between 1 and ${ctx.limits.maxNewTokens} (server limit), got ${n}`);
+    }
+    if (tokens.length + n > info.maxPositions) {
+      throw gatewayError(
+        'PROMPT_TOO_LONG',
+        `prompt (${tokens.length} tokens) + maxNewTokens (${n}) exceeds the ${info.maxPositions} positions ${info.id} takes`,
+      );
+    }
+    generate = { maxNewTokens: n };
+  }
   return {
     served,
     prompt: input.prompt,
@@ -105,6 +132,7 @@ export function validateLensInput(ctx: GatewayContext, input: LensInputValue): V
       layers: input.layers == null ? undefined : layers,
       points,
       stats: input.stats ?? false,
+      generate,
     },
   };
 }

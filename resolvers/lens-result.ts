@@ -116,6 +116,19 @@ LensStatsRef.implement({
   }),
 });
 
+const GenerationRef = builder.objectRef<NonNullable<LensResult['generation']>>('Generation');
+GenerationRef.implement({
+  description: 'How a greedy generation went; the written tokens are the tokens with generated: true.',
+  fields: (t) => ({
+    maxNewTokens: t.exposeInt('maxNewTokens'),
+    newTokens: t.exposeInt('newTokens', { description: 'Tokens written (the last is EOS when stoppedAtEos).' }),
+    stoppedAtEos: t.exposeBoolean('stoppedAtEos'),
+    eosTokenIds: t.exposeIntList('eosTokenIds', {
+      description: "The model's end-of-sequence ids (generation_config.json, else config.json); empty when it names none.",
+    }),
+  }),
+});
+
 const LensTimingsRef = builder.objectRef<LensResult['timings']>('LensTimings');
 LensTimingsRef.implement({
   description: 'Where the time went, in milliseconds.',
@@ -254,6 +267,12 @@ LensResultRef.implement({
           : toWidgetV2(s.result, decode, { timestamp: s.createdAt, model: s.modelId });
       },
     }),
+    generation: t.field({
+      type: GenerationRef,
+      nullable: true,
+      description: 'Null unless LensInput.generate was given; then tokens holds prompt + generated tokens, each with a column.',
+      resolve: (s) => s.result.generation ?? null,
+    }),
     timings: t.field({ type: LensTimingsRef, resolve: (s) => s.result.timings }),
     createdAt: t.string({ description: 'ISO 8601.', resolve: (s) => s.createdAt.toISOString() }),
   }),
@@ -263,11 +282,16 @@ LensResultRef.implement({
 export async function computeLens(
   ctx: GatewayContext,
   req: ValidLensRequest,
-  extra: { id?: string; signal?: AbortSignal; onLayer?: LensOptions['onLayer'] } = {},
+  extra: { id?: string; signal?: AbortSignal; onLayer?: LensOptions['onLayer']; onPosition?: LensOptions['onPosition'] } = {},
 ): Promise<StoredResult> {
   let result: LensResult;
   try {
-    result = await req.served.scheduler.run(req.prompt, { ...req.options, signal: extra.signal, onLayer: extra.onLayer });
+    result = await req.served.scheduler.run(req.prompt, {
+      ...req.options,
+      signal: extra.signal,
+      onLayer: extra.onLayer,
+      onPosition: extra.onPosition,
+    });
   } catch (err) {
     throw toGraphQLError(err);
   }

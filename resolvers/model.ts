@@ -36,6 +36,10 @@ TokenRef.implement({
     position: t.exposeInt('position'),
     id: t.exposeInt('id'),
     text: t.exposeString('text', { description: 'Decoded text of this single token; "" for ids without text.' }),
+    generated: t.boolean({
+      description: 'True for tokens the model wrote (LensInput.generate); false for prompt tokens and predictions.',
+      resolve: (tok) => tok.generated ?? false,
+    }),
   }),
 });
 

@@ -10,6 +10,7 @@ const USAGE = `usage: npm run --silent lens -- --model DIR --prompt TEXT [option
   --layers LIST        comma-separated layer subset, e.g. 0,6,11 (default: all)
   --attention          also lens the residual after each block's attention
   --stats              entropy, KL to the final layer, rank of the final top-1
+  --generate N         continue the prompt greedily for up to N tokens (stops after EOS) and lens those positions too
   --model-type TYPE    override architecture detection (gpt2, llama, …)
   --device D           auto | cpu | cuda (default auto)
   --dtype T            float32 | float16 compute (default: float16 on CUDA for F16/BF16 checkpoints, else float32)
@@ -32,6 +33,7 @@ function parse() {
         layers: { type: 'string' },
         attention: { type: 'boolean', default: false },
         stats: { type: 'boolean', default: false },
+        generate: { type: 'string' },
         'model-type': { type: 'string' },
         device: { type: 'string', default: 'auto' },
         dtype: { type: 'string' },
@@ -57,6 +59,7 @@ function toJson(r: LensResult) {
     tracked: r.tracked,
     ...(r.attention ? { attention: r.attention } : {}),
     ...(r.stats ? { stats: r.stats } : {}),
+    ...(r.generation ? { generation: r.generation } : {}),
   };
 }
 
@@ -64,7 +67,8 @@ function toJson(r: LensResult) {
 function table(r: LensResult, decode: (id: number) => string): string {
   const show = (s: string) => JSON.stringify(s).slice(1, -1).slice(0, 14);
   const cells = r.layers.map((l, li) => [`L${l}`, ...r.tokens.map((_, p) => `${show(decode(r.topIndices[li][p][0]))} ${r.topProbs[li][p][0].toFixed(2)}`)]);
-  const header = ['', ...r.tokens.map((t) => show(t.text))];
+  // Generated tokens are marked with a leading "+".
+  const header = ['', ...r.tokens.map((t) => (t.generated ? `+${show(t.text)}` : show(t.text)))];
   const rows = [header, ...cells.reverse()];
   const widths = header.map((_, c) => Math.max(...rows.map((row) => row[c].length)));
   return rows.map((row) => row.map((cell, c) => cell.padEnd(widths[c])).join(' │ ')).join('\n');
@@ -85,15 +89,22 @@ async function main() {
   const points: LensPoint[] = args.attention ? ['BLOCK_OUTPUT', 'ATTENTION_OUTPUT'] : ['BLOCK_OUTPUT'];
   const dtype = args.dtype as 'float32' | 'float16' | undefined;
   if (dtype !== undefined && !['float32', 'float16'].includes(dtype)) fail(`--dtype must be float32 or float16`);
+  const generate = args.generate === undefined ? undefined : { maxNewTokens: Number(args.generate) };
+  if (generate && args.naive) fail('--generate and --naive do not go together');
   const model = await openModel(args.model, { modelType: args['model-type'], device, dtype });
   try {
-    const options = { topK, layers, trackAcrossLayers: args.track, stats: args.stats, points };
+    const options = { topK, layers, trackAcrossLayers: args.track, stats: args.stats, points, generate };
     const r = args.naive ? await model.lensNaive(args.prompt, options) : await model.lens(args.prompt, options);
     if (args.json) {
       process.stdout.write(`${JSON.stringify(toJson(r))}\n`);
     } else {
       process.stdout.write(`${r.model.id} (${r.model.modelType}, ${r.model.numLayers} layers, ${r.model.device}, ${r.model.computeType}) — top-1 per layer and position\n`);
       process.stdout.write(`${table(r, (id) => model.decode(id))}\n`);
+      if (r.generation) {
+        const g = r.generation;
+        const text = r.tokens.filter((t) => t.generated).map((t) => t.text).join('');
+        process.stdout.write(`generated ${g.newTokens} token(s)${g.stoppedAtEos ? ' (stopped at EOS)' : ''}: ${JSON.stringify(text)}\n`);
+      }
       process.stdout.write(`${r.timings.totalMs.toFixed(1)} ms\n`);
     }
   } finally {

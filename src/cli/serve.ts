@@ -1,5 +1,5 @@
 // npm start -- --model id=./dir[@cuda[,float16]] [--model id2=./dir2] [--port 4000] [--host 0.0.0.0] [--device auto|cpu|cuda]
-//               [--cors-origin https://a.example,https://b.example] [--max-queue 64] [--batch-window-ms 2]
+//               [--cors-origin https://a.example,https://b.example] [--max-queue 64] [--batch-window-ms 2] [--max-new-tokens 64]
 //               [--trusted-documents src/client/persisted-documents.json [--trusted-only]]
 // With no --model, serves the embedded default model (models/tiny-facts-gpt2).
 
@@ -17,7 +17,8 @@ const DEFAULT_MODEL_DIR = fileURLToPath(new URL('../../models/tiny-facts-gpt2', 
 
 const USAGE = `usage: npm start -- [--model id=./dir[@DEVICE[,DTYPE]] ...] [--port N] [--host H] [--device auto|cpu|cuda]
                  (per model: @auto|@cpu|@cuda, optionally ,float32|,float16 — e.g. llama=./Llama-3.1-8B@cuda,float16)
-                 [--cors-origin ORIGIN[,ORIGIN...]] [--max-queue N] [--batch-window-ms N]`;
+                 [--cors-origin ORIGIN[,ORIGIN...]] [--max-queue N] [--batch-window-ms N]
+                 [--max-new-tokens N]   (most tokens one request may generate; default 64)`;
 
 function fail(message: string): never {
   console.error(`lensgate: ${message}\n${USAGE}`);
@@ -48,6 +49,7 @@ async function main(): Promise<void> {
       'cors-origin': { type: 'string' },
       'max-queue': { type: 'string' },
       'batch-window-ms': { type: 'string' },
+      'max-new-tokens': { type: 'string' },
       'trusted-documents': { type: 'string' },
       'trusted-only': { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h' },
@@ -61,6 +63,11 @@ async function main(): Promise<void> {
   if (!['auto', 'cpu', 'cuda'].includes(device)) fail(`--device must be auto, cpu or cuda (got ${device})`);
   const port = Number(values.port ?? process.env.PORT ?? 4000);
   if (!Number.isInteger(port) || port < 0 || port > 65535) fail(`invalid port ${values.port ?? process.env.PORT}`);
+
+  const maxNewTokens = values['max-new-tokens'] === undefined ? undefined : Number(values['max-new-tokens']);
+  if (maxNewTokens !== undefined && !(Number.isInteger(maxNewTokens) && maxNewTokens >= 0)) {
+    fail(`--max-new-tokens must be an integer ≥ 0 (0 turns generation off), got ${values['max-new-tokens']}`);
+  }
 
   let specs = (values.model ?? []).map(parseModelSpec);
   if (specs.length === 0) {
@@ -92,6 +99,7 @@ async function main(): Promise<void> {
     port,
     host: values.host,
     cors: origins ? { origin: origins } : undefined,
+    limits: maxNewTokens === undefined ? undefined : { maxNewTokens },
     logging: 'info',
   });
 

@@ -3,23 +3,44 @@ import { GraphBuilder } from './onnx-builder.js';
 import { activate, type Ctx, linear, norm, rotary } from './layers.js';
 import type { WeightBinder } from './weights.js';
 
-export const BLOCK_INPUTS = { hidden: 'hidden', bias: 'attn_bias', cos: 'cos', sin: 'sin' } as const;
-export const BLOCK_OUTPUTS = { hidden: 'hidden_out', attnResidual: 'attn_residual' } as const;
+export const BLOCK_INPUTS = {
+  hidden: 'hidden',
+  bias: 'attn_bias',
+  cos: 'cos',
+  sin: 'sin',
+  pastKey: 'past_key',
+  pastValue: 'past_value',
+} as const;
+export const BLOCK_OUTPUTS = {
+  hidden: 'hidden_out',
+  attnResidual: 'attn_residual',
+  presentKey: 'present_key',
+  presentValue: 'present_value',
+} as const;
 
 /**
- * One transformer block as an ONNX graph.
- * Inputs:  hidden [B,T,D]; attn_bias [B,1,T,T] (0 / −1e9: causal, padding, window); cos/sin [B,T,R/2] with rotary.
- * Outputs: hidden_out [B,T,D]; attn_residual [B,T,D] = residual stream right after the attention branch.
+ * One transformer block as an ONNX graph, with a KV cache so generation feeds only new positions.
+ * Inputs:  hidden [B,T,D] (the T new positions); past_key / past_value [B,KV,1,P,hd] (keys after
+ *          norm and rotary, float32; P = 0 for a plain lens pass); attn_bias [B,1,T,P+T]
+ *          (0 / −1e9: causal, padding, window, over past and new keys); cos/sin [B,T,R/2] for the
+ *          new positions' absolute indices, with rotary.
+ * Outputs: hidden_out [B,T,D]; attn_residual [B,T,D] = residual stream right after the attention
+ *          branch; present_key / present_value [B,KV,1,P+T,hd] = past ‖ new, the next step's past.
  */
 export function buildBlockGraph(block: BlockSpec, layer: number, hiddenSize: number, w: WeightBinder): Uint8Array {
   const g = new GraphBuilder(`block_${layer}`, w.compute);
   const ctx: Ctx = { g, w };
   const D = hiddenSize;
   const h = g.input(BLOCK_INPUTS.hidden, 'float', ['batch', 'seq', D]);
-  const bias = g.input(BLOCK_INPUTS.bias, 'float', ['batch', 1, 'seq', 'seq']);
+  const bias = g.input(BLOCK_INPUTS.bias, 'float', ['batch', 1, 'seq', 'total']);
   const rot = block.attn.rotary;
   const cos = rot ? g.input(BLOCK_INPUTS.cos, 'float', ['batch', 'seq', rot.dims / 2]) : '';
   const sin = rot ? g.input(BLOCK_INPUTS.sin, 'float', ['batch', 'seq', rot.dims / 2]) : '';
+  const { numKvHeads: KV, headDim: hd } = block.attn;
+  const past = {
+    key: g.input(BLOCK_INPUTS.pastKey, 'float', ['batch', KV, 1, 'past', hd]),
+    value: g.input(BLOCK_INPUTS.pastValue, 'float', ['batch', KV, 1, 'past', hd]),
+  };
 
   g.scoped(`layers.${layer}`, () => {
     // The residual stream and its adds stay float32; the branches run in the compute type
@@ -30,7 +51,13 @@ export function buildBlockGraph(block: BlockSpec, layer: number, hiddenSize: num
     // would then softmax to NaN; −3e4 + any score stays finite and still exp()s to 0.
     const maskC = g.compute === 'float' ? bias : g.toCompute(g.op('Max', [bias, g.constFloat32([-3e4])]));
     const [cosC, sinC] = rot ? [g.toCompute(cos), g.toCompute(sin)] : [cos, sin];
-    let a = g.scoped('attn', () => attention(ctx, n1, maskC, cosC, sinC, block.attn, D));
+    const pastC = { key: g.toCompute(past.key), value: g.toCompute(past.value) };
+    let a = g.scoped('attn', () => {
+      const r = attention(ctx, n1, maskC, cosC, sinC, block.attn, D, pastC);
+      g.output(g.toFloat32(r.present.key), BLOCK_OUTPUTS.presentKey, 'float', ['batch', KV, 1, 'total', hd]);
+      g.output(g.toFloat32(r.present.value), BLOCK_OUTPUTS.presentValue, 'float', ['batch', KV, 1, 'total', hd]);
+      return r.out;
+    });
     if (block.postAttnNorm) a = g.scoped('post_attn_norm', () => norm(ctx, a, block.postAttnNorm!, D));
     const afterAttn = g.op('Add', [h, g.toFloat32(a)], undefined, 'AttnResidual');
     let out: string;
@@ -51,13 +78,27 @@ export function buildBlockGraph(block: BlockSpec, layer: number, hiddenSize: num
   return g.toBytes();
 }
 
+interface Kv {
+  key: string;
+  value: string;
+}
+
 /**
  * Grouped-query attention without copying K/V per query head: queries are viewed as
- * [B, KV, rep, T, hd] and keys/values as [B, KV, 1, T, hd] so MatMul broadcasts over rep.
+ * [B, KV, rep, T, hd] and keys/values as [B, KV, 1, P+T, hd] so MatMul broadcasts over rep.
  *
- *   x ─ q/k/v proj ─ (clip) ─ heads ─ (q/k norm) ─ rope ─ q·kᵀ·scale ─ (softcap) ─ + bias ─ softmax ─ ·v ─ o proj
+ *   x ─ q/k/v proj ─ (clip) ─ heads ─ (q/k norm) ─ rope ─ k, v: past ‖ new ─ q·kᵀ·scale ─ (softcap) ─ + bias ─ softmax ─ ·v ─ o proj
  */
-function attention(ctx: Ctx, x: string, bias: string, cos: string, sin: string, a: AttentionSpec, D: number): string {
+function attention(
+  ctx: Ctx,
+  x: string,
+  bias: string,
+  cos: string,
+  sin: string,
+  a: AttentionSpec,
+  D: number,
+  past: Kv,
+): { out: string; present: Kv } {
   const { g } = ctx;
   const H = a.numHeads;
   const KV = a.numKvHeads;
@@ -93,7 +134,7 @@ function attention(ctx: Ctx, x: string, bias: string, cos: string, sin: string, 
   // [B,T,KV,rep,hd] → [B,KV,rep,T,hd]
   let q5 = g.op('Transpose', [g.op('Reshape', [q4, g.constInt64([0, 0, KV, rep, hd])])], { perm: [0, 2, 3, 1, 4] });
   let k5 = g.op('Transpose', [g.op('Reshape', [k4, g.constInt64([0, 0, KV, 1, hd])])], { perm: [0, 2, 3, 1, 4] });
-  const v5 = g.op('Transpose', [g.op('Reshape', [v, g.constInt64([0, 0, KV, 1, hd])])], { perm: [0, 2, 3, 1, 4] });
+  let v5 = g.op('Transpose', [g.op('Reshape', [v, g.constInt64([0, 0, KV, 1, hd])])], { perm: [0, 2, 3, 1, 4] });
   if (a.rotary) {
     const axes = g.constInt64([1, 2]);
     const cos5 = g.op('Unsqueeze', [cos, axes]);
@@ -101,6 +142,8 @@ function attention(ctx: Ctx, x: string, bias: string, cos: string, sin: string, 
     q5 = g.scoped('rope_q', () => rotary(g, q5, cos5, sin5, a.rotary!, hd, 5));
     k5 = g.scoped('rope_k', () => rotary(g, k5, cos5, sin5, a.rotary!, hd, 5));
   }
+  k5 = g.op('Concat', [past.key, k5], { axis: 3 }, 'PastKey');
+  v5 = g.op('Concat', [past.value, v5], { axis: 3 }, 'PastValue');
   const kT = g.op('Transpose', [k5], { perm: [0, 1, 2, 4, 3] });
   let scores = g.op('MatMul', [g.op('Mul', [q5, g.constFloat([a.scale])], undefined, 'Scale'), kT], undefined, 'QK');
   if (a.softcap !== undefined) {
@@ -111,7 +154,7 @@ function attention(ctx: Ctx, x: string, bias: string, cos: string, sin: string, 
   const probs = g.op('Softmax', [scores], { axis: -1 });
   const ctxv = g.op('MatMul', [probs, v5], undefined, 'AV');
   const merged = g.op('Reshape', [g.op('Transpose', [ctxv], { perm: [0, 3, 1, 2, 4] }), g.constInt64([0, 0, H * hd])]);
-  return g.scoped('o_proj', () => linear(ctx, merged, a.o, H * hd, D));
+  return { out: g.scoped('o_proj', () => linear(ctx, merged, a.o, H * hd, D)), present: { key: k5, value: v5 } };
 }
 
 function mlp(ctx: Ctx, x: string, m: MlpSpec, D: number): string {

@@ -9,7 +9,8 @@ import { loadTokenizer, type TextTokenizer } from '../checkpoint/tokenizer.js';
 import { buildBlockGraph } from '../graph/block.js';
 import { buildGatherGraph, buildLensHead, buildNaiveHead, buildStatsGraph, HEAD } from '../graph/head.js';
 import { WeightBinder } from '../graph/weights.js';
-import { BlockStack } from '../runtime/blocks.js';
+import { eosTokenIds } from '../checkpoint/generation.js';
+import { BlockStack, KvCache } from '../runtime/blocks.js';
 import { Embedder } from '../runtime/inputs.js';
 import { ort, sessionFactory, type SessionFactory } from '../runtime/sessions.js';
 import { naiveLens } from './naive.js';
@@ -25,6 +26,7 @@ import {
   type LensResult,
   type ModelInfo,
   type OpenOptions,
+  type PositionEvent,
   type Token,
   type TrackedPosition,
 } from './types.js';
@@ -83,6 +85,8 @@ export class OnnxLensModel implements LensModel {
     private readonly graphs: { gather: Uint8Array; stats: Uint8Array; naive: Uint8Array },
     /** The unembedding in the checkpoint; trajectories read just their rows from it. */
     private readonly unembedRows: { weight: StTensor; bias?: StTensor },
+    /** Token ids that end a generation (see eosTokenIds). */
+    readonly eosTokenIds: number[] = [],
   ) {}
 
   static async open(dir: string, opts: OpenOptions = {}): Promise<OnnxLensModel> {
@@ -133,7 +137,7 @@ export class OnnxLensModel implements LensModel {
       computeType,
       parameters,
     };
-    return new OnnxLensModel(info, plan, tokenizer, embedder, blocks, head, factory, graphs, unembedRows);
+    return new OnnxLensModel(info, plan, tokenizer, embedder, blocks, head, factory, graphs, unembedRows, eosTokenIds(ckpt.dir, ckpt.config));
   }
 
   tokenize(text: string): Token[] {
@@ -165,12 +169,28 @@ export class OnnxLensModel implements LensModel {
     if (!valid.length) return results;
     const out = await this.exclusive(async () => {
       const queueMs = performance.now() - queued;
-      try {
-        return await this.run(valid.map((v) => v.req), queueMs);
-      } catch (e) {
-        const err = asLensError(e);
-        return valid.map(() => err);
+      // Generation requests run one at a time after the batch: each step feeds one new position
+      // against its own KV cache, so there is nothing to pad them together with.
+      const out: Array<LensResult | LensError> = new Array(valid.length);
+      const plain = valid.map((v, i) => i).filter((i) => valid[i].req.maxNewTokens === 0);
+      if (plain.length) {
+        try {
+          const r = await this.run(plain.map((i) => valid[i].req), queueMs);
+          plain.forEach((i, j) => (out[i] = r[j]));
+        } catch (e) {
+          const err = asLensError(e);
+          for (const i of plain) out[i] = err;
+        }
       }
+      for (let i = 0; i < valid.length; i++) {
+        if (valid[i].req.maxNewTokens === 0) continue;
+        try {
+          out[i] = await this.generate(valid[i].req, performance.now() - queued);
+        } catch (e) {
+          out[i] = asLensError(e);
+        }
+      }
+      return out;
     });
     valid.forEach((v, i) => (results[v.index] = out[i]));
     return results;
@@ -178,6 +198,7 @@ export class OnnxLensModel implements LensModel {
 
   async lensNaive(prompt: string, options: LensOptions = {}): Promise<LensResult> {
     const req = validate(prompt, this.tokenizer.encode(prompt), options, this.info);
+    if (req.maxNewTokens) throw new LensError('BAD_USER_INPUT', 'the naive benchmark path does not generate');
     return this.exclusive(async () =>
       naiveLens(req, {
         plan: this.plan,
@@ -360,6 +381,129 @@ export class OnnxLensModel implements LensModel {
     }
   }
 
+  // ---- generation: prefill once, then one cached position per new token ----
+
+  /**
+   * Greedy generation with the lens at every position. The prompt runs once (its layers stream
+   * through onLayer as usual); then each step feeds only the newest token against the KV cache,
+   * lenses that one position at every requested layer (onPosition), and appends the final layer's
+   * top-1 — the model's own greedy choice. The last written token gets its column too.
+   */
+  private async generate(req: ValidRequest, queueMs: number): Promise<LensResult> {
+    const t0 = performance.now();
+    const { plan } = this;
+    const L = plan.numLayers;
+    const rot = plan.blocks[0]?.attn.rotary;
+    const timing = { embedMs: 0, blocksMs: 0, headMs: 0, trackMs: 0, statsMs: 0 };
+    const acc = newJob(req, 0);
+    const ids = [...req.ids];
+    const promptLen = ids.length;
+    let cache = new KvCache(L);
+    let stoppedAtEos = false;
+    for (;;) {
+      if (req.signal?.aborted) throw new LensError('CANCELLED', 'the request was cancelled');
+      // LongRoPE picks its frequencies by sequence length: once the sequence grows past `beyond`, HF
+      // rotates every position with the long ones, so the cache (rotated with the short ones) is
+      // rebuilt by one pass over the whole sequence.
+      if (rot?.long && cache.length > 0 && cache.length <= rot.long.beyond && ids.length > rot.long.beyond) cache = new KvCache(L);
+      const start = cache.length;
+      const S = ids.length - start;
+      const step = newJob(req, S);
+      const te = performance.now();
+      let hidden = this.embedder.embed([ids.slice(start)], S, start);
+      timing.embedMs += performance.now() - te;
+      const stack = new BlockStack(plan, this.blocks, [S], S, cache);
+      const prefill = start === 0 && acc.len === 0;
+      const deferred: Slab[] = [];
+      for (let l = 0; l < L; l++) {
+        if (req.signal?.aborted) throw new LensError('CANCELLED', 'the request was cancelled');
+        const tb = performance.now();
+        const out = await stack.run(l, hidden);
+        hidden = out.hidden;
+        timing.blocksMs += performance.now() - tb;
+        const slabs: Slab[] = [];
+        const li = req.layers.indexOf(l);
+        if (li >= 0) {
+          for (const point of [...req.points].reverse()) {
+            slabs.push({ job: step, point, layerIndex: li, rows: S, hidden: point === 'BLOCK_OUTPUT' ? hidden : out.afterAttn });
+          }
+        }
+        // The final distribution picks the next token (and is the stats' reference).
+        if (l === L - 1) slabs.push({ job: step, point: 'FINAL', layerIndex: -1, rows: S, hidden });
+        if (prefill && req.onLayer) {
+          const th = performance.now();
+          await this.reduce(slabs);
+          timing.headMs += performance.now() - th;
+          for (const sl of slabs) this.emit(sl);
+          if (step.error) throw step.error;
+        } else {
+          deferred.push(...slabs);
+        }
+      }
+      const th = performance.now();
+      await this.reduce(deferred);
+      timing.headMs += performance.now() - th;
+      const first = acc.len;
+      appendJob(acc, step, first - start);
+      for (let p = Math.max(first, promptLen); p < ids.length; p++) this.emitPosition(acc, p, ids[p]);
+      if (acc.error) throw acc.error;
+      const written = ids.length - promptLen;
+      const last = ids[ids.length - 1];
+      if (written > 0 && this.eosTokenIds.includes(last)) {
+        stoppedAtEos = true;
+        break;
+      }
+      if (written === req.maxNewTokens) break;
+      ids.push(acc.finalTop1![ids.length - 1]);
+    }
+
+    const tt = performance.now();
+    if (req.track) await this.track(acc);
+    timing.trackMs = performance.now() - tt;
+    const ts = performance.now();
+    const stats = new Map<PointState, CellStats>();
+    if (req.stats) for (const st of acc.points.values()) stats.set(st, await this.cellStats(acc, st));
+    timing.statsMs = performance.now() - ts;
+    const [primary, second] = req.points;
+    const p = acc.points.get(primary)!;
+    const a = second ? acc.points.get(second)! : undefined;
+    return {
+      model: this.info,
+      tokens: ids.map((id, position) => ({ position, id, text: this.tokenizer.decodeOne(id), generated: position >= promptLen })),
+      layers: req.layers,
+      point: primary,
+      topK: req.topK,
+      topIndices: p.topIndices,
+      topProbs: p.topProbs,
+      tracked: p.tracked ?? null,
+      stats: stats.get(p) ?? null,
+      attention: a ? { topIndices: a.topIndices, topProbs: a.topProbs, tracked: a.tracked ?? null, stats: stats.get(a) ?? null } : null,
+      timings: { totalMs: performance.now() - t0 + queueMs, queueMs, ...timing, batchSize: 1 },
+      generation: { maxNewTokens: req.maxNewTokens, newTokens: ids.length - promptLen, stoppedAtEos, eosTokenIds: this.eosTokenIds },
+    };
+  }
+
+  private emitPosition(job: Job, position: number, id: number): void {
+    const { onPosition } = job.req;
+    if (!onPosition || job.error) return;
+    const token: Token = { position, id, text: this.tokenizer.decodeOne(id), generated: true };
+    for (const [point, st] of job.points) {
+      const event: PositionEvent = {
+        position,
+        token,
+        point,
+        topIndices: st.topIndices.map((layer) => layer[position]),
+        topProbs: st.topProbs.map((layer) => layer[position]),
+      };
+      try {
+        onPosition(event);
+      } catch (e) {
+        job.error = new LensError('INTERNAL', `onPosition listener failed: ${(e as Error)?.message ?? e}`);
+        return;
+      }
+    }
+  }
+
   private emit(s: Slab): void {
     const { job } = s;
     if (s.point === 'FINAL' || !job.req.onLayer || job.error) return;
@@ -400,6 +544,50 @@ export class OnnxLensModel implements LensModel {
     const session = await this.lazySession('stats');
     return cellStats(st.normed, job.len, job.finalNormed!, job.finalTop1!, session, this.plan);
   }
+}
+
+function newJob(req: ValidRequest, len: number): Job {
+  return {
+    req,
+    row: 0,
+    len,
+    keepStates: req.track || req.stats,
+    points: new Map(req.points.map((p) => [p, { topIndices: [], topProbs: [], normed: [], lse: [] }])),
+  };
+}
+
+function concatF32(a: Float32Array | undefined, b: Float32Array): Float32Array {
+  if (!a?.length) return b;
+  const out = new Float32Array(a.length + b.length);
+  out.set(a);
+  out.set(b, a.length);
+  return out;
+}
+
+function concatF64(a: Float64Array | undefined, b: Float64Array): Float64Array {
+  if (!a?.length) return b;
+  const out = new Float64Array(a.length + b.length);
+  out.set(a);
+  out.set(b, a.length);
+  return out;
+}
+
+/** Appends a step's positions from `skip` on (earlier ones were already reported) to the running job. */
+function appendJob(acc: Job, step: Job, skip: number): void {
+  const D = step.len ? (step.finalNormed?.length ?? 0) / step.len : 0;
+  for (const [point, st] of step.points) {
+    const into = acc.points.get(point)!;
+    st.topIndices.forEach((rows, li) => (into.topIndices[li] = [...(into.topIndices[li] ?? []), ...rows.slice(skip)]));
+    st.topProbs.forEach((rows, li) => (into.topProbs[li] = [...(into.topProbs[li] ?? []), ...rows.slice(skip)]));
+    if (acc.keepStates) {
+      st.normed.forEach((n, li) => (into.normed[li] = concatF32(into.normed[li], n.subarray((skip * n.length) / step.len))));
+      st.lse.forEach((x, li) => (into.lse[li] = concatF64(into.lse[li], x.subarray(skip))));
+    }
+  }
+  acc.finalTop1 = [...(acc.finalTop1 ?? []), ...step.finalTop1!.slice(skip)];
+  if (acc.keepStates) acc.finalNormed = concatF32(acc.finalNormed, step.finalNormed!.subarray(skip * D));
+  acc.len += step.len - skip;
+  if (step.error) acc.error = step.error;
 }
 
 function asLensError(e: unknown): LensError {

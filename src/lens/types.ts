@@ -28,6 +28,34 @@ export interface Token {
   id: number;
   /** Decoded text of this single token (may be "" for ids without text, e.g. padded vocab). */
   text: string;
+  /** True for tokens the model wrote (LensOptions.generate); absent or false for prompt tokens. */
+  generated?: boolean;
+}
+
+/** Greedy continuation of the prompt; the lens runs at every generated position too. */
+export interface GenerateOptions {
+  /** New tokens to write at most (≥ 1); generation also stops after the tokenizer's EOS token. */
+  maxNewTokens: number;
+}
+
+/** How a generation ended. */
+export interface GenerationInfo {
+  maxNewTokens: number;
+  /** Tokens written (the last is EOS when stoppedAtEos). */
+  newTokens: number;
+  stoppedAtEos: boolean;
+  /** EOS ids the run stopped at (from generation_config.json or config.json); empty when none. */
+  eosTokenIds: number[];
+}
+
+/** One generated position's column: every requested layer, as soon as the position is computed. */
+export interface PositionEvent {
+  position: number;
+  /** The token at this position (generated: true). */
+  token: Token;
+  point: LensPoint;
+  topIndices: number[][]; // [layerIndex][k]
+  topProbs: number[][]; // [layerIndex][k]
 }
 
 export interface LensOptions {
@@ -43,8 +71,15 @@ export interface LensOptions {
   stats?: boolean;
   /** Stops work between layers; the promise rejects with LensError code CANCELLED. */
   signal?: AbortSignal;
-  /** Fires as soon as each requested layer is reduced, in ascending layer order. */
+  /**
+   * Fires as soon as each requested layer is reduced, in ascending layer order. With `generate`
+   * these cover the prompt positions; generated positions arrive through onPosition.
+   */
   onLayer?: (event: LayerEvent) => void;
+  /** Continue the prompt greedily and lens every generated position (one cached position per token). */
+  generate?: GenerateOptions;
+  /** Fires once per generated position and read point, as soon as its column is computed. */
+  onPosition?: (event: PositionEvent) => void;
 }
 
 export interface LayerEvent {
@@ -93,6 +128,8 @@ export interface LensResult {
   /** Present when points included ATTENTION_OUTPUT: the same reduction after each block's attention. */
   attention: { topIndices: number[][][]; topProbs: number[][][]; tracked: TrackedPosition[] | null; stats: CellStats | null } | null;
   timings: LensTimings;
+  /** Present when the request asked to generate; `tokens` then holds prompt + generated tokens. */
+  generation?: GenerationInfo;
 }
 
 export type LensErrorCode =

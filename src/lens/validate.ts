@@ -9,6 +9,9 @@ export interface ValidRequest {
   stats: boolean;
   signal?: AbortSignal;
   onLayer?: LensOptions['onLayer'];
+  /** 0 = no generation. */
+  maxNewTokens: number;
+  onPosition?: LensOptions['onPosition'];
 }
 
 const POINT_ORDER: LensPoint[] = ['BLOCK_OUTPUT', 'ATTENTION_OUTPUT'];
@@ -44,6 +47,17 @@ export function validate(
   if (!Array.isArray(requested) || requested.length === 0) throw bad('points must be a non-empty list when given');
   for (const p of requested) if (!POINT_ORDER.includes(p)) throw bad(`unknown lens point ${p}`);
   const points = POINT_ORDER.filter((p) => requested.includes(p));
+  let maxNewTokens = 0;
+  if (options.generate !== undefined && options.generate !== null) {
+    maxNewTokens = options.generate.maxNewTokens;
+    if (!Number.isInteger(maxNewTokens) || maxNewTokens < 1) throw bad(`generate.maxNewTokens must be an integer ≥ 1, got ${maxNewTokens}`);
+    if (ids.length + maxNewTokens > dims.maxPositions) {
+      throw new LensError(
+        'PROMPT_TOO_LONG',
+        `prompt (${ids.length} tokens) + maxNewTokens (${maxNewTokens}) exceeds this model's ${dims.maxPositions} positions`,
+      );
+    }
+  }
   return {
     ids,
     topK,
@@ -53,5 +67,7 @@ export function validate(
     stats: options.stats ?? false,
     signal: options.signal,
     onLayer: options.onLayer,
+    maxNewTokens,
+    onPosition: options.onPosition,
   };
 }

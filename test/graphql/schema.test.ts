@@ -49,7 +49,7 @@ describe('public contract (issue 3)', () => {
     const s = schema.getSubscriptionType()!.getFields();
     expect(String(s.lensLayers.type)).toBe('LensEvent!');
     const union = schema.getType('LensEvent');
-    expect(isUnionType(union) && union.getTypes().map((t) => t.name)).toEqual(['LensStarted', 'LayerResult', 'LensCompleted']);
+    expect(isUnionType(union) && union.getTypes().map((t) => t.name)).toEqual(['LensStarted', 'LayerResult', 'PositionResult', 'LensCompleted']);
   });
 
   test('types and fields', () => {
@@ -57,9 +57,9 @@ describe('public contract (issue 3)', () => {
       id: 'ID!', modelType: 'String!', numLayers: 'Int!', hiddenSize: 'Int!', vocabSize: 'Int!', maxPositions: 'Int!',
       device: 'String!', dtype: 'String!', parameters: 'Float!', deviceNote: 'String',
     });
-    expect(fields(schema.getType('Token'))).toEqual({ position: 'Int!', id: 'Int!', text: 'String!' });
+    expect(fields(schema.getType('Token'))).toEqual({ position: 'Int!', id: 'Int!', text: 'String!', generated: 'Boolean!' });
     expect(fields(schema.getType('LensInput'))).toMatchObject({
-      model: 'ID!', prompt: 'String!', topK: 'Int', trackAcrossLayers: 'Boolean', layers: '[Int!]', stats: 'Boolean', points: '[LensPoint!]',
+      model: 'ID!', prompt: 'String!', topK: 'Int', trackAcrossLayers: 'Boolean', layers: '[Int!]', stats: 'Boolean', points: '[LensPoint!]', generate: 'GenerateInput',
     });
     const input = schema.getType('LensInput');
     if (!isInputObjectType(input)) throw new Error('LensInput');
@@ -68,7 +68,7 @@ describe('public contract (issue 3)', () => {
     expect(fields(schema.getType('LensResult'))).toMatchObject({
       id: 'ID!', model: 'Model!', prompt: 'Prompt!', tokens: '[Token!]!', layers: '[Int!]!', topK: 'Int!',
       topIndices: '[[[Int!]!]!]!', topProbs: '[[[Float!]!]!]!', tracked: '[TrackedPosition!]', widget: 'JSON!',
-      timings: 'LensTimings!', stats: 'LensStats',
+      timings: 'LensTimings!', stats: 'LensStats', generation: 'Generation',
     });
     expect(fields(schema.getType('LensResult')).cells).toBeDefined();
     expect(fields(schema.getType('TrackedPosition'))).toEqual({

@@ -1073,3 +1073,23 @@ export function referenceTopK(logProbs: Float64Array, k: number): { ids: number[
   }
   return { ids: best, probs: best.map((i) => Math.exp(logProbs[i])) };
 }
+
+// ---------------------------------------------------------------------------------------------
+// Greedy generation
+
+/**
+ * transformers' generate(do_sample=False) written the slow, obviously-correct way: no cache — every
+ * step reruns the whole sequence and appends the argmax of the last position's final distribution
+ * (lowest id on ties). Writes `maxNewTokens` tokens, or stops right after one of `eos`.
+ */
+export function referenceGreedy(model: RefModel, ids: number[], maxNewTokens: number, eos: number[] = []): number[] {
+  const seq = [...ids];
+  for (let n = 0; n < maxNewTokens; n++) {
+    let h = model.embed(seq);
+    for (let l = 0; l < model.numLayers; l++) h = model.block(l, h).out;
+    const next = referenceTopK(logSoftmax(model.head(h[h.length - 1])), 1).ids[0];
+    seq.push(next);
+    if (eos.includes(next)) break;
+  }
+  return seq.slice(ids.length);
+}
