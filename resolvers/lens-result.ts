@@ -282,7 +282,13 @@ LensResultRef.implement({
 export async function computeLens(
   ctx: GatewayContext,
   req: ValidLensRequest,
-  extra: { id?: string; signal?: AbortSignal; onLayer?: LensOptions['onLayer']; onPosition?: LensOptions['onPosition'] } = {},
+  extra: {
+    id?: string;
+    signal?: AbortSignal;
+    onLayer?: LensOptions['onLayer'];
+    onPosition?: LensOptions['onPosition'];
+    onNormed?: LensOptions['onNormed'];
+  } = {},
 ): Promise<StoredResult> {
   let result: LensResult;
   try {
@@ -291,6 +297,7 @@ export async function computeLens(
       signal: extra.signal,
       onLayer: extra.onLayer,
       onPosition: extra.onPosition,
+      onNormed: extra.onNormed,
     });
   } catch (err) {
     throw toGraphQLError(err);

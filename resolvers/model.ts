@@ -25,6 +25,11 @@ ModelRef.implement({
     computeType: t.exposeString('computeType', { description: 'Type the graphs compute in: "float32" or "float16".' }),
     // Float, not Int: parameter counts pass 2^31 (an 8B model) and GraphQL Int is 32-bit.
     parameters: t.exposeFloat('parameters', { description: 'Parameter count (exact up to 2^53).' }),
+    tokenizerHash: t.string({
+      nullable: true,
+      description: 'sha256 of what decides token ids (vocabulary, merges, added tokens, pre/post-processing): models with equal hashes can be compared (Query.lensCompare).',
+      resolve: (m) => m.tokenizerHash ?? null,
+    }),
   }),
 });
 

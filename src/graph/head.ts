@@ -22,7 +22,7 @@ function softcap(g: GraphBuilder, logits: string, plan: ModelPlan): string {
 }
 
 /** logits = softcap(normed · Wᵀ + b) over all V columns, float32 out; Gemm(transB) reads W in place. */
-function unembed(ctx: Ctx, normed: string, plan: ModelPlan, uw = unembedWeights(ctx, plan)): string {
+export function unembed(ctx: Ctx, normed: string, plan: ModelPlan, uw = unembedWeights(ctx, plan)): string {
   const { g } = ctx;
   const { W, b } = uw;
   if (g.compute === 'float') return softcap(g, g.op('Gemm', b ? [normed, W, b] : [normed, W], { transB: 1 }, 'Unembed'), plan);

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { basename } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { detectArchitecture } from '../architectures/registry.js';
@@ -7,6 +8,7 @@ import { roundToDtype } from '../checkpoint/dtype.js';
 import { readRows, type StTensor } from '../checkpoint/safetensors.js';
 import { loadTokenizer, type TextTokenizer } from '../checkpoint/tokenizer.js';
 import { buildBlockGraph } from '../graph/block.js';
+import { buildDivergenceGraph, buildLogitsGraph, DIVERGENCE, LOGITS } from '../graph/compare.js';
 import { buildGatherGraph, buildLensHead, buildNaiveHead, buildStatsGraph, HEAD } from '../graph/head.js';
 import { WeightBinder } from '../graph/weights.js';
 import { eosTokenIds } from '../checkpoint/generation.js';
@@ -18,6 +20,7 @@ import { cellStats, trajectories } from './post.js';
 import { chunkByRows } from './reduce.js';
 import {
   type CellStats,
+  type Divergences,
   LensError,
   type LensModel,
   type LensOptions,
@@ -73,6 +76,8 @@ export class OnnxLensModel implements LensModel {
   private gatherSession?: Promise<Session>;
   private statsSession?: Promise<Session>;
   private naiveSession?: Promise<Session>;
+  private logitsSession?: Promise<Session>;
+  private divergenceSession?: Promise<Session>;
 
   private constructor(
     readonly info: ModelInfo,
@@ -82,7 +87,7 @@ export class OnnxLensModel implements LensModel {
     private readonly blocks: Session[],
     private readonly head: Session,
     private readonly factory: SessionFactory,
-    private readonly graphs: { gather: Uint8Array; stats: Uint8Array; naive: Uint8Array },
+    private readonly graphs: { gather: Uint8Array; stats: Uint8Array; naive: Uint8Array; logits: Uint8Array; divergence: Uint8Array },
     /** The unembedding in the checkpoint; trajectories read just their rows from it. */
     private readonly unembedRows: { weight: StTensor; bias?: StTensor },
     /** Token ids that end a generation (see eosTokenIds). */
@@ -104,7 +109,13 @@ export class OnnxLensModel implements LensModel {
     const embedder = new Embedder(plan.embedding, w, plan.hiddenSize, plan.vocabSize, plan.maxPositions);
     const headGraph = buildLensHead(plan, w);
     const blockGraphs = plan.blocks.map((b, i) => buildBlockGraph(b, i, plan.hiddenSize, w));
-    const graphs = { gather: buildGatherGraph(plan), stats: buildStatsGraph(plan, w), naive: buildNaiveHead(plan, w) };
+    const graphs = {
+      gather: buildGatherGraph(plan),
+      stats: buildStatsGraph(plan, w),
+      naive: buildNaiveHead(plan, w),
+      logits: buildLogitsGraph(plan, w),
+      divergence: buildDivergenceGraph(plan, w),
+    };
     const unembedRows = {
       weight: w.tensor(plan.unembed.weight, [plan.vocabSize, plan.hiddenSize]),
       bias: plan.unembed.bias ? w.tensor(plan.unembed.bias, [plan.vocabSize]) : undefined,
@@ -136,6 +147,7 @@ export class OnnxLensModel implements LensModel {
       dtype: ckptDtype,
       computeType,
       parameters,
+      tokenizerHash: tokenizerHash(ckpt.tokenizerJson),
     };
     return new OnnxLensModel(info, plan, tokenizer, embedder, blocks, head, factory, graphs, unembedRows, eosTokenIds(ckpt.dir, ckpt.config));
   }
@@ -213,7 +225,9 @@ export class OnnxLensModel implements LensModel {
 
   async close(): Promise<void> {
     await this.lock.catch(() => undefined);
-    const lazy = await Promise.all([this.gatherSession, this.statsSession, this.naiveSession].map((s) => s?.catch(() => undefined)));
+    const lazy = await Promise.all(
+      [this.gatherSession, this.statsSession, this.naiveSession, this.logitsSession, this.divergenceSession].map((s) => s?.catch(() => undefined)),
+    );
     for (const s of [this.head, ...this.blocks, ...lazy]) await s?.release();
   }
 
@@ -223,7 +237,26 @@ export class OnnxLensModel implements LensModel {
     return next;
   }
 
-  private lazySession(which: 'gather' | 'stats' | 'naive'): Promise<Session> {
+  async logitsOf(normed: Float32Array, rows: number): Promise<Float32Array> {
+    const session = await this.lazySession('logits');
+    const out = await session.run({ [LOGITS.inputs.normed]: new ort.Tensor('float32', normed, [rows, this.plan.hiddenSize]) });
+    return out[LOGITS.outputs.logits].data as Float32Array;
+  }
+
+  async divergence(logitsA: Float32Array, normedB: Float32Array, rows: number): Promise<Divergences> {
+    const session = await this.lazySession('divergence');
+    const out = await session.run({
+      [DIVERGENCE.inputs.logitsA]: new ort.Tensor('float32', logitsA, [rows, this.plan.vocabSize]),
+      [DIVERGENCE.inputs.normedB]: new ort.Tensor('float32', normedB, [rows, this.plan.hiddenSize]),
+    });
+    return {
+      klAB: out[DIVERGENCE.outputs.klAB].data as Float64Array,
+      klBA: out[DIVERGENCE.outputs.klBA].data as Float64Array,
+      js: out[DIVERGENCE.outputs.js].data as Float64Array,
+    };
+  }
+
+  private lazySession(which: 'gather' | 'stats' | 'naive' | 'logits' | 'divergence'): Promise<Session> {
     const key = `${which}Session` as const;
     this[key] ??= this.factory.create(this.graphs[which]);
     return this[key]!;
@@ -242,7 +275,7 @@ export class OnnxLensModel implements LensModel {
       req,
       row,
       len: req.ids.length,
-      keepStates: req.track || req.stats,
+      keepStates: req.track || req.stats || !!req.onNormed,
       points: new Map(req.points.map((p) => [p, { topIndices: [], topProbs: [], normed: [], lse: [] }])),
     }));
     const timing = { embedMs: 0, blocksMs: 0, headMs: 0, trackMs: 0, statsMs: 0 };
@@ -305,6 +338,7 @@ export class OnnxLensModel implements LensModel {
     timing.statsMs = performance.now() - ts;
 
     const totalMs = performance.now() - t0 + queueMs;
+    for (const job of live()) giveNormed(job);
     return jobs.map((job) => {
       if (job.error) return job.error;
       const [primary, second] = job.req.points;
@@ -464,6 +498,8 @@ export class OnnxLensModel implements LensModel {
     const stats = new Map<PointState, CellStats>();
     if (req.stats) for (const st of acc.points.values()) stats.set(st, await this.cellStats(acc, st));
     timing.statsMs = performance.now() - ts;
+    giveNormed(acc);
+    if (acc.error) throw acc.error;
     const [primary, second] = req.points;
     const p = acc.points.get(primary)!;
     const a = second ? acc.points.get(second)! : undefined;
@@ -551,9 +587,25 @@ function newJob(req: ValidRequest, len: number): Job {
     req,
     row: 0,
     len,
-    keepStates: req.track || req.stats,
+    keepStates: req.track || req.stats || !!req.onNormed,
     points: new Map(req.points.map((p) => [p, { topIndices: [], topProbs: [], normed: [], lse: [] }])),
   };
+}
+
+/** Hash of what decides token ids: tokenizer.json's model, added tokens, normalizer and pre/post-processing. */
+function tokenizerHash(json: unknown): string {
+  const t = (json ?? {}) as Record<string, unknown>;
+  const parts = ['model', 'added_tokens', 'normalizer', 'pre_tokenizer', 'post_processor'].map((k) => t[k] ?? null);
+  return createHash('sha256').update(JSON.stringify(parts)).digest('hex');
+}
+
+function giveNormed(job: Job): void {
+  if (!job.req.onNormed || job.error) return;
+  try {
+    job.req.onNormed(job.points.get(job.req.points[0])!.normed);
+  } catch (e) {
+    job.error = new LensError('INTERNAL', `onNormed listener failed: ${(e as Error)?.message ?? e}`);
+  }
 }
 
 function concatF32(a: Float32Array | undefined, b: Float32Array): Float32Array {

@@ -10,3 +10,4 @@ export { defineLayout, type LayoutOptions, registerLayout } from '../architectur
 export function openModel(dir: string, options: OpenOptions = {}): Promise<LensModel> {
   return OnnxLensModel.open(dir, options);
 }
+export { checkComparable, compareLens, type CompareSide, type LensComparison } from './compare.js';

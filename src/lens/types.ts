@@ -21,6 +21,12 @@ export interface ModelInfo {
   /** Type the graphs compute in (weights on the device, block and head math); see OpenOptions.dtype. */
   computeType: ComputeDtype;
   parameters: number;
+  /**
+   * sha256 of the tokenizer's vocabulary, merges, added tokens and pre/post-processing
+   * (tokenizer.json's model, added_tokens, normalizer, pre_tokenizer, post_processor): models
+   * with equal hashes tokenize alike and index their logits alike.
+   */
+  tokenizerHash?: string;
 }
 
 export interface Token {
@@ -80,6 +86,12 @@ export interface LensOptions {
   generate?: GenerateOptions;
   /** Fires once per generated position and read point, as soon as its column is computed. */
   onPosition?: (event: PositionEvent) => void;
+  /**
+   * Receives, once the result is ready, the primary read point's final-normed residual rows per
+   * requested layer ([positions × hiddenSize] each, float32) — the exact input of the unembedding,
+   * for comparisons over the full vocabulary (compareLens).
+   */
+  onNormed?: (normed: Float32Array[]) => void;
 }
 
 export interface LayerEvent {
@@ -141,6 +153,7 @@ export type LensErrorCode =
   | 'UNKNOWN_MODEL_TYPE'
   | 'CHECKPOINT_INVALID'
   | 'DEVICE_UNAVAILABLE'
+  | 'TOKENIZER_MISMATCH'
   | 'INTERNAL';
 
 export class LensError extends Error {
@@ -151,6 +164,12 @@ export class LensError extends Error {
     super(message);
     this.name = 'LensError';
   }
+}
+
+export interface Divergences {
+  klAB: Float64Array;
+  klBA: Float64Array;
+  js: Float64Array;
 }
 
 export interface LensRequest {
@@ -181,6 +200,10 @@ export interface LensModel {
   lens(prompt: string, options?: LensOptions): Promise<LensResult>;
   /** One padded forward pass for several prompts; each result equals running it alone. */
   lensBatch(requests: LensRequest[]): Promise<Array<LensResult | LensError>>;
+  /** [rows, V] float32 logits of normed rows (from onNormed), soft-cap included. */
+  logitsOf?(normed: Float32Array, rows: number): Promise<Float32Array>;
+  /** Per row KL(a‖b), KL(b‖a) and JS(a, b): a = softmax(logitsA), b = this model's distribution of normedB. */
+  divergence?(logitsA: Float32Array, normedB: Float32Array, rows: number): Promise<Divergences>;
   /** Full logits back to JS and reduced there — for benchmarks only. */
   lensNaive(prompt: string, options?: LensOptions): Promise<LensResult>;
   close(): Promise<void>;

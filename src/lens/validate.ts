@@ -12,6 +12,7 @@ export interface ValidRequest {
   /** 0 = no generation. */
   maxNewTokens: number;
   onPosition?: LensOptions['onPosition'];
+  onNormed?: LensOptions['onNormed'];
 }
 
 const POINT_ORDER: LensPoint[] = ['BLOCK_OUTPUT', 'ATTENTION_OUTPUT'];
@@ -69,5 +70,6 @@ export function validate(
     onLayer: options.onLayer,
     maxNewTokens,
     onPosition: options.onPosition,
+    onNormed: options.onNormed,
   };
 }
