@@ -3,11 +3,12 @@
 // lens request and are stored; the divergences are computed from their normed rows afterwards.
 
 import { checkComparable, compareLens, type LensComparison } from '../src/lens/compare.js';
-import type { StoredResult } from '../src/server/result-store.js';
+import type { StoredResult } from './services.js';
 import { builder } from './builder.js';
 import { toGraphQLError } from './errors.js';
 import { LensInputRef, validateLensInput } from './lens-input.js';
-import { computeLens, LensResultRef } from './lens-result.js';
+import { computeLens } from './compute-lens.js';
+import { LensResultRef } from './lens-result.js';
 
 interface ComparisonShape {
   a: StoredResult;

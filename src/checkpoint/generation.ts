@@ -1,6 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { RawConfig } from '../architectures/spec.js';
+type RawConfig = Record<string, unknown>;
 
 /**
  * The ids that end a generation, as transformers' generate() reads them: generation_config.json's
