@@ -53,9 +53,9 @@ export function buildHeatmap(wrap: HTMLElement, run: Run, active: { r: number; c
     const th = document.createElement('th');
     th.scope = 'col';
     const tok = document.createElement('span');
-    tok.className = 'tok';
+    tok.className = t.generated ? 'tok generated' : 'tok';
     tok.append(...tokenNodes(t.text));
-    tok.title = `${quoted(t.text)} (id ${t.id})`;
+    tok.title = `${quoted(t.text)} (id ${t.id})${t.generated ? ', written by the model' : ''}`;
     const pos = document.createElement('span');
     pos.className = 'pos';
     pos.textContent = String(t.position);

@@ -12,6 +12,7 @@ export type Model = ModelsQuery['models'][number];
 export type LensEvent = ViewerLensSubscription['lensLayers'];
 export type Started = Extract<LensEvent, { __typename: 'LensStarted' }>;
 export type LayerEvent = Extract<LensEvent, { __typename: 'LayerResult' }>;
+export type PositionEvent = Extract<LensEvent, { __typename: 'PositionResult' }>;
 export type Completed = Extract<LensEvent, { __typename: 'LensCompleted' }>['result'];
 export type Token = Started['tokens'][number];
 
@@ -64,6 +65,12 @@ export interface Settings {
   stats: boolean;
   attn: boolean;
   color: ColorMode;
+  /** Tokens to generate after the prompt ('' or '0' = none). */
+  generate?: string;
+  /** Comparison mode: run lensCompare of this prompt/model (a) against promptB under modelB (b). */
+  compare?: boolean;
+  modelB?: string;
+  promptB?: string;
 }
 
 export const PIN_COLORS = ['#d9480f', '#2557c7', '#2b8a3e', '#ae3ec9', '#e8590c', '#0c8599', '#c2255c', '#5c940d'];
@@ -97,6 +104,11 @@ export function lensInput(settings: Settings, model: Model | undefined): LensInp
     throw new GatewayError('BAD_USER_INPUT', `top-k must be a whole number, got "${settings.topK}"`);
   }
   const points: LensPoint[] = settings.attn ? ['BLOCK_OUTPUT', 'ATTENTION_OUTPUT'] : ['BLOCK_OUTPUT'];
+  const gen = (settings.generate ?? '').trim();
+  const maxNewTokens = gen === '' ? 0 : Number(gen);
+  if (!Number.isInteger(maxNewTokens) || maxNewTokens < 0) {
+    throw new GatewayError('BAD_USER_INPUT', `generate must be a whole number of tokens, got "${settings.generate}"`);
+  }
   return {
     model: model.id,
     prompt: settings.prompt,
@@ -105,7 +117,19 @@ export function lensInput(settings: Settings, model: Model | undefined): LensInp
     trackAcrossLayers: settings.track,
     stats: settings.stats,
     points,
+    ...(maxNewTokens > 0 ? { generate: { maxNewTokens } } : {}),
   };
+}
+
+/**
+ * The two inputs of a comparison: a is the main prompt and model; b is promptB under modelB (the
+ * same model when none is chosen). Both read the same layer list and generate the same number of
+ * tokens; the server pairs layers by index and positions from the start.
+ */
+export function compareInputs(settings: Settings, a: Model | undefined, b: Model | undefined): { a: LensInput; b: LensInput } {
+  const ia = lensInput({ ...settings, track: false, stats: false, attn: false }, a);
+  const ib = lensInput({ ...settings, track: false, stats: false, attn: false, prompt: settings.promptB ?? settings.prompt }, b ?? a);
+  return { a: ia, b: ib };
 }
 
 /** A run as LensStarted describes it, every cell still pending. */
@@ -117,7 +141,28 @@ export function startRun(input: LensInput, ev: Started, t0: number): Run {
       if (ev.points.includes(point)) rows.push({ layer, li, point, preds: null });
     }
   }
-  return { input, tokens: ev.tokens, layers: ev.layers, points: ev.points, rows, received: 0, expected: rows.length, result: null, t0, tFirst: null, tEnd: null };
+  // Each generated position arrives as one event per read point.
+  const expected = rows.length + (ev.maxNewTokens ?? 0) * ev.points.length;
+  return { input, tokens: [...ev.tokens], layers: ev.layers, points: ev.points, rows, received: 0, expected, result: null, t0, tFirst: null, tEnd: null };
+}
+
+/**
+ * Stores one generated position's column (every requested layer at one read point). Returns
+ * whether it added a column (the first event of a new position) — the view then grows the grid.
+ */
+export function applyPosition(run: Run, ev: PositionEvent, now: number): boolean {
+  run.tFirst ??= now;
+  const added = ev.position >= run.tokens.length;
+  if (added) run.tokens[ev.position] = ev.token;
+  for (const row of run.rows) {
+    if (row.point !== ev.point) continue;
+    const cell = ev.cells.find((c) => c.layer === row.layer);
+    if (!cell) continue;
+    row.preds ??= [];
+    row.preds[ev.position] = cell.topk;
+  }
+  run.received++;
+  return added;
 }
 
 /** Pins survive a new run only when it reads the same tokens (positions mean the same thing). */

@@ -20,6 +20,10 @@ export function settingsFromHash(hash: string, base: Settings): Settings {
     stats: flag('stats', base.stats),
     attn: flag('attn', base.attn),
     color: color && COLORS.includes(color) ? color : base.color,
+    generate: h.get('gen') ?? base.generate,
+    compare: flag('cmp', base.compare ?? false),
+    modelB: h.get('modelB') ?? base.modelB,
+    promptB: h.get('promptB') ?? base.promptB,
   };
 }
 
@@ -34,6 +38,12 @@ export function settingsToHash(s: Settings): string {
     color: s.color,
   });
   if (s.layers.trim()) h.set('layers', s.layers.trim());
+  if (s.generate && s.generate.trim() !== '' && s.generate.trim() !== '0') h.set('gen', s.generate.trim());
+  if (s.compare) {
+    h.set('cmp', '1');
+    if (s.modelB) h.set('modelB', s.modelB);
+    if (s.promptB !== undefined) h.set('promptB', s.promptB);
+  }
   return `#${h.toString()}`;
 }
 

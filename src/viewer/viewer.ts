@@ -3,8 +3,9 @@
 // It holds the state (state.ts decides how it changes) and redraws the view modules; nothing
 // happens until start(). app.ts is the page's entry that creates one over document.body.
 
-import { ModelsDocument, ViewerLensDocument, ViewerWidgetDocument, type LensInput } from '../client/graphql.js';
-import type { ColorMode } from './colors.js';
+import { ModelsDocument, ViewerCompareDocument, ViewerLensDocument, ViewerWidgetDocument, type LensInput } from '../client/graphql.js';
+import { gradient, type ColorMode } from './colors.js';
+import { renderComparison } from './compare.js';
 import { findElements } from './dom.js';
 import { ms } from './format.js';
 import { buildHeatmap, cellAt, fillRow, fitCells, markPinned, recolor, renderLegend, type Heatmap } from './heatmap.js';
@@ -12,7 +13,9 @@ import { clearError, renderModelInfo, renderTimings, setProgress, setRunning, sh
 import {
   applyCompleted,
   applyLayer,
+  applyPosition,
   colorScale,
+  compareInputs,
   lensInput,
   sameTokens,
   startRun,
@@ -73,6 +76,10 @@ export function createViewer(root: HTMLElement, transport: Transport): Viewer {
       stats: ui.stats.checked,
       attn: ui.attn.checked,
       color: ui.color.value as ColorMode,
+      generate: ui.generate.value,
+      compare: ui.compare.checked,
+      modelB: ui.modelB.value,
+      promptB: ui.promptB.value,
     };
   }
 
@@ -85,6 +92,11 @@ export function createViewer(root: HTMLElement, transport: Transport): Viewer {
     if (s.stats !== undefined) ui.stats.checked = s.stats;
     if (s.attn !== undefined) ui.attn.checked = s.attn;
     if (s.color !== undefined && [...ui.color.options].some((o) => o.value === s.color)) ui.color.value = s.color;
+    if (s.generate !== undefined) ui.generate.value = s.generate;
+    if (s.compare !== undefined) ui.compare.checked = s.compare;
+    if (s.modelB !== undefined && models.some((m) => m.id === s.modelB)) ui.modelB.value = s.modelB;
+    if (s.promptB !== undefined) ui.promptB.value = s.promptB;
+    ui.compareRow.hidden = !ui.compare.checked;
   }
 
   const selectedModel = () => models.find((m) => m.id === ui.model.value);
@@ -147,6 +159,16 @@ export function createViewer(root: HTMLElement, transport: Transport): Viewer {
     );
     ui.model.value = models.some((m) => m.id === wanted) ? wanted : models[0].id;
     ui.model.disabled = false;
+    const wantedB = settingsFromHash(location.hash, readSettings()).modelB;
+    ui.modelB.replaceChildren(
+      ...models.map((m) => {
+        const o = document.createElement('option');
+        o.value = m.id;
+        o.textContent = m.id;
+        return o;
+      }),
+    );
+    ui.modelB.value = wantedB && models.some((m) => m.id === wantedB) ? wantedB : ui.model.value;
     renderModelInfo(ui, selectedModel());
     status('Ready.');
     setPhase('idle');
@@ -166,10 +188,85 @@ export function createViewer(root: HTMLElement, transport: Transport): Viewer {
     return next;
   }
 
+  /** Comparison mode: one lensCompare query, drawn as the JS-divergence grid. */
+  async function runCompare(): Promise<void> {
+    const settings = readSettings();
+    let inputs: { a: LensInput; b: LensInput };
+    try {
+      inputs = compareInputs(settings, selectedModel(), models.find((m) => m.id === settings.modelB));
+    } catch (err) {
+      showError(ui, err);
+      setPhase('error');
+      return;
+    }
+    saveToHash();
+    const abort = new AbortController();
+    controller = abort;
+    runs++;
+    setPhase('running');
+    setRunning(ui, true);
+    setProgress(ui, 0, 1);
+    status('Comparing…');
+    const t0 = performance.now();
+    try {
+      const res = await transport.query(ViewerCompareDocument, inputs, abort.signal);
+      if (controller !== abort) return;
+      const c = res.lensCompare;
+      current = null;
+      heatmap = null;
+      pins = [];
+      const top1 = (cells: typeof c.a.cells) => cells.map((layer) => layer.map((cell) => ({ token: cell.token, prob: cell.prob })));
+      renderComparison(
+        ui.wrap,
+        { ...c, tokensA: c.a.tokens, tokensB: c.b.tokens, top1A: top1(c.a.cells), top1B: top1(c.b.cells) },
+        { a: `a (${c.a.model.id})`, b: `b (${c.b.model.id})` },
+      );
+      const bar = document.createElement('div');
+      bar.className = 'bar';
+      bar.style.background = gradient('rank');
+      const ticks = document.createElement('div');
+      ticks.className = 'ticks';
+      for (const t of ['0', '0.35', 'ln 2']) ticks.append(Object.assign(document.createElement('span'), { textContent: t }));
+      const box = document.createElement('div');
+      box.className = 'scale';
+      box.append(bar, ticks);
+      const title = document.createElement('span');
+      title.textContent = 'JS divergence a ↔ b (nats); red frame = top-1 differs';
+      ui.legend.replaceChildren(title, box);
+      renderTrajectories(ui, null, [], () => undefined);
+      // The run panel describes lens runs; a comparison's numbers are in the grid and the status line.
+      ui.timings.replaceChildren();
+      ui.exportBtn.disabled = true;
+      setProgress(ui, 1, 1);
+      const differ = c.top1Differs.flat().filter(Boolean).length;
+      status(
+        `Compared: ${c.layersA.length} layers × ${c.positions} aligned positions in ${ms(performance.now() - t0)}; ` +
+          `top-1 differs in ${differ} of ${c.layersA.length * c.positions} cells.`,
+      );
+      setPhase('done');
+    } catch (err) {
+      if (controller !== abort) return;
+      if (abort.signal.aborted) {
+        status('Stopped.');
+        setPhase('stopped');
+      } else {
+        showError(ui, err);
+        status('Failed.');
+        setPhase('error');
+      }
+    } finally {
+      if (controller === abort) {
+        setRunning(ui, false);
+        controller = null;
+      }
+    }
+  }
+
   async function run(): Promise<void> {
     controller?.abort();
     clearError(ui);
     hideTooltip(ui.tooltip);
+    if (ui.compare.checked) return runCompare();
     let input: LensInput;
     try {
       input = lensInput(readSettings(), selectedModel());
@@ -202,6 +299,19 @@ export function createViewer(root: HTMLElement, transport: Transport): Viewer {
           setProgress(ui, r.received, r.expected);
           status(`Running: ${r.received} of ${r.expected} layer reads (layer ${ev.layer}${ev.point === 'ATTENTION_OUTPUT' ? ' attn' : ''})…`);
           if (pins.length) drawPins();
+        } else if (ev.__typename === 'PositionResult' && r && heatmap) {
+          // A written token: its column grows the grid as soon as it is computed.
+          const scale = colorScale(r, wantedColor());
+          if (applyPosition(r, ev, performance.now())) {
+            active = { r: active.r, c: r.tokens.length - 1 };
+            heatmap = buildHeatmap(ui.wrap, r, active);
+            r.rows.forEach((row, ri) => row.preds && fillRow(heatmap!, r!, ri, scale, pins));
+          } else {
+            r.rows.forEach((row, ri) => row.point === ev.point && fillRow(heatmap!, r!, ri, scale, pins));
+          }
+          setProgress(ui, r.received, r.expected);
+          status(`Writing: position ${ev.position} ${JSON.stringify(ev.token.text)} (${r.received} of ${r.expected} reads)…`);
+          if (pins.length) drawPins();
         } else if (ev.__typename === 'LensCompleted' && r) {
           applyCompleted(r, ev.result, performance.now());
           drawColors();
@@ -210,7 +320,9 @@ export function createViewer(root: HTMLElement, transport: Transport): Viewer {
           ui.exportBtn.disabled = false;
           setProgress(ui, 1, 1);
           const first = r.tFirst != null ? `, first layer after ${ms(r.tFirst - r.t0)}` : '';
-          status(`Done: ${r.layers.length} layers × ${r.tokens.length} tokens in ${ms(r.tEnd! - r.t0)}${first}.`);
+          const gen = ev.result.generation;
+          const wrote = gen ? `, ${gen.newTokens} written${gen.stoppedAtEos ? ' (stopped at EOS)' : ''}` : '';
+          status(`Done: ${r.layers.length} layers × ${r.tokens.length} tokens${wrote} in ${ms(r.tEnd! - r.t0)}${first}.`);
         }
       }
       if (controller !== abort) return;
@@ -287,6 +399,10 @@ export function createViewer(root: HTMLElement, transport: Transport): Viewer {
     });
     on(ui.stop, 'click', () => controller?.abort());
     on(ui.model, 'change', () => renderModelInfo(ui, selectedModel()));
+    on(ui.compare, 'change', () => {
+      ui.compareRow.hidden = !ui.compare.checked;
+      saveToHash();
+    });
     on(ui.color, 'change', () => {
       drawColors();
       saveToHash();
