@@ -106,7 +106,7 @@ export function buildApp(options: AppOptions): App {
       }),
       ...(options.trustedDocuments ? [useTrustedDocuments(options.trustedDocuments)] : []),
       ...(options.compression === false ? [] : [useCompression()]),
-      ...(options.metrics === false ? [] : [useLensMetrics(services.registry)]),
+      ...(options.metrics === false ? [] : [useLensMetrics(services.registry, services.store)]),
       ...(options.plugins ?? []),
     ],
   });

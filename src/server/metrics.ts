@@ -6,9 +6,11 @@ import { usePrometheus } from '@graphql-yoga/plugin-prometheus';
 import type { Plugin } from 'graphql-yoga';
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import type { ModelRegistry } from './models.js';
+import type { ResultStore } from './result-store.js';
 
-export function useLensMetrics(models: ModelRegistry, registry = new Registry()): Plugin {
+export function useLensMetrics(models: ModelRegistry, store: ResultStore, registry = new Registry()): Plugin {
   collectDefaultMetrics({ register: registry });
+  registerStoreMetrics(store, registry);
   const perModel = (read: (s: ReturnType<ModelRegistry['list']>[number]) => number) =>
     function (this: Gauge | Counter) {
       this.reset();
@@ -53,4 +55,23 @@ export function useLensMetrics(models: ModelRegistry, registry = new Registry())
     },
   });
   return usePrometheus({ endpoint: '/metrics', registry });
+}
+
+/** Size of the result store and what it evicted, read from store.stats() at scrape time. */
+function registerStoreMetrics(store: ResultStore, registry: Registry): void {
+  if (!store.stats) return;
+  const stats = () => store.stats!();
+  new Gauge({ name: 'lensgate_result_store_results', help: 'Lens results kept for lensResult(id)', registers: [registry], collect() { this.set(stats().results); } });
+  new Gauge({ name: 'lensgate_result_store_bytes', help: 'Bytes held by kept lens results', registers: [registry], collect() { this.set(stats().bytes); } });
+  new Gauge({ name: 'lensgate_result_store_max_bytes', help: 'Byte budget of the result store', registers: [registry], collect() { this.set(stats().maxBytes); } });
+  new Counter({
+    name: 'lensgate_result_store_evictions_total',
+    help: 'Results dropped from the store: bytes (budget), count (cap), ttl (expired), too_large (bigger than the budget, never kept)',
+    labelNames: ['reason'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [reason, n] of Object.entries(stats().evictions)) this.inc({ reason }, n);
+    },
+  });
 }
