@@ -18,7 +18,8 @@ import type { ModelRegistry } from './models.js';
 import { MemoryResultStore, type ResultStore } from './result-store.js';
 import { attachGraphQLWs } from './ws.js';
 import { useCompression } from './compression.js';
-import { useLensMetrics } from './metrics.js';
+import { operationNames, useLensMetrics } from './metrics.js';
+import projectDocuments from '../client/persisted-documents.json' with { type: 'json' };
 import { useTrustedDocuments, type TrustedDocumentsOptions } from './trusted-documents.js';
 import { serveViewer } from '../viewer/serve.js';
 
@@ -71,6 +72,11 @@ function maskGatewayError(error: unknown, message: string, isDev?: boolean): Err
   return masked;
 }
 
+/** Operation names allowed as metric labels: the project's own documents and the trusted ones. */
+function knownOperations(trusted: TrustedDocumentsOptions | undefined): Set<string> {
+  return operationNames([...Object.values(projectDocuments as Record<string, string>), ...(trusted?.documents.values() ?? [])]);
+}
+
 export function buildApp(options: AppOptions): App {
   const services = {
     registry: options.registry,
@@ -106,7 +112,7 @@ export function buildApp(options: AppOptions): App {
       }),
       ...(options.trustedDocuments ? [useTrustedDocuments(options.trustedDocuments)] : []),
       ...(options.compression === false ? [] : [useCompression()]),
-      ...(options.metrics === false ? [] : [useLensMetrics(services.registry, services.store)]),
+      ...(options.metrics === false ? [] : [useLensMetrics(services.registry, services.store, knownOperations(options.trustedDocuments))]),
       ...(options.plugins ?? []),
     ],
   });
