@@ -3,7 +3,7 @@
 
 import { Repeater } from 'graphql-yoga';
 import type { LayerEvent, LensPoint, Token } from '../src/lens/types.js';
-import type { StoredResult } from '../src/server/result-store.js';
+import type { StoredResult } from './services.js';
 import { randomUUID } from 'node:crypto';
 import type { GraphQLError } from 'graphql';
 import { builder } from './builder.js';

@@ -2,7 +2,7 @@
 
 import { randomUUID } from 'node:crypto';
 import type { LensOptions, LensResult, TrackedPosition } from '../src/lens/types.js';
-import type { StoredResult } from '../src/server/result-store.js';
+import type { StoredResult } from './services.js';
 import { builder } from './builder.js';
 import type { GatewayContext } from './context.js';
 import { gatewayError, toGraphQLError } from './errors.js';

@@ -12,6 +12,8 @@ import type { Device } from '../lens/types.js';
 import { buildApp } from '../server/app.js';
 import { ModelRegistry, type ModelSpec } from '../server/models.js';
 import { MemoryResultStore } from '../server/result-store.js';
+import clientDocuments from '../client/persisted-documents.json' with { type: 'json' };
+import { gatewayApi } from '../../resolvers/index.js';
 import { loadTrustedDocuments } from '../server/trusted-documents.js';
 
 const DEFAULT_MODEL_DIR = fileURLToPath(new URL('../../models/tiny-facts-gpt2', import.meta.url));
@@ -104,6 +106,8 @@ async function main(): Promise<void> {
   const app = buildApp({
     registry,
     store,
+    api: gatewayApi({ registry, store }),
+    knownDocuments: Object.values(clientDocuments as Record<string, string>),
     trustedDocuments,
     // GraphiQL sends arbitrary documents: pointless when only trusted ones run.
     graphiql: values['trusted-only'] ? false : undefined,

@@ -25,7 +25,7 @@ export function operationNames(documents: Iterable<string>): Set<string> {
 
 export function useLensMetrics(
   models: ModelRegistry,
-  store: ResultStore,
+  store: Pick<ResultStore, 'stats'> | undefined,
   knownOperations: ReadonlySet<string>,
   registry = new Registry(),
 ): Plugin {
@@ -124,8 +124,8 @@ export function useLensMetrics(
 }
 
 /** Size of the result store and what it evicted, read from store.stats() at scrape time. */
-function registerStoreMetrics(store: ResultStore, registry: Registry): void {
-  if (!store.stats) return;
+function registerStoreMetrics(store: Pick<ResultStore, 'stats'> | undefined, registry: Registry): void {
+  if (!store?.stats) return;
   const stats = () => store.stats!();
   new Gauge({ name: 'lensgate_result_store_results', help: 'Lens results kept for lensResult(id)', registers: [registry], collect() { this.set(stats().results); } });
   new Gauge({ name: 'lensgate_result_store_bytes', help: 'Bytes held by kept lens results', registers: [registry], collect() { this.set(stats().bytes); } });

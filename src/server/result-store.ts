@@ -1,38 +1,12 @@
-// Where computed lens results live so they can be fetched again by id. The interface is async so a
-// persistent or shared store (SQLite, Redis) can replace the in-memory one; every store keeps the
-// same contract: a result may vanish (budget, time-to-live), and `owner` is stored with it so the
-// resolver can show it only to the API key that created it.
+// Where computed lens results live so they can be fetched again by id. The ResultStore contract
+// (resolvers/services.ts) is async so a persistent or shared store (SQLite, Redis) can replace the
+// in-memory one; a result may vanish (budget, time-to-live), and `owner` is kept with it so the
+// resolver shows it only to the API key that created it.
 
-import type { LensResult } from '../lens/types.js';
+import type { EvictionReason, ResultStore, ResultStoreStats, StoredResult } from '../../resolvers/services.js';
 import { packedBytes, packResult, unpackResult, type PackedResult } from './packed-result.js';
 
-export interface StoredResult {
-  id: string;
-  modelId: string;
-  prompt: string;
-  createdAt: Date;
-  result: LensResult;
-  /** Name of the API key that created it; null when the server runs without keys. */
-  owner?: string | null;
-}
-
-export type EvictionReason = 'bytes' | 'count' | 'ttl' | 'too_large';
-
-export interface ResultStoreStats {
-  results: number;
-  bytes: number;
-  maxBytes: number;
-  /** Cumulative, by reason: over the byte budget, over the count cap, expired, larger than the whole budget. */
-  evictions: Record<EvictionReason, number>;
-}
-
-export interface ResultStore {
-  put(record: StoredResult): Promise<void>;
-  /** null when unknown, expired or evicted. */
-  get(id: string): Promise<StoredResult | null>;
-  /** For /metrics; optional so a store that cannot count cheaply may leave it out. */
-  stats?(): ResultStoreStats;
-}
+export type { EvictionReason, ResultStore, ResultStoreStats, StoredResult };
 
 export interface MemoryStoreOptions {
   /** Budget for all kept results, in bytes of their packed form (default 256 MiB). */
