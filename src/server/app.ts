@@ -11,6 +11,7 @@ import { createYoga, maskError, useReadinessCheck, type Plugin, type YogaServerO
 import { toGraphQLError } from '../../resolvers/errors.js';
 import { LensError } from '../errors.js';
 import { DEFAULT_ARMOR } from './armor.js';
+import { codedArmor, useErrorCodes } from './error-codes.js';
 import { withBodyLimit } from './body-limit.js';
 import type { ModelRegistry } from './models.js';
 import type { ResultStore } from './result-store.js';
@@ -100,7 +101,8 @@ export function buildApp(options: AppOptions): App {
       return api.context(request?.signal);
     },
     plugins: [
-      EnvelopArmorPlugin({ ...DEFAULT_ARMOR, ...options.armor }),
+      EnvelopArmorPlugin(codedArmor(DEFAULT_ARMOR, options.armor)),
+      useErrorCodes(),
       useDeferStream(),
       useReadinessCheck({
         endpoint: '/ready',
