@@ -84,18 +84,22 @@ export interface LensTimings {
   batchSize: number;
 }
 
-export interface LensResult {
+/** The reduction of one read point over the requested layers. */
+export interface LensReadout {
+  topIndices: number[][][]; // [layerIndex][position][k]
+  topProbs: number[][][];
+  tracked: TrackedPosition[] | null;
+  stats: CellStats | null;
+}
+
+export interface LensResult extends LensReadout {
   model: ModelInfo;
   tokens: Token[];
   layers: number[];
   point: LensPoint;
   topK: number;
-  topIndices: number[][][]; // [layerIndex][position][k]
-  topProbs: number[][][];
-  tracked: TrackedPosition[] | null;
-  stats: CellStats | null;
   /** Present when points included ATTENTION_OUTPUT: the same reduction after each block's attention. */
-  attention: { topIndices: number[][][]; topProbs: number[][][]; tracked: TrackedPosition[] | null; stats: CellStats | null } | null;
+  attention: LensReadout | null;
   timings: LensTimings;
 }
 
