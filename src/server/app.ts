@@ -12,6 +12,7 @@ import { toGraphQLError } from '../../resolvers/errors.js';
 import { LensError } from '../errors.js';
 import { DEFAULT_ARMOR } from './armor.js';
 import { codedArmor, useErrorCodes } from './error-codes.js';
+import { useListArgumentCost } from './list-cost.js';
 import { withBodyLimit } from './body-limit.js';
 import type { ModelRegistry } from './models.js';
 import type { ResultStore } from './result-store.js';
@@ -87,6 +88,7 @@ function knownOperations(options: AppOptions): Set<string> {
 
 export function buildApp(options: AppOptions): App {
   const { registry, api } = options;
+  const armor = codedArmor(DEFAULT_ARMOR, options.armor);
   const yoga = createYoga<object, object>({
     schema: api.schema,
     graphqlEndpoint: '/graphql',
@@ -101,7 +103,8 @@ export function buildApp(options: AppOptions): App {
       return api.context(request?.signal);
     },
     plugins: [
-      EnvelopArmorPlugin(codedArmor(DEFAULT_ARMOR, options.armor)),
+      EnvelopArmorPlugin(armor),
+      useListArgumentCost(armor.costLimit?.maxCost ?? 5000),
       useErrorCodes(),
       useDeferStream(),
       useReadinessCheck({
