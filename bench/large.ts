@@ -172,7 +172,7 @@ async function main(): Promise<void> {
     // GEMM shapes of this request: the head's [rows, D]·[D, V] per call and the blocks' widest [T, D]·[D, F].
     const headRows = Math.min(sh.layers * r.tokens, Math.floor((128 * 2 ** 20) / (sh.vocab * 4)));
     const shapes: Array<[number, number, number]> = [[headRows, sh.hidden, sh.vocab], [r.tokens, sh.hidden, sh.intermediate]];
-    const best = [];
+    const best: number[] = [];
     for (const [m, k, n] of shapes) best.push(Math.max(await ortRate(m, k, n, true), await ortRate(m, k, n, false)));
     const floorMs = ((f.head / best[0] + f.blocks / best[1]) / 1e9) * 1000;
     out.push(
