@@ -60,13 +60,15 @@ async function ortRate(m: number, k: number, n: number, prepack: boolean): Promi
   const feeds = { a: new ort.Tensor('float32', new Float32Array(m * k).fill(0.01), [m, k]) };
   await sess.run(feeds);
   const times: number[] = [];
-  for (let i = 0; i < 5; i++) {
+  for (let i = 0; i < 3; i++) {
     const t0 = performance.now();
     await sess.run(feeds);
     times.push(performance.now() - t0);
   }
   await sess.release();
-  return (2 * m * k * n) / (median(times) / 1000) / 1e9;
+  const rate = (2 * m * k * n) / (median(times) / 1000) / 1e9;
+  process.stderr.write(`ORT MatMul [${m}×${k}]·[${k}×${n}] ${prepack ? 'prepacked' : 'not prepacked'}: ${rate.toFixed(1)} GFLOP/s\n`);
+  return rate;
 }
 
 /** The same shapes through torch.matmul (float32 and bfloat16), or null without python3-torch. */
@@ -117,6 +119,8 @@ async function child(key: string): Promise<void> {
   const model = await openModel(dir, { device: 'cpu', id: key });
   const loadMs = performance.now() - t0;
   const rssReady = process.memoryUsage().rss;
+  const log = (what: string) => process.stderr.write(`[${key}] ${what}, RSS ${gb(process.memoryUsage().rss)}\n`);
+  log(`ready in ${s(loadMs)}`);
   const text = prompt(T);
   const tokens = model.tokenize(text).length;
   const streamed: number[] = [];
@@ -129,10 +133,12 @@ async function child(key: string): Promise<void> {
     streamed.push(performance.now() - start);
     firsts.push(first);
     blocks.push(r.timings.blocksMs);
+    log(`lens ${i + 1}: ${s(streamed[i])} streamed (first layer ${s(first)}, blocks ${s(r.timings.blocksMs)}, head ${s(r.timings.headMs)})`);
   }
   const t1 = performance.now();
   const one = await model.lens(text, { topK: 5 });
   const oneHeadMs = performance.now() - t1;
+  log(`one head call: ${s(oneHeadMs)} (head ${s(one.timings.headMs)})`);
   const rssAfter = process.memoryUsage().rss;
   await model.close();
   const res: ChildResult = {

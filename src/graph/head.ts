@@ -88,9 +88,9 @@ export const UNEMBED = {
 
 /**
  * Everything that multiplies by the [V, D] unembedding, in one graph, so one session holds one copy
- * of it (or, with 16-bit weights widened per call, maps it once). A caller feeds one row of zeros to
- * the parts it does not need (runtime/unembed.ts); all rows go through one unembedding MatMul and are
- * split back.
+ * of it (or, with 16-bit weights widened per call, maps it once). A caller feeds zero rows to the
+ * parts it does not need (one for the lens head: runtime/unembed.ts); all rows go through one
+ * unembedding MatMul and are split back.
  *
  *   hidden ─ final norm ─┐                       ┌─ lens head: lse, TopK(k) (float16: rescored), normed
  *   naive_hidden ─ norm ─┼─ Concat ─ unembed ─ Split ─ naive_logits [R, V]

@@ -12,21 +12,22 @@ export interface UnembedFeeds {
 }
 
 /**
- * One call of the shared unembedding session (graph/head.ts buildUnembedGraph). The parts not asked
- * for get one row of zeros, whose outputs are ignored: ORT 1.29's CPU kernels die with SIGFPE on
- * zero-row inputs (a division by the row count), and one row costs 1/V of a head call's GEMM.
+ * One call of the shared unembedding session (graph/head.ts buildUnembedGraph). The stats and naive
+ * parts not asked for get zero rows; the lens head part gets one row of zeros when it is not asked
+ * for, because ORT 1.29's CPU kernels on its path die with SIGFPE on zero rows (a division by the
+ * row count), and its outputs are then ignored.
  */
 export async function runUnembed(session: ort.InferenceSession, plan: ModelPlan, f: UnembedFeeds): Promise<ort.InferenceSession.OnnxValueMapType> {
   const D = plan.hiddenSize;
   const I = UNEMBED.inputs;
-  const rows = (x: Float32Array | undefined) => new ort.Tensor('float32', x ?? new Float32Array(D), [x ? x.length / D : 1, D]);
-  const S = f.stats ? f.stats.target.length : 1;
+  const rows = (x: Float32Array) => new ort.Tensor('float32', x, [x.length / D, D]);
+  const none = () => new ort.Tensor('float32', new Float32Array(0), [0, D]);
   return session.run({
-    [I.hidden]: rows(f.head?.hidden),
+    [I.hidden]: rows(f.head?.hidden ?? new Float32Array(D)),
     [I.k]: new ort.Tensor('int64', BigInt64Array.from([BigInt(f.head?.k ?? 1)]), [1]),
-    [I.statsNormed]: rows(f.stats?.normed),
-    [I.statsFinal]: rows(f.stats?.finalNormed),
-    [I.statsTarget]: new ort.Tensor('int64', f.stats?.target ?? new BigInt64Array(1), [S]),
-    [I.naiveHidden]: rows(f.naive),
+    [I.statsNormed]: f.stats ? rows(f.stats.normed) : none(),
+    [I.statsFinal]: f.stats ? rows(f.stats.finalNormed) : none(),
+    [I.statsTarget]: new ort.Tensor('int64', f.stats?.target ?? new BigInt64Array(0), [f.stats?.target.length ?? 0]),
+    [I.naiveHidden]: f.naive ? rows(f.naive) : none(),
   });
 }
