@@ -9,7 +9,7 @@ import type { GraphQLError } from 'graphql';
 import { builder } from './builder.js';
 import { toGraphQLError } from './errors.js';
 import { LensInputRef, LensPointEnum, validateLensInput } from './lens-input.js';
-import { checkCellArgs, computeLens, LensCellRef, layerCells, LensResultRef } from './lens-result.js';
+import { checkCellArgs, computeLens, LensCellRef, layerCells, LensResultRef, lookupCache, replayLayerEvents } from './lens-result.js';
 import { ModelRef, TokenRef } from './model.js';
 import { PromptRef } from './prompt.js';
 import type { ModelInfo } from '../src/lens/types.js';
@@ -115,13 +115,22 @@ builder.subscriptionFields((t) => ({
       } catch (err) {
         throw toGraphQLError(err);
       }
-      const resultId = randomUUID();
       const modelId = req.served.model.info.id;
       // A Repeater (not an async generator): its stop promise settles at once on unsubscribe or
       // disconnect, even while a layer is running, and the abort reaches the scheduler from there.
       return new Repeater<EventShape | FailedShape>(async (push, stop) => {
         const abort = new AbortController();
         void stop.then(() => abort.abort());
+        let cache;
+        try {
+          cache = await lookupCache(ctx, req);
+        } catch (err) {
+          await push({ kind: 'failed', error: toGraphQLError(err) });
+          stop();
+          return;
+        }
+        // A cached answer keeps its stored id, so links to it stay the same.
+        const resultId = cache.hit?.id ?? randomUUID();
         await push({
           kind: 'started',
           resultId,
@@ -132,9 +141,16 @@ builder.subscriptionFields((t) => ({
           topK: req.options.topK ?? 5,
           points: req.points,
         });
+        if (cache.hit) {
+          for (const event of replayLayerEvents(cache.hit.result)) await push({ kind: 'layer', resultId, modelId, event, layers: req.layers });
+          await push({ kind: 'completed', result: cache.hit });
+          stop();
+          return;
+        }
         try {
           const result = await computeLens(ctx, req, {
             id: resultId,
+            cache,
             signal: abort.signal,
             onLayer: (event) => void push({ kind: 'layer', resultId, modelId, event, layers: req.layers }),
           });

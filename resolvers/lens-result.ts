@@ -1,7 +1,8 @@
 // LensResult and its parts; Query.lens computes one, Query.lensResult fetches a stored one.
 
 import { randomUUID } from 'node:crypto';
-import type { LensOptions, LensResult, TrackedPosition } from '../src/lens/types.js';
+import type { LayerEvent, LensOptions, LensResult, TrackedPosition } from '../src/lens/types.js';
+import { lensCacheKey } from '../src/server/cache-key.js';
 import type { StoredResult } from '../src/server/result-store.js';
 import { builder } from './builder.js';
 import type { GatewayContext } from './context.js';
@@ -254,17 +255,61 @@ LensResultRef.implement({
           : toWidgetV2(s.result, decode, { timestamp: s.createdAt, model: s.modelId });
       },
     }),
-    timings: t.field({ type: LensTimingsRef, resolve: (s) => s.result.timings }),
+    timings: t.field({
+      type: LensTimingsRef,
+      description: 'Of the run that computed this result (also when this response came from the cache).',
+      resolve: (s) => s.result.timings,
+    }),
+    cached: t.boolean({
+      description: 'True when this lens request was answered from an earlier identical request without running the model.',
+      resolve: (s) => s.cached ?? false,
+    }),
     createdAt: t.string({ description: 'ISO 8601.', resolve: (s) => s.createdAt.toISOString() }),
   }),
 });
 
-/** Runs a validated request through the model's scheduler and stores the result. */
+export interface CacheLookup {
+  /** Null while the model's content hash is not known yet: then nothing is cached. */
+  key: string | null;
+  hit: StoredResult | null;
+}
+
+/** An earlier identical request's stored result, marked `cached`, and the key to store a new one under. */
+export async function lookupCache(ctx: GatewayContext, req: ValidLensRequest): Promise<CacheLookup> {
+  const { served } = req;
+  if (!served.contentHash) return { key: null, hit: null };
+  const info = served.model.info;
+  const key = lensCacheKey({ modelId: info.id, contentHash: served.contentHash, computeType: info.computeType }, req.prompt, req.options);
+  const hit = await ctx.store.findByCacheKey(key);
+  if (hit) served.cache.hits++;
+  else served.cache.misses++;
+  return { key, hit: hit ? { ...hit, cached: true } : null };
+}
+
+/** The per-layer events a live run would have sent, rebuilt from a stored result (residual-stream order). */
+export function replayLayerEvents(r: LensResult): LayerEvent[] {
+  const events: LayerEvent[] = [];
+  r.layers.forEach((layer, index) => {
+    const base = { layer, index, count: r.layers.length };
+    if (r.attention) {
+      events.push({ ...base, point: 'ATTENTION_OUTPUT', topIndices: r.attention.topIndices[index], topProbs: r.attention.topProbs[index] });
+    }
+    events.push({ ...base, point: r.point, topIndices: r.topIndices[index], topProbs: r.topProbs[index] });
+  });
+  return events;
+}
+
+/**
+ * Answers a validated request from the cache when an identical one is stored, else runs it through
+ * the model's scheduler and stores the result.
+ */
 export async function computeLens(
   ctx: GatewayContext,
   req: ValidLensRequest,
-  extra: { id?: string; signal?: AbortSignal; onLayer?: LensOptions['onLayer'] } = {},
+  extra: { id?: string; signal?: AbortSignal; onLayer?: LensOptions['onLayer']; cache?: CacheLookup } = {},
 ): Promise<StoredResult> {
+  const cache = extra.cache ?? (await lookupCache(ctx, req));
+  if (cache.hit) return cache.hit;
   let result: LensResult;
   try {
     result = await req.served.scheduler.run(req.prompt, { ...req.options, signal: extra.signal, onLayer: extra.onLayer });
@@ -277,6 +322,7 @@ export async function computeLens(
     prompt: req.prompt,
     createdAt: new Date(),
     result,
+    ...(cache.key ? { cacheKey: cache.key } : {}),
   };
   await ctx.store.put(stored);
   return stored;
@@ -294,7 +340,7 @@ builder.queryFields((t) => ({
   lensResult: t.field({
     type: LensResultRef,
     nullable: true,
-    description: 'A result this server computed earlier, by id; null when unknown or evicted (results are kept in memory for now).',
+    description: 'A stored result by id; null when unknown or evicted. Results live in the result store (a SQLite file by default) within its size budget.',
     args: { id: t.arg.id({ required: true }) },
     resolve: async (_root, { id }, ctx) => {
       const stored = await ctx.loaders.result.load(id);

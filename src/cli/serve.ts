@@ -1,23 +1,28 @@
 // npm start -- --model id=./dir[@cuda[,float16]] [--model id2=./dir2] [--port 4000] [--host 0.0.0.0] [--device auto|cpu|cuda]
 //               [--cors-origin https://a.example,https://b.example] [--max-queue 64] [--batch-window-ms 2]
 //               [--trusted-documents src/client/persisted-documents.json [--trusted-only]]
+//               [--store ./lensgate.db | memory] [--store-max-mb 1024]
 // With no --model, serves the embedded default model (models/tiny-facts-gpt2).
 
 import { existsSync } from 'node:fs';
 import { basename, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { modelContentHash, type DigestMemo } from '../checkpoint/content-hash.js';
 import { openModel } from '../lens/index.js';
 import type { Device } from '../lens/types.js';
 import { buildApp } from '../server/app.js';
 import { ModelRegistry, type ModelSpec } from '../server/models.js';
+import { MemoryResultStore, type ResultStore } from '../server/result-store.js';
+import { SqliteResultStore } from '../server/sqlite-store.js';
 import { loadTrustedDocuments } from '../server/trusted-documents.js';
 
 const DEFAULT_MODEL_DIR = fileURLToPath(new URL('../../models/tiny-facts-gpt2', import.meta.url));
 
 const USAGE = `usage: npm start -- [--model id=./dir[@DEVICE[,DTYPE]] ...] [--port N] [--host H] [--device auto|cpu|cuda]
                  (per model: @auto|@cpu|@cuda, optionally ,float32|,float16 — e.g. llama=./Llama-3.1-8B@cuda,float16)
-                 [--cors-origin ORIGIN[,ORIGIN...]] [--max-queue N] [--batch-window-ms N]`;
+                 [--cors-origin ORIGIN[,ORIGIN...]] [--max-queue N] [--batch-window-ms N]
+                 [--store FILE|memory] (results and the cache; default ./lensgate.db) [--store-max-mb N] (default 1024)`;
 
 function fail(message: string): never {
   console.error(`lensgate: ${message}\n${USAGE}`);
@@ -50,6 +55,8 @@ async function main(): Promise<void> {
       'batch-window-ms': { type: 'string' },
       'trusted-documents': { type: 'string' },
       'trusted-only': { type: 'boolean', default: false },
+      store: { type: 'string', default: process.env.LENSGATE_STORE ?? './lensgate.db' },
+      'store-max-mb': { type: 'string', default: '1024' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -75,6 +82,17 @@ async function main(): Promise<void> {
     ids.add(s.id);
   }
 
+  const storeMaxMb = Number(values['store-max-mb']);
+  if (!(storeMaxMb > 0)) fail(`--store-max-mb must be a positive number (got ${values['store-max-mb']})`);
+  let store: ResultStore;
+  try {
+    store = values.store === 'memory' ? new MemoryResultStore() : new SqliteResultStore(values.store!, { maxBytes: storeMaxMb * 1024 ** 2 });
+  } catch (err) {
+    fail(`could not open the result store: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  if (store instanceof SqliteResultStore) console.log(`lensgate: results stored in ${store.file} (up to ${storeMaxMb} MB)`);
+  const memo: DigestMemo | undefined = store instanceof SqliteResultStore ? store : undefined;
+
   const registry = new ModelRegistry({
     maxQueue: values['max-queue'] ? Number(values['max-queue']) : undefined,
     batchWindowMs: values['batch-window-ms'] ? Number(values['batch-window-ms']) : undefined,
@@ -86,6 +104,7 @@ async function main(): Promise<void> {
     : undefined;
   const app = buildApp({
     registry,
+    store,
     trustedDocuments,
     // GraphiQL sends arbitrary documents: pointless when only trusted ones run.
     graphiql: values['trusted-only'] ? false : undefined,
@@ -110,6 +129,7 @@ async function main(): Promise<void> {
     app
       .stop()
       .then(() => registry.close())
+      .then(() => store.close?.())
       .then(() => process.exit(0))
       .catch((err: unknown) => {
         console.error('lensgate: error during shutdown', err);
@@ -127,6 +147,16 @@ async function main(): Promise<void> {
       console.log(
         `lensgate: model ${id} (${modelType}, ${numLayers} layers) on ${ep} execution provider, ${computeType}` +
           `${deviceNote ? ` — ${deviceNote}` : ''} [${Math.round(performance.now() - t0)} ms]`,
+      );
+      // Identical requests are answered from the store once the weights' hash is known; hashing
+      // runs in the background (first run reads every byte; later runs reuse remembered digests).
+      const hashStart = performance.now();
+      modelContentHash(dir, memo).then(
+        (hash) => {
+          registry.setContentHash(id, hash);
+          console.log(`lensgate: model ${id} content hash ${hash.slice(0, 12)}… [${Math.round(performance.now() - hashStart)} ms]; identical requests are cached`);
+        },
+        (err: unknown) => console.error(`lensgate: model ${id}: no caching, content hash failed: ${err instanceof Error ? err.message : String(err)}`),
       );
       return model;
     }, device);

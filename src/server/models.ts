@@ -15,6 +15,10 @@ export interface ModelSpec {
 export interface ServedModel {
   readonly model: LensModel;
   readonly scheduler: ModelScheduler;
+  /** sha256 of the checkpoint's bytes (checkpoint/content-hash.ts); null until known: no caching before. */
+  contentHash: string | null;
+  /** Identical-request cache lookups answered from the store / computed. */
+  readonly cache: { hits: number; misses: number };
 }
 
 export type ModelOpener = (
@@ -27,6 +31,8 @@ export class ModelRegistry {
   private loading: Promise<void> | null = null;
   private failure: Error | null = null;
   private ready = false;
+  /** Content hashes by model id; one may be known before its model is added. */
+  private readonly hashes = new Map<string, string>();
 
   constructor(private readonly schedulerOptions: SchedulerOptions = {}) {}
 
@@ -34,7 +40,12 @@ export class ModelRegistry {
   add(model: LensModel): ServedModel {
     const id = model.info.id;
     if (this.served.has(id)) throw new Error(`Duplicate model id "${id}"`);
-    const entry = { model, scheduler: new ModelScheduler(model, this.schedulerOptions) };
+    const entry: ServedModel = {
+      model,
+      scheduler: new ModelScheduler(model, this.schedulerOptions),
+      contentHash: this.hashes.get(id) ?? null,
+      cache: { hits: 0, misses: 0 },
+    };
     this.served.set(id, entry);
     return entry;
   }
@@ -52,6 +63,13 @@ export class ModelRegistry {
       throw this.failure;
     });
     return this.loading;
+  }
+
+  /** Turns on identical-request caching for a model once its content hash is known. */
+  setContentHash(id: string, hash: string): void {
+    this.hashes.set(id, hash);
+    const served = this.served.get(id);
+    if (served) served.contentHash = hash;
   }
 
   markReady(): void {
