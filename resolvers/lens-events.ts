@@ -64,6 +64,11 @@ LayerResultRef.implement({
     layer: t.int({ resolve: (s) => s.event.layer }),
     index: t.int({ description: 'Position of this layer among the requested layers.', resolve: (s) => s.event.index }),
     count: t.int({ description: 'Number of requested layers.', resolve: (s) => s.event.count }),
+    worker: t.string({
+      nullable: true,
+      description: 'Distributed mode: the worker that computed this layer (after a worker died, later layers come from the one that took over); null otherwise.',
+      resolve: (s) => s.event.worker ?? null,
+    }),
     point: t.field({ type: LensPointEnum, resolve: (s) => s.event.point }),
     topIndices: t.field({ type: t.listRef(t.listRef('Int')), description: '[position][k]', resolve: (s) => s.event.topIndices }),
     topProbs: t.field({ type: t.listRef(t.listRef('Float')), description: '[position][k]', resolve: (s) => s.event.topProbs }),

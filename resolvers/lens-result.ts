@@ -311,13 +311,25 @@ export async function computeLens(
   const cache = extra.cache ?? (await lookupCache(ctx, req));
   if (cache.hit) return cache.hit;
   let result: LensResult;
+  const id = extra.id ?? randomUUID();
+  const { scheduler } = req.served;
   try {
-    result = await req.served.scheduler.run(req.prompt, { ...req.options, signal: extra.signal, onLayer: extra.onLayer });
+    result = await scheduler.run(
+      req.prompt,
+      { ...req.options, signal: extra.signal, onLayer: extra.onLayer },
+      { id, ...(cache.key ? { cacheKey: cache.key } : {}) },
+    );
   } catch (err) {
     throw toGraphQLError(err);
   }
+  if (scheduler.storesResults) {
+    // A cluster worker stored it before reporting the job done.
+    const stored = await ctx.store.get(id);
+    if (!stored) throw gatewayError('INTERNAL', `result ${id} was computed but is not in the store`);
+    return stored;
+  }
   const stored: StoredResult = {
-    id: extra.id ?? randomUUID(),
+    id,
     modelId: req.served.model.info.id,
     prompt: req.prompt,
     createdAt: new Date(),

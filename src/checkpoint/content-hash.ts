@@ -2,17 +2,18 @@
 // reads (config, tokenizer files, the safetensors index and every weight file), so a checkpoint
 // retrained in place with the same shapes gets a new hash — headers, sizes or mtimes alone would
 // not see that. Hashing 16 GB takes seconds, so each file's digest is remembered under
-// (real path, size, mtime, inode): restarts and unchanged files cost one stat each.
+// (host, real path, size, mtime, inode): restarts and unchanged files cost one stat each.
 
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync, realpathSync, statSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { basename, join } from 'node:path';
 import { weightFiles } from './hf-dir.js';
 
 /** Remembers file digests across runs (the persistent store implements it). */
 export interface DigestMemo {
-  getDigest(key: string): string | null;
-  setDigest(key: string, digest: string): void;
+  getDigest(key: string): string | null | Promise<string | null>;
+  setDigest(key: string, digest: string): void | Promise<void>;
 }
 
 const SIDE_FILES = ['config.json', 'tokenizer.json', 'tokenizer_config.json', 'model.safetensors.index.json'];
@@ -36,11 +37,11 @@ export async function modelContentHash(dir: string, memo?: DigestMemo): Promise<
   for (const file of contentFiles(dir)) {
     const real = realpathSync(file);
     const st = statSync(real);
-    const key = `${real}\u0000${st.size}\u0000${st.mtimeMs}\u0000${st.ino}`;
-    let digest = memo?.getDigest(key) ?? null;
+    const key = `${hostname()}\u0000${real}\u0000${st.size}\u0000${st.mtimeMs}\u0000${st.ino}`;
+    let digest = (await memo?.getDigest(key)) ?? null;
     if (!digest) {
       digest = await fileDigest(real);
-      memo?.setDigest(key, digest);
+      await memo?.setDigest(key, digest);
     }
     total.update(`${basename(file)}\u0000${digest}\n`);
   }

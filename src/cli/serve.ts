@@ -2,6 +2,7 @@
 //               [--cors-origin https://a.example,https://b.example] [--max-queue 64] [--batch-window-ms 2]
 //               [--trusted-documents src/client/persisted-documents.json [--trusted-only]]
 //               [--store ./lensgate.db | memory] [--store-max-mb 1024]
+//               [--redis redis://host:6379]  (distributed mode: see src/cli/worker.ts)
 // With no --model, serves the embedded default model (models/tiny-facts-gpt2).
 
 import { existsSync } from 'node:fs';
@@ -10,8 +11,11 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { modelContentHash, type DigestMemo } from '../checkpoint/content-hash.js';
 import { openModel } from '../lens/index.js';
-import type { Device } from '../lens/types.js';
+import type { Device, LensModel } from '../lens/types.js';
 import { buildApp } from '../server/app.js';
+import { ClusterGateway } from '../server/cluster/gateway.js';
+import { ping } from '../server/cluster/redis.js';
+import { ClusterWorker } from '../server/cluster/worker.js';
 import { ModelRegistry, type ModelSpec } from '../server/models.js';
 import { MemoryResultStore, type ResultStore } from '../server/result-store.js';
 import { SqliteResultStore } from '../server/sqlite-store.js';
@@ -22,7 +26,8 @@ const DEFAULT_MODEL_DIR = fileURLToPath(new URL('../../models/tiny-facts-gpt2', 
 const USAGE = `usage: npm start -- [--model id=./dir[@DEVICE[,DTYPE]] ...] [--port N] [--host H] [--device auto|cpu|cuda]
                  (per model: @auto|@cpu|@cuda, optionally ,float32|,float16 — e.g. llama=./Llama-3.1-8B@cuda,float16)
                  [--cors-origin ORIGIN[,ORIGIN...]] [--max-queue N] [--batch-window-ms N]
-                 [--store FILE|memory] (results and the cache; default ./lensgate.db) [--store-max-mb N] (default 1024)`;
+                 [--store FILE|memory] (results and the cache; default ./lensgate.db) [--store-max-mb N] (default 1024)
+                 [--redis redis://HOST:PORT] (distributed mode: results in Redis, jobs to workers; --model also runs a worker here)`;
 
 function fail(message: string): never {
   console.error(`lensgate: ${message}\n${USAGE}`);
@@ -57,6 +62,7 @@ async function main(): Promise<void> {
       'trusted-only': { type: 'boolean', default: false },
       store: { type: 'string', default: process.env.LENSGATE_STORE ?? './lensgate.db' },
       'store-max-mb': { type: 'string', default: '1024' },
+      redis: { type: 'string', default: process.env.LENSGATE_REDIS },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -70,6 +76,7 @@ async function main(): Promise<void> {
   if (!Number.isInteger(port) || port < 0 || port > 65535) fail(`invalid port ${values.port ?? process.env.PORT}`);
 
   let specs = (values.model ?? []).map(parseModelSpec);
+  if (values.redis) return serveCluster(values.redis, specs, device, port, values);
   if (specs.length === 0) {
     if (!existsSync(resolve(DEFAULT_MODEL_DIR, 'config.json'))) {
       fail(`no --model given and the default model is missing at ${DEFAULT_MODEL_DIR} (it is trained by training/)`);
@@ -166,6 +173,77 @@ async function main(): Promise<void> {
     await app.stop();
     process.exit(1);
   }
+}
+
+/**
+ * Distributed mode: this gateway accepts clients and queues lens jobs for whichever workers hold
+ * each model; results live in Redis. Models given with --model are run by a worker in this process.
+ */
+async function serveCluster(
+  redisUrl: string,
+  specs: ModelSpec[],
+  device: Device,
+  port: number,
+  values: { host?: string; 'max-queue'?: string; 'store-max-mb'?: string; 'cors-origin'?: string },
+): Promise<void> {
+  try {
+    await ping(redisUrl);
+  } catch (err) {
+    fail(`cannot reach Redis at ${redisUrl}: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  const storeMaxBytes = Number(values['store-max-mb'] ?? 1024) * 1024 ** 2;
+  const registry = new ModelRegistry();
+  const models: Array<{ model: LensModel; dir: string }> = [];
+  for (const spec of specs) {
+    const model = await openModel(spec.dir, { id: spec.id, device: spec.device ?? device, dtype: spec.dtype });
+    const i = model.info;
+    console.log(`lensgate: model ${i.id} (${i.modelType}, ${i.numLayers} layers) on ${i.device} execution provider, ${i.computeType}`);
+    models.push({ model, dir: spec.dir });
+  }
+  const worker = models.length ? await ClusterWorker.start({ redisUrl, models, storeMaxBytes }) : null;
+  const cluster = await ClusterGateway.start({
+    redisUrl,
+    registry,
+    storeMaxBytes,
+    maxQueue: values['max-queue'] ? Number(values['max-queue']) : undefined,
+  });
+  const origins = values['cors-origin']?.split(',').map((o) => o.trim()).filter(Boolean);
+  const app = buildApp({
+    registry,
+    store: cluster.store,
+    port,
+    host: values.host,
+    cors: origins ? { origin: origins } : undefined,
+    logging: 'info',
+  });
+  const { url } = await app.start();
+  registry.markReady();
+  console.log(`lensgate: viewer at ${new URL('/', url)}`);
+  console.log(`lensgate: listening on ${url} (distributed mode, Redis ${new URL(redisUrl).host})`);
+  const served = registry.list().filter((s) => s.placements?.length).map((s) => s.model.info.id);
+  console.log(`lensgate: ready; the cluster serves ${served.join(', ') || 'no models yet'}`);
+
+  let stopping = false;
+  const shutdown = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    console.log(`lensgate: ${signal}: cancelling jobs, closing connections`);
+    const force = setTimeout(() => process.exit(1), 15_000);
+    force.unref();
+    app
+      .stop()
+      .then(() => cluster.close())
+      .then(() => worker?.close())
+      .then(() => registry.close())
+      .then(() => Promise.allSettled(models.map((m) => m.model.close())))
+      .then(() => process.exit(0))
+      .catch((err: unknown) => {
+        console.error('lensgate: error during shutdown', err);
+        process.exit(1);
+      });
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === resolve(process.argv[1])) {

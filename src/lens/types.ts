@@ -55,6 +55,8 @@ export interface LayerEvent {
   point: LensPoint;
   topIndices: number[][]; // [position][k]
   topProbs: number[][]; // [position][k]
+  /** Distributed mode: the worker process that computed this layer. */
+  worker?: string;
 }
 
 export interface TrackedPosition {
@@ -104,6 +106,7 @@ export type LensErrorCode =
   | 'UNKNOWN_MODEL_TYPE'
   | 'CHECKPOINT_INVALID'
   | 'DEVICE_UNAVAILABLE'
+  | 'UNAVAILABLE'
   | 'INTERNAL';
 
 export class LensError extends Error {

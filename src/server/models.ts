@@ -1,7 +1,8 @@
 // The models one gateway process serves, configured by the operator only (never client paths).
 
 import { ModelScheduler, type SchedulerOptions } from '../runtime/scheduler.js';
-import type { ComputeDtype, Device, LensModel } from '../lens/types.js';
+import type { ComputeDtype, Device, LensModel, LensOptions, LensResult } from '../lens/types.js';
+import type { SchedulerStats } from '../runtime/scheduler.js';
 
 export interface ModelSpec {
   id: string;
@@ -12,9 +13,30 @@ export interface ModelSpec {
   dtype?: ComputeDtype;
 }
 
+/** Runs lens jobs for one model: in this process (ModelScheduler) or on the cluster's workers. */
+export interface LensScheduler {
+  assertCapacity(): void;
+  /** `job.id` becomes the result id where the scheduler stores results itself. */
+  run(prompt: string, options?: LensOptions, job?: { id: string; cacheKey?: string }): Promise<LensResult>;
+  getStats(): SchedulerStats;
+  close(): void;
+  /** True when results are stored by whoever computed them (a cluster worker): callers read them back. */
+  readonly storesResults?: boolean;
+}
+
+/** Where a model is served: this process, or each cluster worker holding it. */
+export interface Placement {
+  worker: string;
+  host: string;
+  device: 'cpu' | 'cuda';
+  computeType: ComputeDtype;
+}
+
 export interface ServedModel {
   readonly model: LensModel;
-  readonly scheduler: ModelScheduler;
+  readonly scheduler: LensScheduler;
+  /** Null for a model this process runs; the live workers holding it in distributed mode. */
+  placements: Placement[] | null;
   /** sha256 of the checkpoint's bytes (checkpoint/content-hash.ts); null until known: no caching before. */
   contentHash: string | null;
   /** Identical-request cache lookups answered from the store / computed. */
@@ -43,6 +65,7 @@ export class ModelRegistry {
     const entry: ServedModel = {
       model,
       scheduler: new ModelScheduler(model, this.schedulerOptions),
+      placements: null,
       contentHash: this.hashes.get(id) ?? null,
       cache: { hits: 0, misses: 0 },
     };
@@ -63,6 +86,12 @@ export class ModelRegistry {
       throw this.failure;
     });
     return this.loading;
+  }
+
+  /** Adds a model that runs elsewhere (distributed mode); its scheduler sends jobs to workers. */
+  addServed(entry: ServedModel): void {
+    if (this.served.has(entry.model.info.id)) throw new Error(`Duplicate model id "${entry.model.info.id}"`);
+    this.served.set(entry.model.info.id, entry);
   }
 
   /** Turns on identical-request caching for a model once its content hash is known. */
