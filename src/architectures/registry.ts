@@ -1,4 +1,4 @@
-import { LensError } from '../lens/types.js';
+import { LensError } from '../errors.js';
 import { gemma, gemma2 } from './gemma.js';
 import { gptNeox } from './gpt-neox.js';
 import { gpt2 } from './gpt2.js';
@@ -22,6 +22,11 @@ export function registerArchitecture(spec: ArchitectureSpec): void {
 
 const BUILT_IN = [gpt2, llama, mistral, qwen2, gptj, gptNeox, phi, phi3, gemma, gemma2, olmo, hfOlmo, qwen3, mixtral];
 for (const spec of BUILT_IN) registerArchitecture(spec);
+
+/** Names of the registered families (no aliases), in registration order. */
+export function registeredFamilies(): string[] {
+  return [...families.keys()];
+}
 
 /** A registered family by its name or one of its aliases (case-insensitive). */
 export function architecture(name: string): ArchitectureSpec | undefined {

@@ -1,5 +1,5 @@
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
-import { LensError } from '../lens/types.js';
+import { LensError } from '../errors.js';
 
 export type StDtype = 'F32' | 'F16' | 'BF16' | 'F64' | 'I64' | 'I32' | 'I8' | 'U8' | 'BOOL' | 'I16' | 'U16';
 
@@ -62,19 +62,6 @@ export function readSafetensorsHeader(file: string): { tensors: StTensor[]; meta
 
 function bad(file: string, why: string): LensError {
   return new LensError('CHECKPOINT_INVALID', `${file}: ${why}`);
-}
-
-/** Reads raw bytes of a byte range (rows of an embedding, a bias, …). */
-export function readBytes(file: string, offset: number, length: number): Buffer {
-  const fd = openSync(file, 'r');
-  try {
-    const buf = Buffer.alloc(length);
-    const n = readSync(fd, buf, 0, length, offset);
-    if (n !== length) throw bad(file, `short read at ${offset} (+${length})`);
-    return buf;
-  } finally {
-    closeSync(fd);
-  }
 }
 
 /**

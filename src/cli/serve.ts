@@ -1,7 +1,7 @@
 // npm start -- --model id=./dir[@cuda[,float16]] [--model id2=./dir2] [--port 4000] [--host 0.0.0.0] [--device auto|cpu|cuda]
 //               [--cors-origin https://a.example,https://b.example] [--max-queue 64] [--batch-window-ms 2]
 //               [--trusted-documents src/client/persisted-documents.json [--trusted-only]]
-//               [--store ./lensgate.db | memory] [--store-max-mb 1024]
+//               [--store ./lensgate.db | memory] [--store-max-mb N] [--result-ttl-s N]
 //               [--redis redis://host:6379]  (distributed mode: see src/cli/worker.ts)
 // With no --model, serves the embedded default model (models/tiny-facts-gpt2).
 
@@ -13,20 +13,23 @@ import { modelContentHash, type DigestMemo } from '../checkpoint/content-hash.js
 import { openModel } from '../lens/index.js';
 import type { Device, LensModel } from '../lens/types.js';
 import { buildApp } from '../server/app.js';
+import { ModelRegistry, type ModelSpec } from '../server/models.js';
 import { ClusterGateway } from '../server/cluster/gateway.js';
 import { ping } from '../server/cluster/redis.js';
 import { ClusterWorker } from '../server/cluster/worker.js';
-import { ModelRegistry, type ModelSpec } from '../server/models.js';
 import { MemoryResultStore, type ResultStore } from '../server/result-store.js';
 import { SqliteResultStore } from '../server/sqlite-store.js';
+import { gatewayApi } from '../../resolvers/index.js';
 import { loadTrustedDocuments } from '../server/trusted-documents.js';
 
+const CLIENT_DOCUMENTS = fileURLToPath(new URL('../client/persisted-documents.json', import.meta.url));
 const DEFAULT_MODEL_DIR = fileURLToPath(new URL('../../models/tiny-facts-gpt2', import.meta.url));
 
 const USAGE = `usage: npm start -- [--model id=./dir[@DEVICE[,DTYPE]] ...] [--port N] [--host H] [--device auto|cpu|cuda]
                  (per model: @auto|@cpu|@cuda, optionally ,float32|,float16 — e.g. llama=./Llama-3.1-8B@cuda,float16)
                  [--cors-origin ORIGIN[,ORIGIN...]] [--max-queue N] [--batch-window-ms N]
-                 [--store FILE|memory] (results and the cache; default ./lensgate.db) [--store-max-mb N] (default 1024)
+                 [--store FILE|memory] (results and the cache; default ./lensgate.db) [--store-max-mb N]
+                 (default 1024 for a file or Redis, 256 in memory) [--result-ttl-s N] (memory store only, default 3600)
                  [--redis redis://HOST:PORT] (distributed mode: results in Redis, jobs to workers; --model also runs a worker here)`;
 
 function fail(message: string): never {
@@ -58,10 +61,11 @@ async function main(): Promise<void> {
       'cors-origin': { type: 'string' },
       'max-queue': { type: 'string' },
       'batch-window-ms': { type: 'string' },
+      'store-max-mb': { type: 'string' },
+      'result-ttl-s': { type: 'string' },
       'trusted-documents': { type: 'string' },
       'trusted-only': { type: 'boolean', default: false },
       store: { type: 'string', default: process.env.LENSGATE_STORE ?? './lensgate.db' },
-      'store-max-mb': { type: 'string', default: '1024' },
       redis: { type: 'string', default: process.env.LENSGATE_REDIS },
       help: { type: 'boolean', short: 'h' },
     },
@@ -89,17 +93,6 @@ async function main(): Promise<void> {
     ids.add(s.id);
   }
 
-  const storeMaxMb = Number(values['store-max-mb']);
-  if (!(storeMaxMb > 0)) fail(`--store-max-mb must be a positive number (got ${values['store-max-mb']})`);
-  let store: ResultStore;
-  try {
-    store = values.store === 'memory' ? new MemoryResultStore() : new SqliteResultStore(values.store!, { maxBytes: storeMaxMb * 1024 ** 2 });
-  } catch (err) {
-    fail(`could not open the result store: ${err instanceof Error ? err.message : String(err)}`);
-  }
-  if (store instanceof SqliteResultStore) console.log(`lensgate: results stored in ${store.file} (up to ${storeMaxMb} MB)`);
-  const memo: DigestMemo | undefined = store instanceof SqliteResultStore ? store : undefined;
-
   const registry = new ModelRegistry({
     maxQueue: values['max-queue'] ? Number(values['max-queue']) : undefined,
     batchWindowMs: values['batch-window-ms'] ? Number(values['batch-window-ms']) : undefined,
@@ -109,9 +102,35 @@ async function main(): Promise<void> {
   const trustedDocuments = values['trusted-documents']
     ? { documents: loadTrustedDocuments(values['trusted-documents']), allowArbitraryDocuments: !values['trusted-only'] }
     : undefined;
+  const positive = (flag: 'store-max-mb' | 'result-ttl-s'): number | undefined => {
+    const raw = values[flag];
+    if (raw === undefined) return undefined;
+    const n = Number(raw);
+    if (!Number.isFinite(n) || n <= 0) fail(`--${flag} must be a positive number (got ${raw})`);
+    return n;
+  };
+  const storeMb = positive('store-max-mb');
+  const ttlS = positive('result-ttl-s');
+  let store: ResultStore;
+  try {
+    store =
+      values.store === 'memory'
+        ? new MemoryResultStore({
+            maxBytes: storeMb === undefined ? undefined : Math.round(storeMb * 2 ** 20),
+            ttlMs: ttlS === undefined ? undefined : ttlS * 1000,
+          })
+        : new SqliteResultStore(values.store!, { maxBytes: Math.round((storeMb ?? 1024) * 2 ** 20) });
+  } catch (err) {
+    fail(`could not open the result store: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  if (store instanceof SqliteResultStore) console.log(`lensgate: results stored in ${store.file} (up to ${storeMb ?? 1024} MB)`);
+  const memo: DigestMemo | undefined = store instanceof SqliteResultStore ? store : undefined;
   const app = buildApp({
     registry,
     store,
+    api: gatewayApi({ registry, store }),
+    // The operations the bundled viewer and client send keep their names in /metrics.
+    knownDocuments: loadTrustedDocuments(CLIENT_DOCUMENTS).values(),
     trustedDocuments,
     // GraphiQL sends arbitrary documents: pointless when only trusted ones run.
     graphiql: values['trusted-only'] ? false : undefined,
@@ -191,7 +210,9 @@ async function serveCluster(
   } catch (err) {
     fail(`cannot reach Redis at ${redisUrl}: ${err instanceof Error ? err.message : String(err)}`);
   }
-  const storeMaxBytes = Number(values['store-max-mb'] ?? 1024) * 1024 ** 2;
+  const storeMb = Number(values['store-max-mb'] ?? 1024);
+  if (!(storeMb > 0)) fail(`--store-max-mb must be a positive number (got ${values['store-max-mb']})`);
+  const storeMaxBytes = Math.round(storeMb * 2 ** 20);
   const registry = new ModelRegistry();
   const models: Array<{ model: LensModel; dir: string }> = [];
   for (const spec of specs) {
@@ -210,7 +231,8 @@ async function serveCluster(
   const origins = values['cors-origin']?.split(',').map((o) => o.trim()).filter(Boolean);
   const app = buildApp({
     registry,
-    store: cluster.store,
+    api: gatewayApi({ registry, store: cluster.store }),
+    knownDocuments: loadTrustedDocuments(CLIENT_DOCUMENTS).values(),
     port,
     host: values.host,
     cors: origins ? { origin: origins } : undefined,

@@ -1,8 +1,10 @@
 // The models one gateway process serves, configured by the operator only (never client paths).
 
-import { ModelScheduler, type SchedulerOptions } from '../runtime/scheduler.js';
+import { ModelScheduler, type SchedulerOptions, type SchedulerStats } from './scheduler.js';
 import type { ComputeDtype, Device, LensModel, LensOptions, LensResult } from '../lens/types.js';
-import type { SchedulerStats } from '../runtime/scheduler.js';
+import type { Placement } from '../../resolvers/services.js';
+
+export type { Placement };
 
 export interface ModelSpec {
   id: string;
@@ -22,14 +24,6 @@ export interface LensScheduler {
   close(): void;
   /** True when results are stored by whoever computed them (a cluster worker): callers read them back. */
   readonly storesResults?: boolean;
-}
-
-/** Where a model is served: this process, or each cluster worker holding it. */
-export interface Placement {
-  worker: string;
-  host: string;
-  device: 'cpu' | 'cuda';
-  computeType: ComputeDtype;
 }
 
 export interface ServedModel {

@@ -12,7 +12,7 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import sqlite from 'node-sqlite3-wasm';
 import type { DigestMemo } from '../checkpoint/content-hash.js';
-import { deserializeResult, serializeResult, type ResultStore, type StoredResult } from './result-store.js';
+import { deserializeResult, serializeResult, type EvictionReason, type ResultStore, type ResultStoreStats, type StoredResult } from './result-store.js';
 
 const { Database } = sqlite;
 type Db = InstanceType<typeof Database>;
@@ -68,6 +68,7 @@ export class SqliteResultStore implements ResultStore, DigestMemo {
   private readonly maxBytes: number;
   private totalBytes: number;
   private closed = false;
+  private readonly evictions: Record<EvictionReason, number> = { bytes: 0, count: 0, ttl: 0, too_large: 0 };
 
   constructor(file: string, options: SqliteStoreOptions = {}) {
     this.file = resolve(file);
@@ -119,6 +120,7 @@ export class SqliteResultStore implements ResultStore, DigestMemo {
       if (!oldest) return;
       this.db.run('DELETE FROM results WHERE seq = ?', [Number(oldest.seq)]);
       this.totalBytes -= Number(oldest.bytes);
+      this.evictions.bytes++;
     }
   }
 
@@ -144,10 +146,10 @@ export class SqliteResultStore implements ResultStore, DigestMemo {
     this.db.run('INSERT OR REPLACE INTO file_digests (key, digest) VALUES (?, ?)', [key, digest]);
   }
 
-  /** Results held and their total size in bytes. */
-  stats(): { count: number; bytes: number } {
-    const count = Number(this.db.get('SELECT COUNT(*) AS n FROM results')?.n ?? 0);
-    return { count, bytes: this.totalBytes };
+  /** Results held, their bytes (stored JSON) and evictions since this process opened the file. */
+  stats(): ResultStoreStats {
+    const results = Number(this.db.get('SELECT COUNT(*) AS n FROM results')?.n ?? 0);
+    return { results, bytes: this.totalBytes, maxBytes: this.maxBytes, evictions: { ...this.evictions } };
   }
 
   async close(): Promise<void> {

@@ -8,8 +8,11 @@ import { createClient as createSseClient, type Client as SseClient } from 'graph
 import WebSocket from 'ws';
 import { buildApp, type AppOptions } from '../../src/server/app.js';
 import { ModelRegistry } from '../../src/server/models.js';
+import { MemoryResultStore } from '../../src/server/result-store.js';
+import { gatewayApi, type GatewayLimits } from '../../resolvers/index.js';
 import type { LensModel } from '../../src/lens/types.js';
-import type { SchedulerOptions } from '../../src/runtime/scheduler.js';
+import clientDocuments from '../../src/client/persisted-documents.json' with { type: 'json' };
+import type { SchedulerOptions } from '../../src/server/scheduler.js';
 
 export interface Gateway {
   url: string;
@@ -20,12 +23,14 @@ export interface Gateway {
 
 export async function startGateway(
   models: LensModel[],
-  options: Omit<AppOptions, 'registry'> & { scheduler?: SchedulerOptions } = {},
+  options: Omit<AppOptions, 'registry' | 'api' | 'store'> & { scheduler?: SchedulerOptions; limits?: Partial<GatewayLimits>; store?: MemoryResultStore } = {},
 ): Promise<Gateway> {
-  const registry = new ModelRegistry(options.scheduler);
+  const { scheduler, limits, store = new MemoryResultStore(), ...appOptions } = options;
+  const registry = new ModelRegistry(scheduler);
   for (const m of models) registry.add(m);
   registry.markReady();
-  const app = buildApp({ logging: false, ...options, registry, port: 0, host: '127.0.0.1' });
+  const api = gatewayApi({ registry, store, limits });
+  const app = buildApp({ logging: false, knownDocuments: Object.values(clientDocuments as Record<string, string>), ...appOptions, registry, api, store, port: 0, host: '127.0.0.1' });
   const { url } = await app.start();
   return { url, wsUrl: url.replace(/^http/, 'ws'), registry, stop: () => app.stop() };
 }

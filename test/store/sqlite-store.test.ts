@@ -50,7 +50,7 @@ describe('SqliteResultStore', () => {
     expect(r3).toEqual(record('r3', 3_000));
     expect(r3!.result.topProbs).toEqual(result.topProbs);
     expect(r3!.createdAt).toBeInstanceOf(Date);
-    expect(again.stats().count).toBe(3);
+    expect(again.stats().results).toBe(3);
     await again.close();
   });
 
@@ -65,12 +65,13 @@ describe('SqliteResultStore', () => {
     expect((await store.get('x3'))!.id).toBe('x3');
     expect((await store.get('x4'))!.id).toBe('x4');
     const held = store.stats();
-    expect(held.count).toBe(2);
+    expect(held.results).toBe(2);
+    expect(held.evictions.bytes).toBe(3);
     expect(held.bytes).toBeLessThanOrEqual(one * 2.5);
     await store.close();
     // The running total is recomputed from the file on open.
     const reopened = new SqliteResultStore(file, { maxBytes: Math.floor(one * 2.5) });
-    expect(reopened.stats()).toEqual(held);
+    expect(reopened.stats()).toEqual({ ...held, evictions: { bytes: 0, count: 0, ttl: 0, too_large: 0 } });
     await reopened.close();
   });
 

@@ -7,7 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Queue } from 'bullmq';
 import { LensError, type LensOptions, type LensResult } from '../../lens/types.js';
-import type { SchedulerStats } from '../../runtime/scheduler.js';
+import type { SchedulerStats } from '../scheduler.js';
 import type { LensScheduler } from '../models.js';
 import type { ResultStore } from '../result-store.js';
 import { CANCEL_TOPIC, decodeFailure, JOB_TOPIC, type ClusterPubSub, type JobEvent, type LensJobData } from './protocol.js';

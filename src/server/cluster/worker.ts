@@ -10,7 +10,7 @@ import { UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { modelContentHash } from '../../checkpoint/content-hash.js';
 import { LensError, type LensModel } from '../../lens/types.js';
-import { ModelScheduler, type SchedulerOptions } from '../../runtime/scheduler.js';
+import { ModelScheduler, type SchedulerOptions } from '../scheduler.js';
 import {
   CANCEL_TOPIC,
   createClusterPubSub,

@@ -7,7 +7,8 @@
 // fails at once with OVERLOADED rather than waiting an unbounded time.
 
 import DataLoader from 'dataloader';
-import { LensError, type LensModel, type LensOptions, type LensResult } from '../lens/types.js';
+import { LensError } from '../errors.js';
+import type { LensModel, LensOptions, LensResult } from '../lens/types.js';
 
 export interface SchedulerOptions {
   /** Outstanding jobs (waiting + running) allowed before new ones get OVERLOADED. */
@@ -128,13 +129,9 @@ export class ModelScheduler {
     this.idle = new Promise<void>((r) => (release = r));
     await previous;
     const started = performance.now();
-    // Jobs cancelled while they waited never reach the model.
-    const live: number[] = [];
-    const out: Array<LensResult | Error> = jobs.map((job, i) => {
-      if (job.options.signal?.aborted) return cancelled();
-      live.push(i);
-      return cancelled();
-    });
+    // Jobs cancelled while they waited never reach the model; the live ones' slots are filled below.
+    const live = jobs.flatMap((job, i) => (job.options.signal?.aborted ? [] : [i]));
+    const out: Array<LensResult | Error> = jobs.map(() => cancelled());
     this.running = live.length;
     try {
       if (live.length > 0) {
