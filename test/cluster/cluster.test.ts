@@ -71,7 +71,7 @@ run(`distributed mode (${redisAvailable ? 'redis' : noRedisReason})`, () => {
     workers.w1 = startWorker('w1', [`deep=${deepDir}`, `tiny=${tinyDir}`]);
     workers.w2 = startWorker('w2', [`deep=${deepDir}`]);
     [gwA, gwB] = await Promise.all([startGatewayProcess(), startGatewayProcess(), workers.w1.waitFor(/ready as w1/), workers.w2.waitFor(/ready as w2/)]);
-  });
+  }, 300_000);
   afterAll(async () => {
     await Promise.all(children.map((c) => c.kill('SIGKILL')));
     await redis?.stop();
@@ -166,5 +166,5 @@ run(`distributed mode (${redisAvailable ? 'redis' : noRedisReason})`, () => {
     const back = await http(gwA2.url, LensResultByIdDocument, { id: first.data!.lens.id });
     expect(back.errors).toBeUndefined();
     expect(back.data!.lensResult!.topProbs).toEqual(first.data!.lens.topProbs);
-  });
+  }, 300_000);
 });

@@ -37,7 +37,7 @@ export function spawnTsx(script: string, args: string[], env: Record<string, str
     proc,
     exited,
     output: () => out,
-    waitFor(pattern, timeoutMs = 60_000) {
+    waitFor(pattern, timeoutMs = 150_000) {
       return new Promise((resolve, reject) => {
         const timer = setTimeout(() => finish(new Error(`timed out waiting for ${pattern}:\n${out}`)), timeoutMs);
         const check = () => {

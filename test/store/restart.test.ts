@@ -60,4 +60,4 @@ test('kill -9 after a query returned loses nothing; after restart the result is 
   // Nothing ran the identical request: the model saw one request (topK 3) in this process.
   expect(metrics).toMatch(/lensgate_lens_requests_total\{model="gpt2-tiny"\} 1\b/);
   expect(await b.kill()).toBe(0);
-});
+}, 300_000);
