@@ -12,6 +12,8 @@ export type LensErrorCode =
   | 'CHECKPOINT_INVALID'
   | 'DEVICE_UNAVAILABLE'
   | 'TOKENIZER_MISMATCH'
+  /** Distributed mode: no live worker holds the model, or its worker died and the retry did too. */
+  | 'UNAVAILABLE'
   | 'INTERNAL';
 
 export class LensError extends Error {

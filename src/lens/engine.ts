@@ -9,12 +9,14 @@ import { readRows, type StTensor } from '../checkpoint/safetensors.js';
 import { loadTokenizer, type TextTokenizer } from '../checkpoint/tokenizer.js';
 import { buildBlockGraph } from '../graph/block.js';
 import { buildDivergenceGraph, buildLogitsGraph, DIVERGENCE, LOGITS } from '../graph/compare.js';
-import { buildGatherGraph, buildLensHead, buildNaiveHead, buildStatsGraph, HEAD } from '../graph/head.js';
+import { buildGatherGraph, buildUnembedGraph, UNEMBED } from '../graph/head.js';
 import { WeightBinder } from '../graph/weights.js';
 import { eosTokenIds } from '../checkpoint/generation.js';
 import { BlockStack, KvCache } from '../runtime/blocks.js';
 import { Embedder } from '../runtime/inputs.js';
 import { ort, sessionFactory, type SessionFactory } from '../runtime/sessions.js';
+import { runUnembed } from '../runtime/unembed.js';
+import { planPrepacking } from './prepack.js';
 import { naiveLens } from './naive.js';
 import { cellStats, trajectories } from './post.js';
 import { chunkByRows } from './reduce.js';
@@ -74,8 +76,6 @@ interface Job {
 export class OnnxLensModel implements LensModel {
   private lock: Promise<unknown> = Promise.resolve();
   private gatherSession?: Promise<Session>;
-  private statsSession?: Promise<Session>;
-  private naiveSession?: Promise<Session>;
   private logitsSession?: Promise<Session>;
   private divergenceSession?: Promise<Session>;
 
@@ -85,9 +85,11 @@ export class OnnxLensModel implements LensModel {
     private readonly tokenizer: TextTokenizer,
     private readonly embedder: Embedder,
     private readonly blocks: Session[],
+    /** The one session holding the unembedding: lens head, stats and the naive baseline. */
     private readonly head: Session,
     private readonly factory: SessionFactory,
-    private readonly graphs: { gather: Uint8Array; stats: Uint8Array; naive: Uint8Array; logits: Uint8Array; divergence: Uint8Array },
+    private readonly gatherGraph: Uint8Array,
+    private readonly compareGraphs: { logits: Uint8Array; divergence: Uint8Array },
     /** The unembedding in the checkpoint; trajectories read just their rows from it. */
     private readonly unembedRows: { weight: StTensor; bias?: StTensor },
     /** Token ids that end a generation (see eosTokenIds). */
@@ -105,17 +107,21 @@ export class OnnxLensModel implements LensModel {
     const factory = await sessionFactory(ckpt.dataRoot, opts.device ?? 'auto');
     const ckptDtype = new WeightBinder(ckpt).dominantDtype();
     const computeType = opts.dtype ?? (factory.provider === 'cuda' && (ckptDtype === 'F16' || ckptDtype === 'BF16') ? 'float16' : 'float32');
-    const w = new WeightBinder(ckpt, spec.optionalPrefixes, computeType === 'float16' ? 'float16' : 'float');
+    // On CPU, 16-bit weights stay memory-mapped and are widened per call, a chunk at a time: folding
+    // them to float32 at load held 2× the file (an 8B BF16 checkpoint needs > 32 GB that way).
+    const castPerCall = factory.provider === 'cpu' && computeType === 'float32' && (ckptDtype === 'F16' || ckptDtype === 'BF16');
+    const w = new WeightBinder(ckpt, spec.optionalPrefixes, computeType === 'float16' ? 'float16' : 'float', castPerCall, opts.weightChunkBytes);
     const embedder = new Embedder(plan.embedding, w, plan.hiddenSize, plan.vocabSize, plan.maxPositions);
-    const headGraph = buildLensHead(plan, w);
-    const blockGraphs = plan.blocks.map((b, i) => buildBlockGraph(b, i, plan.hiddenSize, w));
-    const graphs = {
-      gather: buildGatherGraph(plan),
-      stats: buildStatsGraph(plan, w),
-      naive: buildNaiveHead(plan, w),
-      logits: buildLogitsGraph(plan, w),
-      divergence: buildDivergenceGraph(plan, w),
-    };
+    const beforeHead = w.usedBytes();
+    const headGraph = buildUnembedGraph(plan, w);
+    const headBytes = w.usedBytes() - beforeHead;
+    const blockGraphs: Array<{ graph: Uint8Array; bytes: number }> = [];
+    for (const [i, b] of plan.blocks.entries()) {
+      const before = w.usedBytes();
+      blockGraphs.push({ graph: buildBlockGraph(b, i, plan.hiddenSize, w), bytes: w.usedBytes() - before });
+    }
+    const gatherGraph = buildGatherGraph(plan);
+    const compareGraphs = { logits: buildLogitsGraph(plan, w), divergence: buildDivergenceGraph(plan, w) };
     const unembedRows = {
       weight: w.tensor(plan.unembed.weight, [plan.vocabSize, plan.hiddenSize]),
       bias: plan.unembed.bias ? w.tensor(plan.unembed.bias, [plan.vocabSize]) : undefined,
@@ -130,9 +136,34 @@ export class OnnxLensModel implements LensModel {
       );
     }
     const tokenizer = loadTokenizer(ckpt.tokenizerJson, ckpt.tokenizerConfig);
-    const head = await factory.create(headGraph);
-    const blocks: Session[] = [];
-    for (const g of blockGraphs) blocks.push(await factory.create(g));
+    const prepack = planPrepacking({
+      mode: opts.prepack ?? 'auto',
+      budget: opts.memoryBudget,
+      castPerCall,
+      provider: factory.provider,
+      headFloat32Bytes: plan.vocabSize * plan.hiddenSize * 4,
+      blocksFloat32Bytes: blockGraphs.reduce((a, b) => a + (b.bytes * 4) / bytesPerElement(ckptDtype), 0),
+      weightBytes: w.usedBytes(),
+    });
+    const progress = { sessionsBuilt: 0, sessions: blockGraphs.length + 1, layersBuilt: 0, layers: plan.numLayers, bytesMapped: 0, bytesTotal: w.usedBytes() };
+    const report = () => opts.onProgress?.({ ...progress });
+    report();
+    const sessions: Session[] = [];
+    try {
+      const head = await factory.create(headGraph, { castPerCall, prepack: prepack.head });
+      sessions.push(head);
+      Object.assign(progress, { sessionsBuilt: 1, bytesMapped: headBytes });
+      report();
+      const blocks: Session[] = [];
+      for (const b of blockGraphs) {
+        const s = await factory.create(b.graph, { castPerCall, prepack: prepack.blocks });
+        sessions.push(s);
+        blocks.push(s);
+        progress.sessionsBuilt++;
+        progress.layersBuilt++;
+        progress.bytesMapped += b.bytes;
+        report();
+      }
     let parameters = 0;
     for (const name of w.used) parameters += ckpt.tensors.get(name)!.shape.reduce((a, d) => a * d, 1);
     const info: ModelInfo = {
@@ -149,7 +180,12 @@ export class OnnxLensModel implements LensModel {
       parameters,
       tokenizerHash: tokenizerHash(ckpt.tokenizerJson),
     };
-    return new OnnxLensModel(info, plan, tokenizer, embedder, blocks, head, factory, graphs, unembedRows, eosTokenIds(ckpt.dir, ckpt.config));
+      return new OnnxLensModel(info, plan, tokenizer, embedder, blocks, head, factory, gatherGraph, compareGraphs, unembedRows, eosTokenIds(ckpt.dir, ckpt.config));
+    } catch (e) {
+      // A failed load releases what it built, so a server that goes on without this model leaks nothing.
+      for (const s of sessions) await s.release().catch(() => undefined);
+      throw e;
+    }
   }
 
   tokenize(text: string): Token[] {
@@ -217,7 +253,7 @@ export class OnnxLensModel implements LensModel {
         info: this.info,
         embed: (rows, T) => this.embedder.embed(rows, T),
         blocks: (lengths, T) => new BlockStack(this.plan, this.blocks, lengths, T),
-        head: await this.lazySession('naive'),
+        head: this.head,
         decode: (id) => this.tokenizer.decodeOne(id),
       }),
     );
@@ -225,10 +261,9 @@ export class OnnxLensModel implements LensModel {
 
   async close(): Promise<void> {
     await this.lock.catch(() => undefined);
-    const lazy = await Promise.all(
-      [this.gatherSession, this.statsSession, this.naiveSession, this.logitsSession, this.divergenceSession].map((s) => s?.catch(() => undefined)),
-    );
-    for (const s of [this.head, ...this.blocks, ...lazy]) await s?.release();
+    const gather = await this.gatherSession?.catch(() => undefined);
+    const cmp = await Promise.all([this.logitsSession, this.divergenceSession].map((s) => s?.catch(() => undefined)));
+    for (const s of [this.head, ...this.blocks, gather, ...cmp]) await s?.release();
   }
 
   private exclusive<T>(fn: () => Promise<T>): Promise<T> {
@@ -238,13 +273,13 @@ export class OnnxLensModel implements LensModel {
   }
 
   async logitsOf(normed: Float32Array, rows: number): Promise<Float32Array> {
-    const session = await this.lazySession('logits');
+    const session = await (this.logitsSession ??= this.factory.create(this.compareGraphs.logits));
     const out = await session.run({ [LOGITS.inputs.normed]: new ort.Tensor('float32', normed, [rows, this.plan.hiddenSize]) });
     return out[LOGITS.outputs.logits].data as Float32Array;
   }
 
   async divergence(logitsA: Float32Array, normedB: Float32Array, rows: number): Promise<Divergences> {
-    const session = await this.lazySession('divergence');
+    const session = await (this.divergenceSession ??= this.factory.create(this.compareGraphs.divergence));
     const out = await session.run({
       [DIVERGENCE.inputs.logitsA]: new ort.Tensor('float32', logitsA, [rows, this.plan.vocabSize]),
       [DIVERGENCE.inputs.normedB]: new ort.Tensor('float32', normedB, [rows, this.plan.hiddenSize]),
@@ -256,10 +291,10 @@ export class OnnxLensModel implements LensModel {
     };
   }
 
-  private lazySession(which: 'gather' | 'stats' | 'naive' | 'logits' | 'divergence'): Promise<Session> {
-    const key = `${which}Session` as const;
-    this[key] ??= this.factory.create(this.graphs[which]);
-    return this[key]!;
+  /** The trajectories' gather session (no weights), created on first use. */
+  private gather(): Promise<Session> {
+    this.gatherSession ??= this.factory.create(this.gatherGraph);
+    return this.gatherSession;
   }
 
   // ---- the forward pass: embed → blocks (→ lens head per layer) → trajectories → stats ----
@@ -375,14 +410,11 @@ export class OnnxLensModel implements LensModel {
         stacked.set(s.hidden, at * D);
         at += s.rows;
       }
-      const out = await this.head.run({
-        [HEAD.inputs.hidden]: new ort.Tensor('float32', stacked, [N, D]),
-        [HEAD.inputs.k]: new ort.Tensor('int64', BigInt64Array.from([BigInt(k)]), [1]),
-      });
-      const logp = out[HEAD.outputs.topLogProbs].data as Float64Array;
-      const ids = out[HEAD.outputs.topIds].data as BigInt64Array;
-      const lse = out[HEAD.outputs.lse].data as Float64Array;
-      const normed = out[HEAD.outputs.normed].data as Float32Array;
+      const out = await runUnembed(this.head, this.plan, { head: { hidden: stacked, k } });
+      const logp = out[UNEMBED.outputs.topLogProbs].data as Float64Array;
+      const ids = out[UNEMBED.outputs.topIds].data as BigInt64Array;
+      const lse = out[UNEMBED.outputs.lse].data as Float64Array;
+      const normed = out[UNEMBED.outputs.normed].data as Float32Array;
       if (!lse.every(Number.isFinite)) {
         const hint = this.info.computeType === 'float16' ? '; float16 activations overflowed? open the model with dtype float32' : '';
         throw new LensError('INTERNAL', `the lens head produced non-finite logits${hint}`);
@@ -567,7 +599,7 @@ export class OnnxLensModel implements LensModel {
 
   /** Mode 2, for each read point of the job. */
   private async track(job: Job): Promise<void> {
-    const session = await this.lazySession('gather');
+    const session = await this.gather();
     const columns = (ids: number[]) => ({
       weight: this.unembedColumns(this.unembedRows.weight, ids),
       bias: this.unembedRows.bias ? this.unembedColumns(this.unembedRows.bias, ids) : undefined,
@@ -577,8 +609,7 @@ export class OnnxLensModel implements LensModel {
 
   /** Stats of one read point against the final layer's distribution. */
   private async cellStats(job: Job, st: PointState): Promise<CellStats> {
-    const session = await this.lazySession('stats');
-    return cellStats(st.normed, job.len, job.finalNormed!, job.finalTop1!, session, this.plan);
+    return cellStats(st.normed, job.len, job.finalNormed!, job.finalTop1!, this.head, this.plan);
   }
 }
 
@@ -640,6 +671,10 @@ function appendJob(acc: Job, step: Job, skip: number): void {
   if (acc.keepStates) acc.finalNormed = concatF32(acc.finalNormed, step.finalNormed!.subarray(skip * D));
   acc.len += step.len - skip;
   if (step.error) acc.error = step.error;
+}
+
+function bytesPerElement(dtype: string): number {
+  return dtype === 'F32' ? 4 : dtype === 'F64' ? 8 : 2;
 }
 
 function asLensError(e: unknown): LensError {
