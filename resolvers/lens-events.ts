@@ -12,6 +12,7 @@ import { LensInputRef, LensPointEnum, validateLensInput } from './lens-input.js'
 import { checkCellArgs, computeLens, LensCellRef, layerCells, LensResultRef } from './lens-result.js';
 import { ModelRef, TokenRef } from './model.js';
 import { PromptRef } from './prompt.js';
+import { PRECISION_DESCRIPTION, rounded } from './precision.js';
 import type { ModelInfo } from '../src/lens/types.js';
 
 interface StartedShape {
@@ -56,7 +57,7 @@ LensStartedRef.implement({
   }),
 });
 
-const LayerResultRef = builder.objectRef<LayerShape>('LayerResult');
+export const LayerResultRef = builder.objectRef<LayerShape>('LayerResult');
 LayerResultRef.implement({
   description: 'One requested layer, sent as soon as it is computed.',
   fields: (t) => ({
@@ -66,7 +67,12 @@ LayerResultRef.implement({
     count: t.int({ description: 'Number of requested layers.', resolve: (s) => s.event.count }),
     point: t.field({ type: LensPointEnum, resolve: (s) => s.event.point }),
     topIndices: t.field({ type: t.listRef(t.listRef('Int')), description: '[position][k]', resolve: (s) => s.event.topIndices }),
-    topProbs: t.field({ type: t.listRef(t.listRef('Float')), description: '[position][k]', resolve: (s) => s.event.topProbs }),
+    topProbs: t.field({
+      type: t.listRef(t.listRef('Float')),
+      description: '[position][k]',
+      args: { precision: t.arg.int({ description: PRECISION_DESCRIPTION }) },
+      resolve: (s, { precision }) => rounded(s.event.topProbs, precision),
+    }),
     cells: t.field({
       type: [LensCellRef],
       description: 'Decoded cells of this layer, one per position.',

@@ -9,6 +9,7 @@ import { gatewayError, toGraphQLError } from './errors.js';
 import { LensInputRef, LensPointEnum, validateLensInput, type ValidLensRequest } from './lens-input.js';
 import { ModelRef, requireModel, TokenRef } from './model.js';
 import { PromptRef } from './prompt.js';
+import { PRECISION_DESCRIPTION, rounded } from './precision.js';
 import { toWidgetV1, toWidgetV2 } from './widget.js';
 
 export const LensResultRef = builder.objectRef<StoredResult>('LensResult');
@@ -101,7 +102,8 @@ TrackedPositionRef.implement({
     probs: t.field({
       type: t.listRef(t.listRef('Float')),
       description: '[layerIndex][j]: probability of tokenIds[j] at the j-th requested layer.',
-      resolve: (s) => s.tracked.probs,
+      args: { precision: t.arg.int({ description: PRECISION_DESCRIPTION }) },
+      resolve: (s, { precision }) => rounded(s.tracked.probs, precision),
     }),
   }),
 });
@@ -110,8 +112,16 @@ const LensStatsRef = builder.objectRef<NonNullable<LensResult['stats']>>('LensSt
 LensStatsRef.implement({
   description: 'Per-cell statistics, indexed [layerIndex][position].',
   fields: (t) => ({
-    entropy: t.field({ type: t.listRef(t.listRef('Float')), resolve: (s) => s.entropy }),
-    klToFinal: t.field({ type: t.listRef(t.listRef('Float')), resolve: (s) => s.klToFinal }),
+    entropy: t.field({
+      type: t.listRef(t.listRef('Float')),
+      args: { precision: t.arg.int({ description: PRECISION_DESCRIPTION }) },
+      resolve: (s, { precision }) => rounded(s.entropy, precision),
+    }),
+    klToFinal: t.field({
+      type: t.listRef(t.listRef('Float')),
+      args: { precision: t.arg.int({ description: PRECISION_DESCRIPTION }) },
+      resolve: (s, { precision }) => rounded(s.klToFinal, precision),
+    }),
     finalTop1Rank: t.field({ type: t.listRef(t.listRef('Int')), resolve: (s) => s.finalTop1Rank }),
   }),
 });
@@ -135,7 +145,11 @@ LensAttentionRef.implement({
   description: 'The same reduction read after each block’s attention sub-layer.',
   fields: (t) => ({
     topIndices: t.field({ type: t.listRef(t.listRef(t.listRef('Int'))), resolve: (a) => a.part.topIndices }),
-    topProbs: t.field({ type: t.listRef(t.listRef(t.listRef('Float'))), resolve: (a) => a.part.topProbs }),
+    topProbs: t.field({
+      type: t.listRef(t.listRef(t.listRef('Float'))),
+      args: { precision: t.arg.int({ description: PRECISION_DESCRIPTION }) },
+      resolve: (a, { precision }) => rounded(a.part.topProbs, precision),
+    }),
     tracked: t.field({
       type: [TrackedPositionRef],
       nullable: true,
@@ -204,7 +218,8 @@ LensResultRef.implement({
     topProbs: t.field({
       type: t.listRef(t.listRef(t.listRef('Float'))),
       description: '[layerIndex][position][k] probabilities matching topIndices.',
-      resolve: (s) => s.result.topProbs,
+      args: { precision: t.arg.int({ description: PRECISION_DESCRIPTION }) },
+      resolve: (s, { precision }) => rounded(s.result.topProbs, precision),
     }),
     tracked: t.field({
       type: [TrackedPositionRef],

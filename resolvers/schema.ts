@@ -6,5 +6,6 @@ import './prompt.js';
 import './lens-input.js';
 import './lens-result.js';
 import './lens-events.js';
+import './packed.js';
 
 export const schema = builder.toSchema({ sortSchema: false });
