@@ -37,7 +37,10 @@ export interface AppOptions {
   armor?: GraphQLArmorConfig;
   graphiql?: boolean;
   logging?: boolean | 'debug' | 'info' | 'warn' | 'error';
-  /** gzip whole JSON responses when the client accepts it (default true). */
+  /**
+   * gzip JSON responses and SSE/multipart streams (flushed per event) when the client accepts it,
+   * and permessage-deflate on graphql-ws when the client offers it (default true).
+   */
   compression?: boolean;
   /** Persisted operations (see trusted-documents.ts); enforced on HTTP and graphql-ws alike. */
   trustedDocuments?: TrustedDocumentsOptions;
@@ -113,7 +116,7 @@ export function buildApp(options: AppOptions): App {
 
   // The web viewer answers GET / and /viewer/*; everything else goes on to GraphQL.
   const server = createServer(serveViewer(withBodyLimit(options.bodyLimitBytes ?? 64 * 1024, yoga)));
-  const ws = attachGraphQLWs(server, yoga, { trustedDocuments: options.trustedDocuments });
+  const ws = attachGraphQLWs(server, yoga, { trustedDocuments: options.trustedDocuments, compression: options.compression !== false });
   let stopping: Promise<void> | null = null;
 
   return {

@@ -16,7 +16,19 @@ interface EnvelopedRoot {
 
 export interface WsOptions {
   trustedDocuments?: TrustedDocumentsOptions;
+  /** permessage-deflate (RFC 7692) when the client offers it; default true. */
+  compression?: boolean;
 }
+
+// Each message is deflated and sync-flushed on its own (nothing waits for the next one), with the
+// window kept across messages, so a LayerResult mostly costs what differs from the previous ones.
+// Small messages (LensStarted, pings, errors) are not worth a deflate call.
+const PER_MESSAGE_DEFLATE = {
+  threshold: 1024,
+  zlibDeflateOptions: { level: 6 },
+  serverNoContextTakeover: false,
+  clientNoContextTakeover: false,
+} as const;
 
 export function attachGraphQLWs(
   server: Server,
@@ -24,7 +36,11 @@ export function attachGraphQLWs(
   yoga: YogaServerInstance<any, any>,
   options: WsOptions = {},
 ) {
-  const wss = new WebSocketServer({ server, path: yoga.graphqlEndpoint });
+  const wss = new WebSocketServer({
+    server,
+    path: yoga.graphqlEndpoint,
+    perMessageDeflate: options.compression === false ? false : PER_MESSAGE_DEFLATE,
+  });
   const disposable = useServer(
     {
       execute: (args) => (args.rootValue as EnvelopedRoot).execute(args) as never,
