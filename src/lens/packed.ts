@@ -11,7 +11,8 @@
 // to the next) and stored as two byte planes (all low bytes, then all high bytes), which is what
 // gzip compresses best (measured, docs/wire-format.md).
 
-import { LensError, type LayerEvent, type LensResult, type TrackedPosition } from './types.js';
+import { LensError } from '../errors.js';
+import type { LayerEvent, LensResult, TrackedPosition } from './types.js';
 
 export type PackedDtype = 'U32' | 'F32' | 'P16';
 
