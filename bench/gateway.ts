@@ -82,9 +82,10 @@ async function benchModel(label: string, model: LensModel, url: string, prompt: 
   const tokens = model.tokenize(prompt).length;
   const L = info.numLayers;
   const V = info.vocabSize;
-  await post(url, MODE1, { input }); // warm-up
+  const wireOnly = values['wire-only'];
+  if (!wireOnly) await post(url, MODE1, { input }); // warm-up
 
-  const bytes = {
+  const bytes = wireOnly ? { mode1: [NaN, NaN], mode2: [NaN, NaN], widget: [NaN, NaN] } : {
     mode1: [await wireBytes(url, { query: MODE1, variables: { input } }, false), await wireBytes(url, { query: MODE1, variables: { input } }, true)],
     mode2: [await wireBytes(url, { query: MODE2, variables: { input: inputTracked } }, false), await wireBytes(url, { query: MODE2, variables: { input: inputTracked } }, true)],
     widget: [await wireBytes(url, { query: WIDGET, variables: { input: inputTracked } }, false), await wireBytes(url, { query: WIDGET, variables: { input: inputTracked } }, true)],
@@ -94,12 +95,11 @@ async function benchModel(label: string, model: LensModel, url: string, prompt: 
   const naive = { f32: n * 4, gzipF32: n * per.gzipF32, json: n * per.json, gzipJson: n * per.gzipJson };
 
   // Encodings of one mode 2 result, and streams with and without compression.
-  const direct = await model.lens(prompt, { topK: 5, trackAcrossLayers: true });
+  const { rows: encodings, result: direct } = await measureEncodings(url, inputTracked, RUNS);
   const tracked = direct.tracked!.reduce((a, t) => a + t.tokenIds.length, 0);
-  const encodings = await measureEncodings(url, inputTracked, direct, RUNS);
   const streams = await measureStreams(url, inputTracked, RUNS);
   const wire = { tracked, encodings, streams };
-  if (values['wire-only']) return { label, info, tokens, bytes, naive, wire, first: NaN, total: NaN, query: NaN, seqRps: NaN, concRps: NaN, meanBatch: NaN };
+  if (wireOnly) return { label, info, tokens, bytes, naive, wire, first: NaN, total: NaN, query: NaN, seqRps: NaN, concRps: NaN, meanBatch: NaN };
 
   // Streaming latency over graphql-ws.
   const ws = createClient({ url: url.replace(/^http/, 'ws'), webSocketImpl: WebSocket, retryAttempts: 0 });
@@ -171,9 +171,11 @@ async function main() {
     console.log(`### ${r.label} — ${r.tokens} tokens\n`);
     console.log('| payload | identity | gzip |');
     console.log('|---|---:|---:|');
-    console.log(`| mode 1: top-5 ids + probs per (layer, position) | ${kb(r.bytes.mode1[0])} | ${kb(r.bytes.mode1[1])} |`);
-    console.log(`| mode 2: + trajectories of every top-5 token | ${kb(r.bytes.mode2[0])} | ${kb(r.bytes.mode2[1])} |`);
-    console.log(`| widget JSON V2 (mode 2) | ${kb(r.bytes.widget[0])} | ${kb(r.bytes.widget[1])} |`);
+    if (!values['wire-only']) {
+      console.log(`| mode 1: top-5 ids + probs per (layer, position) | ${kb(r.bytes.mode1[0])} | ${kb(r.bytes.mode1[1])} |`);
+      console.log(`| mode 2: + trajectories of every top-5 token | ${kb(r.bytes.mode2[0])} | ${kb(r.bytes.mode2[1])} |`);
+      console.log(`| widget JSON V2 (mode 2) | ${kb(r.bytes.widget[0])} | ${kb(r.bytes.widget[1])} |`);
+    }
     console.log(`| naive full distributions, float32 binary | ${kb(r.naive.f32)} | ≈ ${kb(r.naive.gzipF32)} |`);
     console.log(`| naive full distributions, JSON numbers (estimated) | ≈ ${kb(r.naive.json)} | ≈ ${kb(r.naive.gzipJson)} |`);
     console.log('');
@@ -199,7 +201,8 @@ function printWire(wire: { tracked: number; encodings: EncodingRow[]; streams: S
   console.log('| encoding | identity | gzip | naive float32 ÷ gzip | encode | decode | error |');
   console.log('|---|---:|---:|---:|---:|---:|---|');
   for (const e of wire.encodings) {
-    console.log(`| ${e.label} | ${kb(e.identity)} | ${kb(e.gzip)} | ${Math.round(naiveF32 / e.gzip).toLocaleString('en-US')}× | ${e.encodeMs.toFixed(1)} ms | ${e.decodeMs.toFixed(1)} ms | ${e.error} |`);
+    const t = (x: number) => (Number.isNaN(x) ? '–' : `${x.toFixed(1)} ms`);
+    console.log(`| ${e.label} | ${kb(e.identity)} | ${kb(e.gzip)} | ${Math.round(naiveF32 / e.gzip).toLocaleString('en-US')}× | ${t(e.encodeMs)} | ${t(e.decodeMs)} | ${e.error} |`);
   }
   console.log('');
   console.log('Streamed mode 2 (every LayerResult, then LensCompleted with the trajectories), bytes received by the client:\n');

@@ -27,9 +27,11 @@ export function wireBytes(url: string, body: unknown, gzip: boolean): Promise<nu
   });
 }
 
+// The encodings are read from one stored result (Query.lensResult), so the lens runs once.
+const COMPUTE = `query($input: LensInput!) { lens(input: $input) { id tokens { position id text } layers topK topIndices topProbs tracked { position tokenIds probs } } }`;
 const JSON_MODE2 = (precision: string) =>
-  `query($input: LensInput!) { lens(input: $input) { tokens { id text } layers topIndices topProbs${precision} tracked { tokenIds probs${precision} } } }`;
-const PACKED = `query($input: LensInput!, $relativeError: Float, $floor: Float) { lens(input: $input) { tokens { id text } layers
+  `query($id: ID!) { lensResult(id: $id) { tokens { id text } layers topIndices topProbs${precision} tracked { tokenIds probs${precision} } } }`;
+const PACKED = `query($id: ID!, $relativeError: Float, $floor: Float) { lensResult(id: $id) { tokens { id text } layers
   packed(relativeError: $relativeError, floor: $floor) { topIndices topProbs trackedCounts trackedIds trackedProbs } } }`;
 
 export interface EncodingRow {
@@ -68,8 +70,14 @@ function worstError(exact: number[], got: ArrayLike<number>, floor: number): num
 const round = (x: number, d: number) => (x === 0 ? 0 : Number(x.toPrecision(d)));
 
 /** Every encoding of one mode 2 request: bytes through the live gateway, times and error in-process. */
-export async function measureEncodings(url: string, input: Record<string, unknown>, result: LensResult, runs: number): Promise<EncodingRow[]> {
+export async function measureEncodings(url: string, input: Record<string, unknown>, runs: number): Promise<{ rows: EncodingRow[]; result: LensResult }> {
   const rows: EncodingRow[] = [];
+  // Full-digit JSON carries the float64 values exactly, so this is the reference for the errors.
+  const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query: COMPUTE, variables: { input } }) });
+  const body = (await res.json()) as { data?: { lens: LensResult & { id: string } }; errors?: unknown };
+  if (!body.data) throw new Error(JSON.stringify(body.errors));
+  const result = { ...body.data.lens, attention: null, stats: null };
+  const id = body.data.lens.id;
   const exact = allProbs(result);
   const shape = (r: Pick<LensResult, 'topIndices' | 'topProbs' | 'tracked'>) => ({
     topIndices: r.topIndices,
@@ -77,7 +85,7 @@ export async function measureEncodings(url: string, input: Record<string, unknow
     tracked: r.tracked!.map((t) => ({ tokenIds: t.tokenIds, probs: t.probs })),
   });
   for (const precision of [null, 4, 3]) {
-    const body = { query: JSON_MODE2(precision ? `(precision: ${precision})` : ''), variables: { input } };
+    const body = { query: JSON_MODE2(precision ? `(precision: ${precision})` : ''), variables: { id } };
     const rounded = (r: LensResult) =>
       precision
         ? { ...r, topProbs: r.topProbs.map((a) => a.map((b) => b.map((x) => round(x, precision)))), tracked: r.tracked!.map((t) => ({ ...t, probs: t.probs.map((a) => a.map((x) => round(x, precision))) })) }
@@ -93,13 +101,22 @@ export async function measureEncodings(url: string, input: Record<string, unknow
       error: precision ? `${worstError(exact, allProbs(parsed as LensResult), 0).toExponential(1)} relative` : 'exact',
     });
   }
+  const widget = { query: 'query($id: ID!) { lensResult(id: $id) { widget(format: V2) } }', variables: { id } };
+  rows.push({
+    label: 'widget JSON V2 (logitlenskit: 5 decimals, keyed by token text)',
+    identity: await wireBytes(url, widget, false),
+    gzip: await wireBytes(url, widget, true),
+    encodeMs: NaN,
+    decodeMs: NaN,
+    error: '≤ 5e-6 absolute',
+  });
   const bounds: Array<Required<PackOptions>> = [
     { relativeError: 1e-3, floor: 1e-4 },
     { relativeError: 1e-2, floor: 1e-3 },
     { relativeError: 2e-2, floor: 1e-2 },
   ];
   for (const bound of bounds) {
-    const body = { query: PACKED, variables: { input, ...bound } };
+    const body = { query: PACKED, variables: { id, ...bound } };
     const packed = packLens(result, bound);
     const text = JSON.stringify(packed);
     const decoded = unpackLens(JSON.parse(text));
@@ -119,7 +136,7 @@ export async function measureEncodings(url: string, input: Record<string, unknow
       error: `${worstError(exactPacked, got, bound.floor).toExponential(2)} of max(p, ${bound.floor})`,
     });
   }
-  return rows;
+  return { rows, result };
 }
 
 export interface StreamRow {
