@@ -19,6 +19,7 @@ import { builder } from './builder.js';
 import { toGraphQLError } from './errors.js';
 import { LayerResultRef } from './lens-events.js';
 import { LensResultRef } from './lens-result.js';
+import { decoder } from './model.js';
 
 // An array is one atomic value (its bytes mean nothing without dtype and shape), so it is a scalar:
 // clients select `topProbs`, not five sub-fields, and deep packed selections stay cheap for the
@@ -125,7 +126,13 @@ for (const [ref, description] of [
   });
 }
 
-const PackedLayerRef = builder.objectRef<{ event: { topIndices: number[][]; topProbs: number[][] }; code: ProbCode }>('PackedLayer');
+const TokenTextRef = builder.objectRef<{ id: number; text: string }>('TokenText');
+TokenTextRef.implement({
+  description: 'A vocabulary id and its decoded text.',
+  fields: (t) => ({ id: t.exposeInt('id'), text: t.exposeString('text') }),
+});
+
+const PackedLayerRef = builder.objectRef<{ modelId: string; event: { topIndices: number[][]; topProbs: number[][] }; code: ProbCode }>('PackedLayer');
 PackedLayerRef.implement({
   description: 'One LayerResult in the PACKED encoding.',
   fields: (t) => ({
@@ -138,6 +145,14 @@ PackedLayerRef.implement({
       type: PackedArrayRef,
       description: 'P16 [positions, k].',
       resolve: (s) => packP16(s.event.topProbs.flat(), [s.event.topProbs.length, s.event.topProbs[0]?.length ?? 0], s.code),
+    }),
+    tokens: t.field({
+      type: [TokenTextRef],
+      description: 'Each distinct id of topIndices once (ascending) with its text, so a front end can label cells without a vocabulary.',
+      resolve: (s, _a, ctx) => {
+        const decode = decoder(ctx, s.modelId);
+        return [...new Set(s.event.topIndices.flat())].sort((a, b) => a - b).map((id) => ({ id, text: decode(id) }));
+      },
     }),
   }),
 });
@@ -178,6 +193,6 @@ builder.objectField(LayerResultRef, 'packed', (t) =>
       relativeError: t.arg.float({ defaultValue: DEFAULT_PACK.relativeError, description: BOUND.relativeError }),
       floor: t.arg.float({ defaultValue: DEFAULT_PACK.floor, description: BOUND.floor }),
     },
-    resolve: (s, args) => ({ event: s.event, code: code(args) }),
+    resolve: (s, args) => ({ modelId: s.modelId, event: s.event, code: code(args) }),
   }),
 );
