@@ -158,7 +158,7 @@ async function main() {
     models.push(m);
   }
   registry.markReady();
-  const app = buildApp({ registry, api: gatewayApi({ registry, store: new MemoryResultStore() }), port: 0, host: '127.0.0.1', logging: false, graphiql: false });
+  const app = buildApp({ registry, api: gatewayApi({ registry, store: new MemoryResultStore() }), port: 0, host: '127.0.0.1', logging: false, graphiql: false, streamCompression: true });
   const { url } = await app.start();
 
   const rows = [];

@@ -19,7 +19,7 @@ const DEFAULT_MODEL_DIR = fileURLToPath(new URL('../../models/tiny-facts-gpt2', 
 
 const USAGE = `usage: npm start -- [--model id=./dir[@DEVICE[,DTYPE]] ...] [--port N] [--host H] [--device auto|cpu|cuda]
                  (per model: @auto|@cpu|@cuda, optionally ,float32|,float16 — e.g. llama=./Llama-3.1-8B@cuda,float16)
-                 [--cors-origin ORIGIN[,ORIGIN...]] [--max-queue N] [--batch-window-ms N]`;
+                 [--cors-origin ORIGIN[,ORIGIN...]] [--max-queue N] [--batch-window-ms N] [--compress-streams]`;
 
 function fail(message: string): never {
   console.error(`lensgate: ${message}\n${USAGE}`);
@@ -52,6 +52,7 @@ async function main(): Promise<void> {
       'batch-window-ms': { type: 'string' },
       'trusted-documents': { type: 'string' },
       'trusted-only': { type: 'boolean', default: false },
+      'compress-streams': { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -95,6 +96,7 @@ async function main(): Promise<void> {
     port,
     host: values.host,
     cors: origins ? { origin: origins } : undefined,
+    streamCompression: values['compress-streams'],
     logging: 'info',
   });
 

@@ -40,11 +40,13 @@ export interface AppOptions {
   armor?: GraphQLArmorConfig;
   graphiql?: boolean;
   logging?: boolean | 'debug' | 'info' | 'warn' | 'error';
-  /**
-   * gzip JSON responses and SSE/multipart streams (flushed per event) when the client accepts it,
-   * and permessage-deflate on graphql-ws when the client offers it (default true).
-   */
+  /** gzip whole JSON responses when the client accepts it (default true). */
   compression?: boolean;
+  /**
+   * Also compress streams: SSE/multipart gzip flushed after every event, permessage-deflate on
+   * graphql-ws (default false: see docs/wire-format.md, cancellation took longer with it under load).
+   */
+  streamCompression?: boolean;
   /** Persisted operations (see trusted-documents.ts); enforced on HTTP and graphql-ws alike. */
   trustedDocuments?: TrustedDocumentsOptions;
   /** Prometheus metrics at GET /metrics (default true). */
@@ -106,7 +108,7 @@ export function buildApp(options: AppOptions): App {
         },
       }),
       ...(options.trustedDocuments ? [useTrustedDocuments(options.trustedDocuments)] : []),
-      ...(options.compression === false ? [] : [useCompression()]),
+      ...(options.compression === false ? [] : [useCompression({ streams: options.streamCompression === true })]),
       ...(options.metrics === false ? [] : [useLensMetrics(registry)]),
       ...(options.plugins ?? []),
     ],
@@ -114,7 +116,7 @@ export function buildApp(options: AppOptions): App {
 
   // The web viewer answers GET / and /viewer/*; everything else goes on to GraphQL.
   const server = createServer(serveViewer(withBodyLimit(options.bodyLimitBytes ?? 64 * 1024, yoga)));
-  const ws = attachGraphQLWs(server, yoga, { trustedDocuments: options.trustedDocuments, compression: options.compression !== false });
+  const ws = attachGraphQLWs(server, yoga, { trustedDocuments: options.trustedDocuments, compression: options.streamCompression === true });
   let stopping: Promise<void> | null = null;
 
   return {

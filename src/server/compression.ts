@@ -1,5 +1,6 @@
 // gzip for responses. Whole JSON responses are compressed in one go. Streams (SSE, multipart
-// @defer/@stream) are compressed too, but with a sync flush after every chunk yoga writes (one event):
+// @defer/@stream) are compressed only when asked (`streams`), with a sync flush after every chunk
+// yoga writes (one event):
 // the compressor never holds an event back, and its window still spans the stream, so each
 // LayerResult costs only what differs from the ones before it.
 
@@ -14,7 +15,7 @@ const STREAMING = /^(text\/event-stream|multipart\/mixed)\b/;
 export interface CompressionOptions {
   thresholdBytes?: number;
   level?: number;
-  /** Also gzip SSE and multipart streams, flushing after every event (default true). */
+  /** Also gzip SSE and multipart streams, flushing after every event (default false). */
   streams?: boolean;
 }
 
@@ -59,7 +60,7 @@ export function useCompression(options: CompressionOptions = {}): Plugin {
       const encoding = response.headers.get('content-encoding');
       if (!accepted.includes('gzip') || !response.body || (encoding && encoding !== 'none' && encoding !== 'identity')) return;
       const type = response.headers.get('content-type') ?? '';
-      if (options.streams !== false && STREAMING.test(type)) {
+      if (options.streams === true && STREAMING.test(type)) {
         const headers = new Headers(response.headers);
         headers.append('vary', 'accept-encoding');
         headers.set('content-encoding', 'gzip');

@@ -16,7 +16,7 @@ interface EnvelopedRoot {
 
 export interface WsOptions {
   trustedDocuments?: TrustedDocumentsOptions;
-  /** permessage-deflate (RFC 7692) when the client offers it; default true. */
+  /** permessage-deflate (RFC 7692) when the client offers it; default false. */
   compression?: boolean;
 }
 
@@ -39,7 +39,7 @@ export function attachGraphQLWs(
   const wss = new WebSocketServer({
     server,
     path: yoga.graphqlEndpoint,
-    perMessageDeflate: options.compression === false ? false : PER_MESSAGE_DEFLATE,
+    perMessageDeflate: options.compression === true ? PER_MESSAGE_DEFLATE : false,
   });
   const disposable = useServer(
     {
