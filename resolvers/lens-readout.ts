@@ -3,6 +3,7 @@
 
 import type { LensReadout } from '../src/lens/types.js';
 import { builder } from './builder.js';
+import { gridBytes, ID_BYTES, PROB_BYTES, trackedBytes } from './response-budget.js';
 import { LensStatsRef } from './lens-stats.js';
 import { PRECISION_DESCRIPTION, rounded } from './precision.js';
 import { TrackedPositionRef } from './tracked-position.js';
@@ -25,20 +26,29 @@ export function readoutFields<Parent>(
     topIndices: t.field({
       type: t.listRef(t.listRef(t.listRef('Int'))),
       description: descriptions.topIndices,
-      resolve: (p) => of(p).readout.topIndices,
+      resolve: (p, _a, ctx) => {
+        const { topIndices } = of(p).readout;
+        ctx.budget.charge(gridBytes(topIndices, ID_BYTES), 'topIndices');
+        return topIndices;
+      },
     }),
     topProbs: t.field({
       type: t.listRef(t.listRef(t.listRef('Float'))),
       description: descriptions.topProbs,
       args: { precision: t.arg.int({ description: PRECISION_DESCRIPTION }) },
-      resolve: (p, { precision }) => rounded(of(p).readout.topProbs, precision),
+      resolve: (p, { precision }, ctx) => {
+        const { topProbs } = of(p).readout;
+        ctx.budget.charge(gridBytes(topProbs, PROB_BYTES), 'topProbs');
+        return rounded(topProbs, precision);
+      },
     }),
     tracked: t.field({
       type: [TrackedPositionRef],
       nullable: true,
       description: descriptions.tracked,
-      resolve: (p) => {
+      resolve: (p, _a, ctx) => {
         const { modelId, readout } = of(p);
+        ctx.budget.charge(trackedBytes(readout.tracked, readout.topIndices.length), 'tracked');
         return readout.tracked?.map((tracked) => ({ modelId, tracked })) ?? null;
       },
     }),
@@ -46,7 +56,11 @@ export function readoutFields<Parent>(
       type: LensStatsRef,
       nullable: true,
       description: descriptions.stats,
-      resolve: (p) => of(p).readout.stats,
+      resolve: (p, _a, ctx) => {
+        const { stats } = of(p).readout;
+        if (stats) ctx.budget.charge(3 * gridBytes(stats.entropy, PROB_BYTES), 'stats');
+        return stats;
+      },
     }),
   };
 }
