@@ -15,6 +15,6 @@ import './generation.js';
 import './lens-result.js';
 import './lens-events.js';
 import './lens-compare.js';
-import './lens-compare.js';
+import './packed.js';
 
 export const schema = builder.toSchema({ sortSchema: false });
