@@ -16,7 +16,7 @@ export async function computeLens(
 ): Promise<StoredResult> {
   let result: LensResult;
   try {
-    result = await req.served.scheduler.run(req.prompt, { ...req.options, signal: extra.signal, onLayer: extra.onLayer });
+    result = await req.served.scheduler.run(req.prompt, { ...req.options, signal: extra.signal, onLayer: extra.onLayer }, ctx.client);
   } catch (err) {
     throw toGraphQLError(err);
   }

@@ -6,9 +6,10 @@ import type { LensModel, LensOptions, LensResult } from '../src/lens/index.js';
 
 /** The per-model queue lens work goes through (admission control, batching). */
 export interface LensQueue {
-  run(prompt: string, options?: LensOptions): Promise<LensResult>;
-  /** Throws OVERLOADED when the queue is full, before any work is started for a request. */
-  assertCapacity(): void;
+  /** `client` (an address or API key name) gets a fair share of the queue, not all of it. */
+  run(prompt: string, options?: LensOptions, client?: string): Promise<LensResult>;
+  /** Throws OVERLOADED when the queue (or the client's share of it) is full, before any work is started. */
+  assertCapacity(client?: string): void;
 }
 
 export interface ServedModel {

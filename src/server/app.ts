@@ -1,7 +1,7 @@
 // buildApp(): node:http + graphql-yoga (HTTP, GraphQL over SSE, @defer/@stream, GraphiQL in dev),
 // graphql-ws on the same path, /health and /ready, limits, CORS, and an orderly stop().
 
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { EnvelopArmorPlugin } from '@escape.tech/graphql-armor';
 import type { GraphQLArmorConfig } from '@escape.tech/graphql-armor-types';
@@ -27,7 +27,7 @@ import { serveViewer } from './viewer.js';
 export interface GraphQLApi {
   schema: GraphQLSchema;
   /** Built per HTTP request and per graphql-ws subscription; `signal` aborts when the client goes away. */
-  context(signal?: AbortSignal): object;
+  context(signal?: AbortSignal, client?: string): object;
 }
 
 export interface AppOptions {
@@ -107,8 +107,9 @@ export function buildApp(options: AppOptions): App {
     logging: options.logging ?? 'warn',
     maskedErrors: { maskError: maskGatewayError },
     context: (initial) => {
-      const request = (initial as { request?: Request }).request;
-      return api.context(request?.signal);
+      const { request, req } = initial as { request?: Request; req?: IncomingMessage };
+      // HTTP and graphql-ws (ws.ts passes the upgrade request as req) alike: the peer address.
+      return api.context(request?.signal, req?.socket?.remoteAddress);
     },
     plugins: [
       EnvelopArmorPlugin(armor),
