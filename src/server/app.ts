@@ -38,6 +38,8 @@ export interface AppOptions {
   /** 0 picks a free port. Default: PORT env or 4000. */
   port?: number;
   host?: string;
+  /** A request body must arrive within this (default 10 s; 408 REQUEST_TIMEOUT), headers too. */
+  bodyTimeoutMs?: number;
   /** Largest accepted request body; default 64 KiB (lens inputs are small). */
   bodyLimitBytes?: number;
   /** graphql-ws operations one socket may run at once (default 8). */
@@ -136,7 +138,13 @@ export function buildApp(options: AppOptions): App {
   // The web viewer answers GET / and /viewer/*; everything else goes on to GraphQL.
   const bodyLimit = options.bodyLimitBytes ?? 64 * 1024;
   const origins = allowedOrigins(options.cors);
-  const server = createServer(withOriginCheck(origins, serveViewer(withBodyLimit(bodyLimit, yoga))));
+  const bodyTimeoutMs = options.bodyTimeoutMs ?? 10_000;
+  const server = createServer(
+    // Node's own limits as the backstop for what the body timer does not see (slow headers); its
+    // default request timeout is 300 s, checked every 30 s.
+    { requestTimeout: bodyTimeoutMs * 3, headersTimeout: bodyTimeoutMs, connectionsCheckingInterval: Math.min(1000, bodyTimeoutMs) },
+    withOriginCheck(origins, serveViewer(withBodyLimit(bodyLimit, yoga, bodyTimeoutMs))),
+  );
   const ws = attachGraphQLWs(server, yoga, {
     trustedDocuments: options.trustedDocuments,
     maxPayload: bodyLimit,
