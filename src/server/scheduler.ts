@@ -91,7 +91,8 @@ export class ModelScheduler {
    * immediately when the queue is full, and with CANCELLED as soon as `options.signal` aborts
    * (the model stops that request's work between layers).
    */
-  run(prompt: string, options: LensOptions = {}, client?: string): Promise<LensResult> {
+  run(prompt: string, options: LensOptions = {}, request: { client?: string } = {}): Promise<LensResult> {
+    const { client } = request;
     try {
       this.assertCapacity(client);
     } catch (err) {

@@ -17,14 +17,14 @@ test('a client at its share gets OVERLOADED while another client is admitted', a
   const s = new ModelScheduler(model, { maxQueue: 8 });
   expect(s.maxPerClient).toBe(2);
   const settled = (p: Promise<unknown>) => p.then(() => 'ok', (e: { code?: string }) => e.code ?? 'error');
-  const greedy = Array.from({ length: 6 }, (_, i) => settled(s.run(`greedy ${i}`, {}, 'greedy')));
-  const polite = settled(s.run('polite', {}, 'polite'));
+  const greedy = Array.from({ length: 6 }, (_, i) => settled(s.run(`greedy ${i}`, {}, { client: 'greedy' })));
+  const polite = settled(s.run('polite', {}, { client: 'polite' }));
   const results = await Promise.all(greedy);
   expect(results.filter((r) => r === 'ok')).toHaveLength(2);
   expect(results.filter((r) => r === 'OVERLOADED')).toHaveLength(4);
   expect(await polite).toBe('ok');
   // Slots come back when jobs finish.
-  expect(await settled(s.run('again', {}, 'greedy'))).toBe('ok');
+  expect(await settled(s.run('again', {}, { client: 'greedy' }))).toBe('ok');
 });
 
 test('over HTTP the client is its address: one address cannot fill the whole queue', async () => {
