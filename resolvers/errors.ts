@@ -9,6 +9,8 @@ export type GatewayErrorCode =
   | 'PROMPT_TOO_LONG'
   | 'CANCELLED'
   | 'OVERLOADED'
+  | 'RESPONSE_TOO_LARGE'
+  | 'TOO_MANY_SUBSCRIPTIONS'
   | 'INTERNAL';
 
 export function gatewayError(code: GatewayErrorCode, message: string): GraphQLError {

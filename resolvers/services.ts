@@ -55,9 +55,11 @@ export interface GatewayLimits {
   maxTopK: number;
   /** Longest prompt in characters, checked before tokenizing. */
   maxPromptChars: number;
+  /** Largest response of one operation (estimated JSON bytes; a subscription counts all its events). */
+  maxResponseBytes: number;
 }
 
-export const DEFAULT_LIMITS: GatewayLimits = { maxTopK: 100, maxPromptChars: 20_000 };
+export const DEFAULT_LIMITS: GatewayLimits = { maxTopK: 100, maxPromptChars: 20_000, maxResponseBytes: 16 * 2 ** 20 };
 
 export interface GatewayServices {
   registry: ModelSource;
