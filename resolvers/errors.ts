@@ -9,6 +9,7 @@ export type GatewayErrorCode =
   | 'PROMPT_TOO_LONG'
   | 'CANCELLED'
   | 'OVERLOADED'
+  | 'UNAVAILABLE'
   | 'RESPONSE_TOO_LARGE'
   | 'TOO_MANY_SUBSCRIPTIONS'
   | 'INTERNAL';
@@ -17,7 +18,7 @@ export function gatewayError(code: GatewayErrorCode, message: string): GraphQLEr
   return new GraphQLError(message, { extensions: { code } });
 }
 
-const PASSED_THROUGH = new Set(['MODEL_NOT_FOUND', 'BAD_USER_INPUT', 'PROMPT_TOO_LONG', 'CANCELLED', 'OVERLOADED']);
+const PASSED_THROUGH = new Set(['MODEL_NOT_FOUND', 'BAD_USER_INPUT', 'PROMPT_TOO_LONG', 'CANCELLED', 'OVERLOADED', 'UNAVAILABLE']);
 
 /**
  * Maps core errors onto the public codes. Checkpoint, device and unknown failures are operator

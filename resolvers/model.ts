@@ -1,11 +1,24 @@
 // Model and Token types; the model list and tokenization queries.
 
+import { hostname } from 'node:os';
 import type { ModelInfo, Token } from '../src/lens/types.js';
+import type { Placement } from '../src/server/models.js';
 import { builder } from './builder.js';
 import type { GatewayContext } from './context.js';
 import { gatewayError } from './errors.js';
 
 export const ModelRef = builder.objectRef<ModelInfo>('Model');
+
+const PlacementRef = builder.objectRef<Placement>('ModelPlacement');
+PlacementRef.implement({
+  description: 'One process that runs a model: this server, or a cluster worker in distributed mode.',
+  fields: (t) => ({
+    worker: t.exposeString('worker', { description: 'Process id, "host:pid" unless the operator named it.' }),
+    host: t.exposeString('host'),
+    device: t.exposeString('device', { description: 'Execution provider in use there: "cpu" or "cuda".' }),
+    computeType: t.exposeString('computeType'),
+  }),
+});
 
 ModelRef.implement({
   description: 'A checkpoint the operator configured. Clients choose among these by id; they never supply paths.',
@@ -25,6 +38,14 @@ ModelRef.implement({
     computeType: t.exposeString('computeType', { description: 'Type the graphs compute in: "float32" or "float16".' }),
     // Float, not Int: parameter counts pass 2^31 (an 8B model) and GraphQL Int is 32-bit.
     parameters: t.exposeFloat('parameters', { description: 'Parameter count (exact up to 2^53).' }),
+    servedBy: t.field({
+      type: [PlacementRef],
+      description: 'Where the model runs: this server, or each live cluster worker holding it (distributed mode).',
+      resolve: (info, _args, ctx) =>
+        ctx.registry.get(info.id)?.placements ?? [
+          { worker: `${hostname()}:${process.pid}`, host: hostname(), device: info.device, computeType: info.computeType },
+        ],
+    }),
   }),
 });
 
@@ -57,8 +78,12 @@ export function decoder(ctx: GatewayContext, modelId: string): (id: number) => s
 builder.queryFields((t) => ({
   models: t.field({
     type: [ModelRef],
-    description: 'Every model this server serves.',
-    resolve: (_root, _args, ctx) => ctx.registry.list().map((s) => s.model.info),
+    description: 'Every model this server serves (in distributed mode: that at least one live worker holds).',
+    resolve: (_root, _args, ctx) =>
+      ctx.registry
+        .list()
+        .filter((s) => s.placements === null || s.placements.length > 0)
+        .map((s) => s.model.info),
   }),
   model: t.field({
     type: ModelRef,
