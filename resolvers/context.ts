@@ -9,12 +9,14 @@ export { DEFAULT_LIMITS } from './services.js';
 
 export interface GatewayContext extends GatewayServices {
   loaders: Loaders;
+  /** Who is asking (client address), for a fair share of each model's queue. */
+  client?: string;
   /** Response size still allowed for this operation. */
   budget: ResponseBudget;
   /** Aborts when the HTTP client goes away, so its queued or running lens work is dropped. */
   signal?: AbortSignal;
 }
 
-export function createContext(services: GatewayServices, signal?: AbortSignal): GatewayContext {
-  return { ...services, loaders: createLoaders(services), budget: new ResponseBudget(services.limits.maxResponseBytes), signal };
+export function createContext(services: GatewayServices, signal?: AbortSignal, client?: string): GatewayContext {
+  return { ...services, loaders: createLoaders(services), budget: new ResponseBudget(services.limits.maxResponseBytes), signal, client };
 }

@@ -12,11 +12,11 @@ export * from './services.js';
 
 export interface GatewayApi {
   schema: GraphQLSchema;
-  /** `signal` aborts when the client goes away. */
-  context(signal?: AbortSignal): GatewayContext;
+  /** `signal` aborts when the client goes away; `client` identifies it for fair queueing. */
+  context(signal?: AbortSignal, client?: string): GatewayContext;
 }
 
 export function gatewayApi(services: { registry: ModelSource; store: ResultStore; limits?: Partial<GatewayLimits> }): GatewayApi {
   const resolved = { registry: services.registry, store: services.store, limits: { ...DEFAULT_LIMITS, ...services.limits } };
-  return { schema, context: (signal) => createContext(resolved, signal) };
+  return { schema, context: (signal, client) => createContext(resolved, signal, client) };
 }

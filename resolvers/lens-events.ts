@@ -172,7 +172,7 @@ builder.subscriptionFields((t) => ({
     subscribe: (_root, { input }, ctx) => {
       const req = validateLensInput(ctx, input);
       try {
-        req.served.scheduler.assertCapacity();
+        req.served.scheduler.assertCapacity(ctx.client);
       } catch (err) {
         throw toGraphQLError(err);
       }

@@ -2,7 +2,7 @@
 
 import { hostname } from 'node:os';
 import type { ModelInfo, Token } from '../src/lens/types.js';
-import type { Placement } from '../src/server/models.js';
+import type { Placement } from './services.js';
 import { builder } from './builder.js';
 import type { GatewayContext } from './context.js';
 import { gatewayError } from './errors.js';

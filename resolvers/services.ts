@@ -6,10 +6,13 @@ import type { ComputeDtype, LensModel, LensOptions, LensResult } from '../src/le
 
 /** The per-model queue lens work goes through (admission control, batching), local or cluster-wide. */
 export interface LensQueue {
-  /** `job.id` becomes the result id where the queue's workers store results themselves. */
-  run(prompt: string, options?: LensOptions, job?: { id: string; cacheKey?: string }): Promise<LensResult>;
-  /** Throws OVERLOADED when the queue is full, before any work is started for a request. */
-  assertCapacity(): void;
+  /**
+   * `job.id` becomes the result id where the queue's workers store results themselves; `job.client`
+   * (a peer address) gets a fair share of the queue, not all of it.
+   */
+  run(prompt: string, options?: LensOptions, job?: { id: string; cacheKey?: string; client?: string }): Promise<LensResult>;
+  /** Throws OVERLOADED when the queue (or the client's share of it) is full, before any work is started. */
+  assertCapacity(client?: string): void;
   /** True when whoever computed a result stored it (a cluster worker): callers read it back. */
   readonly storesResults?: boolean;
 }
@@ -46,7 +49,7 @@ export interface StoredResult {
   result: LensResult;
   /** Name of the API key that created it; null or absent when the server runs without keys. */
   owner?: string | null;
-  /** Identical requests share this key (src/server/cache-key.ts); absent when the model's hash is unknown. */
+  /** Identical requests share this key (src/lens/cache-key.ts); absent when the model's hash is unknown. */
   cacheKey?: string;
   /** True on a response answered from the store instead of running the model; never stored. */
   cached?: boolean;

@@ -126,9 +126,8 @@ export class OnnxLensModel implements LensModel {
       weight: w.tensor(plan.unembed.weight, [plan.vocabSize, plan.hiddenSize]),
       bias: plan.unembed.bias ? w.tensor(plan.unembed.bias, [plan.vocabSize]) : undefined,
     };
-    // With tied embeddings transformers re-points lm_head at the embedding, so a stored copy is ignored.
-    const tied = w.find(plan.unembed.weight) === w.find(plan.embedding.tokens);
-    const unused = w.unused(tied ? [...plan.skip, /^lm_head\.weight$/] : plan.skip);
+    const ignored = plan.unembed.ignored;
+    const unused = w.unused(plan.skip).filter((name) => ignored === undefined || w.find(ignored)?.name !== name);
     if (unused.length) {
       throw new LensError(
         'CHECKPOINT_INVALID',

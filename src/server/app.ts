@@ -1,7 +1,7 @@
 // buildApp(): node:http + graphql-yoga (HTTP, GraphQL over SSE, @defer/@stream, GraphiQL in dev),
 // graphql-ws on the same path, /health and /ready, limits, CORS, and an orderly stop().
 
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { EnvelopArmorPlugin } from '@escape.tech/graphql-armor';
 import type { GraphQLArmorConfig } from '@escape.tech/graphql-armor-types';
@@ -27,7 +27,7 @@ import { serveViewer } from './viewer.js';
 export interface GraphQLApi {
   schema: GraphQLSchema;
   /** Built per HTTP request and per graphql-ws subscription; `signal` aborts when the client goes away. */
-  context(signal?: AbortSignal): object;
+  context(signal?: AbortSignal, client?: string): object;
 }
 
 export interface AppOptions {
@@ -38,6 +38,8 @@ export interface AppOptions {
   /** 0 picks a free port. Default: PORT env or 4000. */
   port?: number;
   host?: string;
+  /** A request body must arrive within this (default 10 s; 408 REQUEST_TIMEOUT), headers too. */
+  bodyTimeoutMs?: number;
   /** Largest accepted request body; default 64 KiB (lens inputs are small). */
   bodyLimitBytes?: number;
   /** graphql-ws operations one socket may run at once (default 8). */
@@ -112,8 +114,9 @@ export function buildApp(options: AppOptions): App {
     logging: options.logging ?? 'warn',
     maskedErrors: { maskError: maskGatewayError },
     context: (initial) => {
-      const request = (initial as { request?: Request }).request;
-      return api.context(request?.signal);
+      const { request, req } = initial as { request?: Request; req?: IncomingMessage };
+      // HTTP and graphql-ws (ws.ts passes the upgrade request as req) alike: the peer address.
+      return api.context(request?.signal, req?.socket?.remoteAddress);
     },
     plugins: [
       EnvelopArmorPlugin(armor),
@@ -140,7 +143,13 @@ export function buildApp(options: AppOptions): App {
   // The web viewer answers GET / and /viewer/*; everything else goes on to GraphQL.
   const bodyLimit = options.bodyLimitBytes ?? 64 * 1024;
   const origins = allowedOrigins(options.cors);
-  const server = createServer(withOriginCheck(origins, serveViewer(withBodyLimit(bodyLimit, yoga))));
+  const bodyTimeoutMs = options.bodyTimeoutMs ?? 10_000;
+  const server = createServer(
+    // Node's own limits as the backstop for what the body timer does not see (slow headers); its
+    // default request timeout is 300 s, checked every 30 s.
+    { requestTimeout: bodyTimeoutMs * 3, headersTimeout: bodyTimeoutMs, connectionsCheckingInterval: Math.min(1000, bodyTimeoutMs) },
+    withOriginCheck(origins, serveViewer(withBodyLimit(bodyLimit, yoga, bodyTimeoutMs))),
+  );
   const ws = attachGraphQLWs(server, yoga, {
     trustedDocuments: options.trustedDocuments,
     maxPayload: bodyLimit,

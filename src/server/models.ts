@@ -17,9 +17,10 @@ export interface ModelSpec {
 
 /** Runs lens jobs for one model: in this process (ModelScheduler) or on the cluster's workers. */
 export interface LensScheduler {
-  assertCapacity(): void;
+  /** `client`: a peer address, held to its share of the queue. */
+  assertCapacity(client?: string): void;
   /** `job.id` becomes the result id where the scheduler stores results itself. */
-  run(prompt: string, options?: LensOptions, job?: { id: string; cacheKey?: string }): Promise<LensResult>;
+  run(prompt: string, options?: LensOptions, job?: { id: string; cacheKey?: string; client?: string }): Promise<LensResult>;
   getStats(): SchedulerStats;
   close(): void;
   /** True when results are stored by whoever computed them (a cluster worker): callers read them back. */

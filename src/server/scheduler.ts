@@ -17,6 +17,8 @@ export interface SchedulerOptions {
   maxBatchSize?: number;
   /** How long the first request of a batch waits for company, in ms. */
   batchWindowMs?: number;
+  /** Outstanding jobs one client (address or API key) may hold; default a quarter of maxQueue, so one client cannot fill the queue. */
+  maxPerClient?: number;
 }
 
 interface Job {
@@ -41,6 +43,8 @@ export class ModelScheduler {
   readonly maxQueue: number;
   private readonly loader: DataLoader<Job, LensResult>;
   private outstanding = 0;
+  readonly maxPerClient: number;
+  private readonly perClient = new Map<string, number>();
   private running = 0;
   private idle: Promise<void> = Promise.resolve();
   private closed = false;
@@ -53,6 +57,7 @@ export class ModelScheduler {
     options: SchedulerOptions = {},
   ) {
     this.maxQueue = options.maxQueue ?? 64;
+    this.maxPerClient = options.maxPerClient ?? Math.max(1, Math.ceil(this.maxQueue / 4));
     const windowMs = options.batchWindowMs ?? 2;
     this.loader = new DataLoader<Job, LensResult>((jobs) => this.runBatch(jobs), {
       cache: false,
@@ -64,9 +69,15 @@ export class ModelScheduler {
     });
   }
 
-  /** Throws OVERLOADED synchronously when a new job would not be admitted. */
-  assertCapacity(): void {
+  /** Throws OVERLOADED synchronously when a new job (of `client`, when given) would not be admitted. */
+  assertCapacity(client?: string): void {
     if (this.closed) throw new LensError('CANCELLED', 'The server is shutting down');
+    if (client !== undefined && (this.perClient.get(client) ?? 0) >= this.maxPerClient) {
+      throw new LensError(
+        'OVERLOADED',
+        `You have ${this.maxPerClient} requests in flight for model "${this.model.info.id}" (your share of its queue); retry when one finishes`,
+      );
+    }
     if (this.outstanding >= this.maxQueue) {
       throw new LensError(
         'OVERLOADED',
@@ -80,9 +91,10 @@ export class ModelScheduler {
    * immediately when the queue is full, and with CANCELLED as soon as `options.signal` aborts
    * (the model stops that request's work between layers).
    */
-  run(prompt: string, options: LensOptions = {}): Promise<LensResult> {
+  run(prompt: string, options: LensOptions = {}, request: { client?: string } = {}): Promise<LensResult> {
+    const { client } = request;
     try {
-      this.assertCapacity();
+      this.assertCapacity(client);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -92,9 +104,14 @@ export class ModelScheduler {
       ? AbortSignal.any([callerSignal, this.shutdown.signal])
       : this.shutdown.signal;
     this.outstanding++;
+    if (client !== undefined) this.perClient.set(client, (this.perClient.get(client) ?? 0) + 1);
     const job: Job = { prompt, options: { ...options, signal }, enqueuedAt: performance.now() };
     const done = this.loader.load(job).finally(() => {
       this.outstanding--;
+      if (client === undefined) return;
+      const left = (this.perClient.get(client) ?? 1) - 1;
+      if (left > 0) this.perClient.set(client, left);
+      else this.perClient.delete(client);
     });
     // The caller hears about cancellation at once; the slot frees when the model has let go of it.
     return new Promise<LensResult>((resolve, reject) => {
