@@ -25,7 +25,7 @@ import { settingsFromHash, settingsToHash, hashFlag } from '../../src/viewer/url
 import { packLayer } from '../../src/lens/packed.js';
 
 const model = { id: 'm', numLayers: 4, device: 'cpu' } as Model;
-const settings: Settings = { model: 'm', prompt: 'a b', topK: '3', layers: '', track: true, stats: false, attn: false, color: 'prob' };
+const settings: Settings = { model: 'm', prompt: 'a b', topK: '3', layers: '', track: true, stats: false, attn: false, color: 'prob', compare: false };
 const tokens = [
   { position: 0, id: 10, text: 'a' },
   { position: 1, id: 11, text: ' b' },
@@ -146,6 +146,8 @@ describe('URL fragment', () => {
   test('round trip; unknown colours and missing keys keep the current settings', () => {
     const s: Settings = { ...settings, prompt: 'The capital of France is', layers: '0-3', stats: true, color: 'kl' };
     expect(settingsFromHash(settingsToHash(s), settings)).toEqual(s);
+    const generating: Settings = { ...s, generate: '4', compare: true, modelB: 'm2', promptB: 'x y' };
+    expect(settingsFromHash(settingsToHash(generating), settings)).toEqual(generating);
     expect(settingsFromHash('#color=plaid&k=7', settings)).toEqual({ ...settings, topK: '7' });
     expect(hashFlag('#autorun=0&k=3', 'autorun')).toBe('0');
   });
