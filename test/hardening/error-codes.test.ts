@@ -1,20 +1,12 @@
 // Every error a client can receive carries extensions.code: armor's rejections, parse and
 // validation errors, variable coercion, malformed requests — over HTTP, graphql-ws and SSE.
-import { afterAll, beforeAll, expect, test } from 'vitest';
+import { expect, test } from 'vitest';
 import type { LensModel } from '../../src/lens/types.js';
-import { startGateway, wsClient, type Gateway } from '../server/harness.js';
-import { openTinyGpt2 } from '../server/models.js';
+import { serveTinyGpt2, startGateway, wsClient, type Gateway } from '../server/harness.js';
 
 let gw: Gateway;
 let model: LensModel;
-beforeAll(async () => {
-  model = await openTinyGpt2();
-  gw = await startGateway([model]);
-});
-afterAll(async () => {
-  await gw.stop();
-  await model.close();
-});
+serveTinyGpt2((served) => ({ gw, model } = served));
 
 interface Err {
   message: string;

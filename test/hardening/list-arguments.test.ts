@@ -1,22 +1,14 @@
 // List arguments are validated (no duplicates, inside the result) and priced by the cost limit, and
 // one operation's response has a size budget with a coded error.
-import { afterAll, beforeAll, expect, test } from 'vitest';
+import { expect, test } from 'vitest';
 import { LensCellsDocument } from '../../src/client/graphql.js';
 import type { LensModel } from '../../src/lens/types.js';
 import { loadTrustedDocuments } from '../../src/server/trusted-documents.js';
-import { http, startGateway, type Gateway } from '../server/harness.js';
-import { openTinyGpt2 } from '../server/models.js';
+import { http, serveTinyGpt2, startGateway, type Gateway } from '../server/harness.js';
 
 let gw: Gateway;
 let model: LensModel;
-beforeAll(async () => {
-  model = await openTinyGpt2();
-  gw = await startGateway([model]);
-});
-afterAll(async () => {
-  await gw.stop();
-  await model.close();
-});
+serveTinyGpt2((served) => ({ gw, model } = served));
 
 const input = { model: 'gpt2-tiny', prompt: 'The capital of France is', topK: 5 };
 const requests = () => gw.registry.get('gpt2-tiny')!.scheduler.getStats().requests;

@@ -1,20 +1,12 @@
 // /metrics stays bounded whatever names and URLs clients send: paths without query strings,
 // operation names only when they are known documents, no list indices in error labels.
-import { afterAll, beforeAll, expect, test } from 'vitest';
+import { expect, test } from 'vitest';
 import type { LensModel } from '../../src/lens/types.js';
-import { startGateway, type Gateway } from '../server/harness.js';
-import { openTinyGpt2 } from '../server/models.js';
+import { serveTinyGpt2, type Gateway } from '../server/harness.js';
 
 let gw: Gateway;
 let model: LensModel;
-beforeAll(async () => {
-  model = await openTinyGpt2();
-  gw = await startGateway([model]);
-});
-afterAll(async () => {
-  await gw.stop();
-  await model.close();
-});
+serveTinyGpt2((served) => ({ gw, model } = served));
 
 const scrape = async () => (await fetch(`${new URL(gw.url).origin}/metrics`)).text();
 

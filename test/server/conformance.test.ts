@@ -2,22 +2,13 @@
 // SHOULD and MAY audit has to pass, as the README says.
 
 import { serverAudits } from 'graphql-http';
-import { afterAll, beforeAll, expect, test } from 'vitest';
+import { expect, test } from 'vitest';
 import type { LensModel } from '../../src/lens/types.js';
-import { startGateway, type Gateway } from './harness.js';
-import { openTinyGpt2 } from './models.js';
+import { serveTinyGpt2, type Gateway } from './harness.js';
 
 let gw: Gateway;
 let model: LensModel;
-
-beforeAll(async () => {
-  model = await openTinyGpt2();
-  gw = await startGateway([model]);
-});
-afterAll(async () => {
-  await gw.stop();
-  await model.close();
-});
+serveTinyGpt2((served) => ({ gw, model } = served));
 
 const audits = serverAudits({ url: () => gw.url });
 

@@ -6,6 +6,7 @@ import type { TypedDocumentNode } from '@graphql-typed-document-node/core';
 import { createClient as createWsClient, type Client as WsClient } from 'graphql-ws';
 import { createClient as createSseClient, type Client as SseClient } from 'graphql-sse';
 import WebSocket from 'ws';
+import { afterAll, beforeAll } from 'vitest';
 import { buildApp, type AppOptions } from '../../src/server/app.js';
 import { ModelRegistry } from '../../src/server/models.js';
 import { MemoryResultStore } from '../../src/server/result-store.js';
@@ -13,6 +14,7 @@ import { gatewayApi, type GatewayLimits } from '../../resolvers/index.js';
 import type { LensModel } from '../../src/lens/types.js';
 import clientDocuments from '../../src/client/persisted-documents.json' with { type: 'json' };
 import type { SchedulerOptions } from '../../src/server/scheduler.js';
+import { openTinyGpt2 } from './models.js';
 
 export interface Gateway {
   url: string;
@@ -113,4 +115,18 @@ export function instrument(model: LensModel, { layerDelayMs = 0 } = {}): Instrum
     },
   };
   return counts;
+}
+
+/** One gateway on the tiny GPT-2 for a whole test file: started before its tests, stopped after. */
+export function serveTinyGpt2(receive: (served: { gw: Gateway; model: LensModel }) => void): void {
+  let served: { gw: Gateway; model: LensModel } | undefined;
+  beforeAll(async () => {
+    const model = await openTinyGpt2();
+    served = { model, gw: await startGateway([model]) };
+    receive(served);
+  });
+  afterAll(async () => {
+    await served?.gw.stop();
+    await served?.model.close();
+  });
 }

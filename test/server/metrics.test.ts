@@ -1,21 +1,12 @@
 // GET /metrics: Prometheus text with GraphQL metrics from yoga's plugin and lensgate's per-model counters.
-import { afterAll, beforeAll, expect, test } from 'vitest';
+import { expect, test } from 'vitest';
 import { LensDocument } from '../../src/client/graphql.js';
 import type { LensModel } from '../../src/lens/types.js';
-import { http, startGateway, type Gateway } from './harness.js';
-import { openTinyGpt2 } from './models.js';
+import { http, serveTinyGpt2, type Gateway } from './harness.js';
 
 let gw: Gateway;
 let model: LensModel;
-
-beforeAll(async () => {
-  model = await openTinyGpt2();
-  gw = await startGateway([model]);
-});
-afterAll(async () => {
-  await gw.stop();
-  await model.close();
-});
+serveTinyGpt2((served) => ({ gw, model } = served));
 
 async function scrape(): Promise<string> {
   const res = await fetch(`${new URL(gw.url).origin}/metrics`);
