@@ -7,6 +7,7 @@ import { builder } from './builder.js';
 import type { GatewayContext } from './context.js';
 import { gatewayError, toGraphQLError } from './errors.js';
 import { LensInputRef, LensPointEnum, validateLensInput, type ValidLensRequest } from './lens-input.js';
+import { LensKindEnum } from './lens-kind.js';
 import { ModelRef, requireModel, TokenRef } from './model.js';
 import { PromptRef } from './prompt.js';
 import { toWidgetV1, toWidgetV2 } from './widget.js';
@@ -194,6 +195,7 @@ LensResultRef.implement({
     prompt: t.field({ type: PromptRef, resolve: (s) => ({ text: s.prompt, modelId: s.modelId }) }),
     tokens: t.field({ type: [TokenRef], resolve: (s) => s.result.tokens }),
     layers: t.intList({ resolve: (s) => s.result.layers }),
+    lens: t.field({ type: LensKindEnum, description: 'The lens kind these cells were read with.', resolve: (s) => s.result.lens }),
     topK: t.int({ resolve: (s) => s.result.topK }),
     point: t.field({ type: LensPointEnum, resolve: (s) => s.result.point }),
     topIndices: t.field({

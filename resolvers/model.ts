@@ -1,11 +1,25 @@
 // Model and Token types; the model list and tokenization queries.
 
-import type { ModelInfo, Token } from '../src/lens/types.js';
+import type { LensInfo, ModelInfo, Token } from '../src/lens/types.js';
 import { builder } from './builder.js';
+import { LensKindEnum } from './lens-kind.js';
 import type { GatewayContext } from './context.js';
 import { gatewayError } from './errors.js';
 
 export const ModelRef = builder.objectRef<ModelInfo>('Model');
+
+const ModelLensRef = builder.objectRef<LensInfo>('ModelLens').implement({
+  description: 'A lens kind a model serves.',
+  fields: (t) => ({
+    kind: t.field({ type: LensKindEnum, resolve: (l) => l.kind }),
+    layers: t.intList({ description: 'Layers this lens reads (a Jacobian lens file may cover only some).', resolve: (l) => l.layers }),
+    about: t.string({
+      nullable: true,
+      description: 'JSON of what the lens file says about itself (tuned: base model; Jacobian: n_prompts, provenance); null for LOGIT.',
+      resolve: (l) => (l.about ? JSON.stringify(l.about) : null),
+    }),
+  }),
+});
 
 ModelRef.implement({
   description: 'A checkpoint the operator configured. Clients choose among these by id; they never supply paths.',
@@ -25,6 +39,11 @@ ModelRef.implement({
     computeType: t.exposeString('computeType', { description: 'Type the graphs compute in: "float32" or "float16".' }),
     // Float, not Int: parameter counts pass 2^31 (an 8B model) and GraphQL Int is 32-bit.
     parameters: t.exposeFloat('parameters', { description: 'Parameter count (exact up to 2^53).' }),
+    lenses: t.field({
+      type: [ModelLensRef],
+      description: 'Lens kinds this model serves: LOGIT always, TUNED and JACOBIAN when the operator loaded their files.',
+      resolve: (m) => m.lenses ?? [{ kind: 'LOGIT', layers: Array.from({ length: m.numLayers }, (_, i) => i), about: null }],
+    }),
   }),
 });
 

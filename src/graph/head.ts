@@ -1,6 +1,7 @@
 import type { ModelPlan } from '../architectures/spec.js';
 import { GraphBuilder } from './onnx-builder.js';
 import { type Ctx, norm } from './layers.js';
+import { applyTranslators, type TranslatorStack } from './translator.js';
 import type { WeightBinder } from './weights.js';
 
 interface UnembedWeights {
@@ -73,11 +74,13 @@ export const HEAD = {
  * recomputed in float32 from the gathered weight rows, re-ranked, and the log-sum-exp has the
  * candidates' float16 terms swapped for the float32 ones.
  */
-export function buildLensHead(plan: ModelPlan, w: WeightBinder): Uint8Array {
+export function buildLensHead(plan: ModelPlan, w: WeightBinder, translators: TranslatorStack[] = []): Uint8Array {
   const g = new GraphBuilder('lens_head', w.compute);
   const ctx = { g, w };
   const D = plan.hiddenSize;
-  const h = g.input(HEAD.inputs.hidden, 'float', ['rows', D]);
+  let h = g.input(HEAD.inputs.hidden, 'float', ['rows', D]);
+  // Tuned / Jacobian lenses: the row is translated (float32) before the final norm; see translator.ts.
+  if (translators.length) h = applyTranslators(g, h, translators, D);
   const k = g.input(HEAD.inputs.k, 'int64', [1]);
   const normed = g.scoped('final_norm', () => norm(ctx, g.toCompute(h), plan.finalNorm, D));
   const uw = unembedWeights(ctx, plan);

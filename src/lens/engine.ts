@@ -18,6 +18,7 @@ import { chunkByRows } from './reduce.js';
 import {
   type CellStats,
   LensError,
+  type LensKind,
   type LensModel,
   type LensOptions,
   type LensPoint,
@@ -28,7 +29,9 @@ import {
   type Token,
   type TrackedPosition,
 } from './types.js';
+import { loadLenses, type ModelLenses } from './translators.js';
 import { validate, type ValidRequest } from './validate.js';
+import { translatorInput } from '../graph/translator.js';
 
 type Session = ort.InferenceSession;
 
@@ -45,6 +48,8 @@ interface Slab {
   layerIndex: number;
   rows: number;
   hidden: Float32Array;
+  /** Translator stack entry for the job's lens kind (0 = identity: logit lens, final layer). */
+  entry: number;
 }
 
 interface PointState {
@@ -83,6 +88,8 @@ export class OnnxLensModel implements LensModel {
     private readonly graphs: { gather: Uint8Array; stats: Uint8Array; naive: Uint8Array },
     /** The unembedding in the checkpoint; trajectories read just their rows from it. */
     private readonly unembedRows: { weight: StTensor; bias?: StTensor },
+    /** Tuned / Jacobian translators inside the lens head, if the operator loaded any. */
+    private readonly translators: ModelLenses | null = null,
   ) {}
 
   static async open(dir: string, opts: OpenOptions = {}): Promise<OnnxLensModel> {
@@ -98,7 +105,19 @@ export class OnnxLensModel implements LensModel {
     const computeType = opts.dtype ?? (factory.provider === 'cuda' && (ckptDtype === 'F16' || ckptDtype === 'BF16') ? 'float16' : 'float32');
     const w = new WeightBinder(ckpt, spec.optionalPrefixes, computeType === 'float16' ? 'float16' : 'float');
     const embedder = new Embedder(plan.embedding, w, plan.hiddenSize, plan.vocabSize, plan.maxPositions);
-    const headGraph = buildLensHead(plan, w);
+    const id = opts.id ?? basename(ckpt.dir);
+    const unembedWeight = w.tensor(plan.unembed.weight, [plan.vocabSize, plan.hiddenSize]);
+    const translators =
+      opts.lenses && (opts.lenses.tuned || opts.lenses.jacobian)
+        ? await loadLenses(opts.lenses, {
+            id,
+            numLayers: plan.numLayers,
+            hiddenSize: plan.hiddenSize,
+            vocabSize: plan.vocabSize,
+            unembedRow: (r) => readRows(unembedWeight, [r]),
+          })
+        : null;
+    const headGraph = buildLensHead(plan, w, translators?.stacks);
     const blockGraphs = plan.blocks.map((b, i) => buildBlockGraph(b, i, plan.hiddenSize, w));
     const graphs = { gather: buildGatherGraph(plan), stats: buildStatsGraph(plan, w), naive: buildNaiveHead(plan, w) };
     const unembedRows = {
@@ -120,8 +139,9 @@ export class OnnxLensModel implements LensModel {
     for (const g of blockGraphs) blocks.push(await factory.create(g));
     let parameters = 0;
     for (const name of w.used) parameters += ckpt.tensors.get(name)!.shape.reduce((a, d) => a * d, 1);
+    const allLayers = Array.from({ length: plan.numLayers }, (_, i) => i);
     const info: ModelInfo = {
-      id: opts.id ?? basename(ckpt.dir),
+      id,
       modelType: plan.family,
       numLayers: plan.numLayers,
       hiddenSize: plan.hiddenSize,
@@ -132,8 +152,16 @@ export class OnnxLensModel implements LensModel {
       dtype: ckptDtype,
       computeType,
       parameters,
+      lenses: [
+        { kind: 'LOGIT', layers: allLayers, about: null },
+        ...(translators?.files ?? []).map((f) => ({
+          kind: f.kind,
+          layers: [...translators!.entries.get(f.kind)!.keys()].sort((a, b) => a - b),
+          about: f.about,
+        })),
+      ],
     };
-    return new OnnxLensModel(info, plan, tokenizer, embedder, blocks, head, factory, graphs, unembedRows);
+    return new OnnxLensModel(info, plan, tokenizer, embedder, blocks, head, factory, graphs, unembedRows, translators);
   }
 
   tokenize(text: string): Token[] {
@@ -178,6 +206,7 @@ export class OnnxLensModel implements LensModel {
 
   async lensNaive(prompt: string, options: LensOptions = {}): Promise<LensResult> {
     const req = validate(prompt, this.tokenizer.encode(prompt), options, this.info);
+    if (req.lens !== 'LOGIT') throw new LensError('BAD_USER_INPUT', 'lensNaive (a benchmark baseline) reads the logit lens only');
     return this.exclusive(async () =>
       naiveLens(req, {
         plan: this.plan,
@@ -250,11 +279,12 @@ export class OnnxLensModel implements LensModel {
         const li = job.req.layers.indexOf(l);
         if (li >= 0) {
           // Residual-stream order: the read after attention comes before the block's output.
+          const entry = this.translatorEntry(job.req, l);
           for (const point of [...job.req.points].reverse()) {
-            slabs.push({ job, point, layerIndex: li, rows: job.len, hidden: rows(point === 'BLOCK_OUTPUT' ? hidden : afterAttn) });
+            slabs.push({ job, point, layerIndex: li, rows: job.len, hidden: rows(point === 'BLOCK_OUTPUT' ? hidden : afterAttn), entry });
           }
         }
-        if (job.req.stats && l === L - 1) slabs.push({ job, point: 'FINAL', layerIndex: -1, rows: job.len, hidden: rows(hidden) });
+        if (job.req.stats && l === L - 1) slabs.push({ job, point: 'FINAL', layerIndex: -1, rows: job.len, hidden: rows(hidden), entry: 0 });
       }
       if (streaming) {
         const th = performance.now();
@@ -291,6 +321,7 @@ export class OnnxLensModel implements LensModel {
       const a = second ? job.points.get(second)! : undefined;
       return {
         model: this.info,
+        lens: job.req.lens,
         tokens: job.req.ids.map((id, position) => ({ position, id, text: this.tokenizer.decodeOne(id) })),
         layers: job.req.layers,
         point: primary,
@@ -307,10 +338,38 @@ export class OnnxLensModel implements LensModel {
     });
   }
 
+  /** Which translator of the request's lens kind reads layer l (the request was validated against the lens's layers). */
+  private translatorEntry(req: ValidRequest, l: number): number {
+    if (req.lens === 'LOGIT') return 0;
+    return this.translators!.entries.get(req.lens)!.get(l)!;
+  }
+
+  /** Head feeds naming the translator of one call; every row of a call shares it. */
+  private translatorFeeds(kind: LensKind, entry: number): Record<string, ort.Tensor> {
+    const feeds: Record<string, ort.Tensor> = {};
+    for (const s of this.translators?.stacks ?? []) {
+      feeds[translatorInput(s.kind)] = new ort.Tensor('int64', BigInt64Array.from([BigInt(s.kind === kind ? entry : 0)]), [1]);
+    }
+    return feeds;
+  }
+
   /** Runs the lens head over the slabs' rows (as few calls as memory allows) and files the results. */
   private async reduce(slabs: Slab[]): Promise<void> {
     const D = this.plan.hiddenSize;
     const maxRows = Math.max(1, Math.floor(HEAD_BYTES / (this.plan.vocabSize * 4)));
+    // One head call applies one translator, so slabs are grouped by (lens kind, translator) first.
+    const groups = new Map<string, Slab[]>();
+    for (const s of slabs) {
+      const key = s.entry === 0 ? 'identity' : `${s.job.req.lens}:${s.entry}`;
+      groups.set(key, [...(groups.get(key) ?? []), s]);
+    }
+    for (const group of groups.values()) {
+      const first = group[0];
+      await this.reduceGroup(group, maxRows, D, this.translatorFeeds(first.job.req.lens, first.entry));
+    }
+  }
+
+  private async reduceGroup(slabs: Slab[], maxRows: number, D: number, feeds: Record<string, ort.Tensor>): Promise<void> {
     for (const chunk of chunkByRows(slabs, maxRows)) {
       const N = chunk.reduce((a, s) => a + s.rows, 0);
       const k = Math.max(...chunk.map((s) => s.job.req.topK));
@@ -323,6 +382,7 @@ export class OnnxLensModel implements LensModel {
       const out = await this.head.run({
         [HEAD.inputs.hidden]: new ort.Tensor('float32', stacked, [N, D]),
         [HEAD.inputs.k]: new ort.Tensor('int64', BigInt64Array.from([BigInt(k)]), [1]),
+        ...feeds,
       });
       const logp = out[HEAD.outputs.topLogProbs].data as Float64Array;
       const ids = out[HEAD.outputs.topIds].data as BigInt64Array;

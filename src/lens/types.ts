@@ -5,6 +5,20 @@ export type Device = 'auto' | 'cpu' | 'cuda';
 /** Where in a block the residual stream is read. */
 export type LensPoint = 'BLOCK_OUTPUT' | 'ATTENTION_OUTPUT';
 
+/**
+ * How a residual row becomes a distribution: LOGIT = final norm → unembedding; TUNED = a tuned lens's
+ * affine translator first (h + A h + b); JACOBIAN = a Jacobian lens's matrix first (J h).
+ */
+export type LensKind = 'LOGIT' | 'TUNED' | 'JACOBIAN';
+
+/** A lens kind a model serves and the layers it reads (a Jacobian lens may cover only some). */
+export interface LensInfo {
+  kind: LensKind;
+  layers: number[];
+  /** Descriptive fields from the lens file (base model, n_prompts, provenance); null for LOGIT. */
+  about: Record<string, unknown> | null;
+}
+
 export interface ModelInfo {
   id: string;
   modelType: string; // registry family, e.g. "gpt2", "llama"
@@ -21,6 +35,8 @@ export interface ModelInfo {
   /** Type the graphs compute in (weights on the device, block and head math); see OpenOptions.dtype. */
   computeType: ComputeDtype;
   parameters: number;
+  /** LOGIT always, then the tuned / Jacobian lenses the operator loaded. */
+  lenses: LensInfo[];
 }
 
 export interface Token {
@@ -31,11 +47,13 @@ export interface Token {
 }
 
 export interface LensOptions {
+  /** Lens kind; default LOGIT. A kind the model lacks is rejected with LENS_UNAVAILABLE. */
+  lens?: LensKind;
   /** k ≥ 1 and ≤ vocabSize; default 5. */
   topK?: number;
   /** Mode 2: per-position trajectories of every token that was top-k at any requested layer. */
   trackAcrossLayers?: boolean;
-  /** Layer subset; any order → returned ascending; duplicates / out of range rejected. Default: all. */
+  /** Layer subset; any order → returned ascending; duplicates / out of range rejected. Default: all the lens reads. */
   layers?: number[];
   /** Residual stream read points; default ['BLOCK_OUTPUT']. */
   points?: LensPoint[];
@@ -82,6 +100,7 @@ export interface LensTimings {
 
 export interface LensResult {
   model: ModelInfo;
+  lens: LensKind;
   tokens: Token[];
   layers: number[];
   point: LensPoint;
@@ -104,6 +123,9 @@ export type LensErrorCode =
   | 'UNKNOWN_MODEL_TYPE'
   | 'CHECKPOINT_INVALID'
   | 'DEVICE_UNAVAILABLE'
+  | 'LENS_INVALID'
+  | 'LENS_MISMATCH'
+  | 'LENS_UNAVAILABLE'
   | 'INTERNAL';
 
 export class LensError extends Error {
@@ -135,6 +157,8 @@ export interface OpenOptions {
    * the log-sum-exp in float32/float64; BF16 weights are converted to float16.
    */
   dtype?: ComputeDtype;
+  /** Tuned-lens folder and/or Jacobian lens file for this model (operator-side paths). */
+  lenses?: { tuned?: string; jacobian?: string };
 }
 
 export interface LensModel {
