@@ -3,7 +3,7 @@
 
 import type { LensKind, LensOptions, LensPoint, Token } from '../src/lens/types.js';
 import { lensOf } from '../src/lens/validate.js';
-import type { ServedModel } from '../src/server/models.js';
+import type { ServedModel } from './services.js';
 import { builder } from './builder.js';
 import type { GatewayContext } from './context.js';
 import { gatewayError } from './errors.js';

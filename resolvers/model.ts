@@ -67,9 +67,10 @@ export function requireModel(ctx: GatewayContext, id: string) {
   return served;
 }
 
-/** A token's display text for a vocabulary id predicted at `position`. */
-export function vocabToken(ctx: GatewayContext, modelId: string, id: number, position: number): Token {
-  return { position, id, text: requireModel(ctx, modelId).model.decode(id) };
+/** Decodes vocabulary ids with the tokenizer of a served model. */
+export function decoder(ctx: GatewayContext, modelId: string): (id: number) => string {
+  const model = requireModel(ctx, modelId).model;
+  return (id) => model.decode(id);
 }
 
 builder.queryFields((t) => ({

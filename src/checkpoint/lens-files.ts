@@ -8,7 +8,7 @@
 // Nothing here knows the model: the lens layer checks the files against it.
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { LensError } from '../lens/types.js';
+import { LensError } from '../errors.js';
 import { readBytes, readSafetensorsHeader, type StDtype } from './safetensors.js';
 import { isTorchTensor, readTorchFile, type TorchTensor } from './torch-file.js';
 

@@ -4,7 +4,7 @@
 // reader construct or call something it did not expect.
 import { Parser } from 'pickleparser';
 import yauzl from 'yauzl';
-import { LensError } from '../lens/types.js';
+import { LensError } from '../errors.js';
 import type { StDtype } from './safetensors.js';
 
 /** A tensor from a .pt file, contiguous (row-major) little-endian bytes in its stored dtype. */

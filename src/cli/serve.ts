@@ -12,6 +12,8 @@ import { openModel } from '../lens/index.js';
 import type { Device } from '../lens/types.js';
 import { buildApp } from '../server/app.js';
 import { ModelRegistry, type ModelSpec } from '../server/models.js';
+import { MemoryResultStore } from '../server/result-store.js';
+import { gatewayApi } from '../../resolvers/index.js';
 import { loadTrustedDocuments } from '../server/trusted-documents.js';
 
 const DEFAULT_MODEL_DIR = fileURLToPath(new URL('../../models/tiny-facts-gpt2', import.meta.url));
@@ -128,6 +130,7 @@ async function main(): Promise<void> {
     : undefined;
   const app = buildApp({
     registry,
+    api: gatewayApi({ registry, store: new MemoryResultStore() }),
     trustedDocuments,
     // GraphiQL sends arbitrary documents: pointless when only trusted ones run.
     graphiql: values['trusted-only'] ? false : undefined,

@@ -3,7 +3,7 @@
 import type { TranslatorKind } from '../checkpoint/lens-files.js';
 import { decodeFloats, type StDtype } from '../checkpoint/safetensors.js';
 import type { TorchTensor } from '../checkpoint/torch-file.js';
-import { LensError } from '../lens/types.js';
+import { LensError } from '../errors.js';
 import type { ElemType, GraphBuilder } from './onnx-builder.js';
 
 /**

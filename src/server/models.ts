@@ -1,6 +1,6 @@
 // The models one gateway process serves, configured by the operator only (never client paths).
 
-import { ModelScheduler, type SchedulerOptions } from '../runtime/scheduler.js';
+import { ModelScheduler, type SchedulerOptions } from './scheduler.js';
 import type { ComputeDtype, Device, LensModel } from '../lens/types.js';
 
 export interface ModelSpec {

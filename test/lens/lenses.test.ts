@@ -73,7 +73,7 @@ describe('torch.save files read in Node', () => {
   });
 
   it('refuses a pickle that names anything but tensors and plain containers, without running it', async () => {
-    const err = await readTorchFile(join(FIX, 'forbidden-global.pt')).catch((e) => e);
+    const err = (await readTorchFile(join(FIX, 'forbidden-global.pt')).catch((e) => e)) as LensError;
     expect(err).toBeInstanceOf(LensError);
     expect(err.code).toBe('LENS_INVALID');
     expect(err.message).toMatch(/posix\.getcwd|os\.getcwd/);
@@ -82,7 +82,7 @@ describe('torch.save files read in Node', () => {
   it('says what is wrong with a file that is not a torch zip', async () => {
     const file = join(scratch, 'not-a-zip.pt');
     writeFileSync(file, 'hello');
-    const err = await readTorchFile(file).catch((e) => e);
+    const err = (await readTorchFile(file).catch((e) => e)) as LensError;
     expect(err.code).toBe('LENS_INVALID');
     expect(err.message).toMatch(/not a PyTorch zip checkpoint/);
   });
