@@ -7,6 +7,8 @@ import type { TypedDocumentNode as DocumentNode } from '@graphql-typed-document-
 export type LensInput = {
   /** Layer subset (0-based, any order, no duplicates); default all layers. */
   layers?: Array<number> | null | undefined;
+  /** Lens kind; Model.lenses lists what a model serves. A kind it lacks is an error with code LENS_UNAVAILABLE. */
+  lens?: LensKind | null | undefined;
   /** Id of a served model (see Query.models). */
   model: string | number;
   /** Read points; default [BLOCK_OUTPUT]. Adding ATTENTION_OUTPUT fills LensResult.attention. */
@@ -19,6 +21,15 @@ export type LensInput = {
   /** Per position, the probability at every requested layer of each token that was top-k at any of them. */
   trackAcrossLayers?: boolean | null | undefined;
 };
+
+/** How a residual-stream row becomes a distribution over the vocabulary (see docs/lenses.md). */
+export type LensKind =
+  /** A Jacobian lens: the layer's average Jacobian to the last layer (J h) first, then final norm and unembedding. */
+  | 'JACOBIAN'
+  /** Final norm, then the unembedding: the row read as if it were the last layer. */
+  | 'LOGIT'
+  /** A tuned lens: the layer's learned affine translator (h + A h + b) first, then final norm and unembedding. */
+  | 'TUNED';
 
 /** Where in each block the residual stream is read. */
 export type LensPoint =
