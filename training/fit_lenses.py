@@ -117,6 +117,12 @@ def main():
         hs = [model.hidden_states(s) for s in seqs]  # per prompt: L+1 tensors [1, T, D]
         final_lp = [torch.log_softmax(t.ln_f(h[-1]) @ W_U.t(), -1) for h in hs]
 
+    if '--only-jacobian' not in sys.argv:
+        fit_tuned(model, hs, final_lp, L, D, W_U, t)
+    fit_jacobian(seqs, hs, L, D, t)
+
+
+def fit_tuned(model, hs, final_lp, L, D, W_U, t):
     # ---- tuned lens: nn.Linear translators, residual, KL(final || lens) summed over positions ----
     translators = torch.nn.ModuleList([torch.nn.Linear(D, D, bias=True) for _ in range(L)])
     for tr in translators:
@@ -158,6 +164,11 @@ def main():
         json.dump(config, f)
     write_safetensors(os.path.join(FIX, 'tiny-facts-tuned.safetensors'), translators.state_dict())
 
+
+
+def fit_jacobian(seqs, hs, L, D, t):
+    os.makedirs(OUT, exist_ok=True)
+    os.makedirs(FIX, exist_ok=True)
     # ---- Jacobian lens: J[l] = mean over prompts and source positions of d(sum over targets h_final)/d h_l ----
     J = {l: torch.zeros(D, D, dtype=torch.float64) for l in range(L - 1)}
     n_prompts = 0
@@ -167,16 +178,17 @@ def main():
             continue
         n_prompts += 1
         for l in range(L - 1):
-            src = h[l + 1].detach().clone().requires_grad_(True)
+            # D copies of the prompt in one batch; copy d gets the one-hot cotangent on output dim d at every
+            # target position, so its input gradient is row d of this prompt's Jacobian (no vmap needed).
+            src = h[l + 1].detach().expand(D, T, D).clone().requires_grad_(True)
             x = src
             for blk in t.h[l + 1:]:
                 x = blk(x)
             valid = torch.zeros(1, T, 1)
             valid[:, SKIP_FIRST_N_POSITIONS:] = 1
-            # one-hot cotangent per output dimension d on every target position, all d at once
-            cot = torch.eye(D)[:, None, None, :].expand(D, 1, T, D) * valid
-            (g,) = torch.autograd.grad(x, src, grad_outputs=cot, is_grads_batched=True)
-            J[l] += g[:, 0, SKIP_FIRST_N_POSITIONS:].double().mean(1)  # [D out, D in]
+            cot = torch.eye(D)[:, None, :].expand(D, T, D) * valid
+            (g,) = torch.autograd.grad(x, src, grad_outputs=cot)
+            J[l] += g[:, SKIP_FIRST_N_POSITIONS:].double().mean(1)  # [D out, D in]
     for l in J:
         J[l] /= n_prompts
     payload = {

@@ -20,6 +20,7 @@ export function settingsFromHash(hash: string, base: Settings): Settings {
     stats: flag('stats', base.stats),
     attn: flag('attn', base.attn),
     color: color && COLORS.includes(color) ? color : base.color,
+    lens: h.get('lens') ?? base.lens,
   };
 }
 
@@ -34,6 +35,7 @@ export function settingsToHash(s: Settings): string {
     color: s.color,
   });
   if (s.layers.trim()) h.set('layers', s.layers.trim());
+  if (s.lens && s.lens !== 'LOGIT') h.set('lens', s.lens);
   return `#${h.toString()}`;
 }
 

@@ -15,6 +15,7 @@ import {
   colorScale,
   lensInput,
   sameTokens,
+  lensKinds,
   startRun,
   togglePin,
   type Model,
@@ -73,6 +74,7 @@ export function createViewer(root: HTMLElement, transport: Transport): Viewer {
       stats: ui.stats.checked,
       attn: ui.attn.checked,
       color: ui.color.value as ColorMode,
+      lens: ui.lens.value,
     };
   }
 
@@ -85,6 +87,24 @@ export function createViewer(root: HTMLElement, transport: Transport): Viewer {
     if (s.stats !== undefined) ui.stats.checked = s.stats;
     if (s.attn !== undefined) ui.attn.checked = s.attn;
     if (s.color !== undefined && [...ui.color.options].some((o) => o.value === s.color)) ui.color.value = s.color;
+    if (s.model !== undefined) fillLenses();
+    if (s.lens !== undefined && [...ui.lens.options].some((o) => o.value === s.lens)) ui.lens.value = s.lens;
+  }
+
+  /** The lens picker offers the kinds the selected model serves; the choice survives a model switch when it can. */
+  function fillLenses(): void {
+    const keep = ui.lens.value;
+    const names: Record<string, string> = { LOGIT: 'logit', TUNED: 'tuned', JACOBIAN: 'Jacobian' };
+    ui.lens.replaceChildren(
+      ...lensKinds(selectedModel()).map((k) => {
+        const o = document.createElement('option');
+        o.value = k;
+        o.textContent = names[k] ?? k;
+        return o;
+      }),
+    );
+    ui.lens.value = [...ui.lens.options].some((o) => o.value === keep) ? keep : 'LOGIT';
+    ui.lens.disabled = ui.lens.options.length < 2;
   }
 
   const selectedModel = () => models.find((m) => m.id === ui.model.value);
@@ -147,6 +167,9 @@ export function createViewer(root: HTMLElement, transport: Transport): Viewer {
     );
     ui.model.value = models.some((m) => m.id === wanted) ? wanted : models[0].id;
     ui.model.disabled = false;
+    fillLenses();
+    const wantedLens = settingsFromHash(location.hash, readSettings()).lens;
+    if (wantedLens && [...ui.lens.options].some((o) => o.value === wantedLens)) ui.lens.value = wantedLens;
     renderModelInfo(ui, selectedModel());
     status('Ready.');
     setPhase('idle');
@@ -286,7 +309,10 @@ export function createViewer(root: HTMLElement, transport: Transport): Viewer {
       }
     });
     on(ui.stop, 'click', () => controller?.abort());
-    on(ui.model, 'change', () => renderModelInfo(ui, selectedModel()));
+    on(ui.model, 'change', () => {
+      fillLenses();
+      renderModelInfo(ui, selectedModel());
+    });
     on(ui.color, 'change', () => {
       drawColors();
       saveToHash();

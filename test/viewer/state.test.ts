@@ -17,6 +17,7 @@ import {
   PIN_COLORS,
   type Completed,
   type LayerEvent,
+  lensKinds,
   type Model,
   type Settings,
   type Started,
@@ -56,12 +57,18 @@ describe('settings → lens input', () => {
     expect(lensInput({ ...settings, layers: '-1', attn: true }, model)).toEqual({
       model: 'm',
       prompt: 'a b',
+      lens: 'LOGIT',
       topK: 3,
       layers: [3],
       trackAcrossLayers: true,
       stats: false,
       points: ['BLOCK_OUTPUT', 'ATTENTION_OUTPUT'],
     });
+    // A lens kind the model serves is sent; one it lacks falls back to the logit lens.
+    const tuned = { ...model, lenses: [{ kind: 'LOGIT', layers: [0, 1, 2, 3] }, { kind: 'TUNED', layers: [0, 1, 2, 3] }] } as Model;
+    expect(lensInput({ ...settings, lens: 'TUNED' }, tuned).lens).toBe('TUNED');
+    expect(lensInput({ ...settings, lens: 'JACOBIAN' }, tuned).lens).toBe('LOGIT');
+    expect(lensKinds(tuned)).toEqual(['LOGIT', 'TUNED']);
     expect(() => lensInput({ ...settings, topK: '2.5' }, model)).toThrow(expect.objectContaining({ code: 'BAD_USER_INPUT' }));
     expect(() => lensInput(settings, undefined)).toThrow(expect.objectContaining({ code: 'MODEL_NOT_FOUND' }));
   });
@@ -141,6 +148,7 @@ describe('URL fragment', () => {
   test('round trip; unknown colours and missing keys keep the current settings', () => {
     const s: Settings = { ...settings, prompt: 'The capital of France is', layers: '0-3', stats: true, color: 'kl' };
     expect(settingsFromHash(settingsToHash(s), settings)).toEqual(s);
+    expect(settingsFromHash(settingsToHash({ ...s, lens: 'JACOBIAN' }), settings)).toEqual({ ...s, lens: 'JACOBIAN' });
     expect(settingsFromHash('#color=plaid&k=7', settings)).toEqual({ ...settings, topK: '7' });
     expect(hashFlag('#autorun=0&k=3', 'autorun')).toBe('0');
   });
