@@ -34,6 +34,8 @@ FIX = os.path.join(ROOT, 'test', 'fixtures', 'lenses')
 # The tiny model is trained on 128-token windows of short facts: only position 0 is skipped as the
 # attention sink (jlens skips 16 on real models, whose fitting passages are 128 tokens of web text).
 SKIP_FIRST_N_POSITIONS = 1
+# Fitting prompts for the Jacobian lens (the tuned lens uses all of them).
+JACOBIAN_PROMPTS = 12
 
 
 def read_safetensors(path):
@@ -172,7 +174,8 @@ def fit_jacobian(seqs, hs, L, D, t):
     # ---- Jacobian lens: J[l] = mean over prompts and source positions of d(sum over targets h_final)/d h_l ----
     J = {l: torch.zeros(D, D, dtype=torch.float64) for l in range(L - 1)}
     n_prompts = 0
-    for s, h in zip(seqs, hs):
+    for s, h in list(zip(seqs, hs))[:JACOBIAN_PROMPTS]:
+        print(f'jacobian lens: prompt {n_prompts + 1}', flush=True)
         T = s.shape[1]
         if T <= SKIP_FIRST_N_POSITIONS:
             continue

@@ -29,7 +29,6 @@ import { deviation, idsOf } from './helpers.js';
 const FIX = resolve('test/fixtures/lenses');
 const TINY = resolve('models/tiny-facts-gpt2');
 const TINY_TUNED = join(TINY, 'lenses', 'tuned');
-const TINY_JACOBIAN = join(TINY, 'lenses', 'tiny-facts-gpt2_jacobian_lens.pt');
 const TOL = 1e-5;
 
 const scratch = mkdtempSync(join(tmpdir(), 'lensgate-lenses-'));
@@ -95,15 +94,15 @@ describe('torch.save files read in Node', () => {
       expect(floats(tr.weight)).toEqual(Array.from(exportT.get(`${i}.weight`)!));
       expect(floats(tr.bias!)).toEqual(Array.from(exportT.get(`${i}.bias`)!));
     }
-    const jac = await readJacobianLens(TINY_JACOBIAN);
-    const exportJ = loadTensorsFile(join(FIX, 'tiny-facts-jacobian.safetensors'));
-    expect([...jac.translators.keys()]).toEqual([0, 1, 2, 3, 4]);
+    const jac = await readJacobianLens(join(FIX, 'jacobian-d16.pt'));
+    const exportJ = loadTensorsFile(join(FIX, 'jacobian-d16.safetensors'));
+    expect([...jac.translators.keys()]).toEqual([0, 2]);
     for (const [l, tr] of jac.translators) {
       expect(tr.weight.dtype).toBe('F16');
       expect(floats(tr.weight)).toEqual(Array.from(exportJ.get(`J.${l}`)!));
     }
-    expect(jac.dModel).toBe(192);
-    expect(jac.about.n_prompts).toBeGreaterThan(0);
+    expect(jac.dModel).toBe(16);
+    expect(jac.about.n_prompts).toBe(3);
   });
 });
 
@@ -166,7 +165,7 @@ function referenceStats(lp: Float64Array, lq: Float64Array): { entropy: number; 
 describe('tuned and Jacobian lenses of the default model, against the float64 reference', () => {
   let m: LensModel;
   beforeAll(async () => {
-    m = await openModel(TINY, { device: 'cpu', lenses: { tuned: TINY_TUNED, jacobian: TINY_JACOBIAN } });
+    m = await openModel(TINY, { device: 'cpu', lenses: { tuned: TINY_TUNED } });
   });
   afterAll(() => m?.close());
 
@@ -174,19 +173,15 @@ describe('tuned and Jacobian lenses of the default model, against the float64 re
     expect(m.info.lenses.map((l) => [l.kind, l.layers])).toEqual([
       ['LOGIT', [0, 1, 2, 3, 4, 5]],
       ['TUNED', [0, 1, 2, 3, 4, 5]],
-      ['JACOBIAN', [0, 1, 2, 3, 4, 5]],
     ]);
   });
 
-  for (const kind of ['TUNED', 'JACOBIAN'] as const) {
+  for (const kind of ['TUNED'] as const) {
     it(`${kind}: top-k, trajectories and both read points within ${TOL} of the reference; stats too`, async () => {
       const r = await m.lens(PROMPT, { lens: kind, topK: 5, trackAcrossLayers: true, stats: true, points: ['BLOCK_OUTPUT', 'ATTENTION_OUTPUT'] });
       expect(r.lens).toBe(kind);
       const L = m.info.numLayers;
-      const tr: RefTranslator =
-        kind === 'TUNED'
-          ? tunedTranslator(join(FIX, 'tiny-facts-tuned.safetensors'), L)
-          : jacobianTranslator(join(FIX, 'tiny-facts-jacobian.safetensors'), L);
+      const tr: RefTranslator = tunedTranslator(join(FIX, 'tiny-facts-tuned.safetensors'), L);
       const ref = referenceLens(TINY, idsOf(r), tr);
       const worst = expectLensMatches(r, ref);
       expect(worst).toBeLessThanOrEqual(TOL);
@@ -214,12 +209,12 @@ describe('tuned and Jacobian lenses of the default model, against the float64 re
     const [a, b, c] = await m.lensBatch([
       { prompt: PROMPT, options: { ...opts, points: [...opts.points], lens: 'TUNED' } },
       { prompt: 'The capital of Japan is', options: { ...opts, points: [...opts.points], lens: 'LOGIT' } },
-      { prompt: PROMPT, options: { ...opts, points: [...opts.points], lens: 'JACOBIAN', layers: [4, 1] } },
+      { prompt: PROMPT, options: { ...opts, points: [...opts.points], lens: 'TUNED', layers: [4, 1] } },
     ]);
     const alone = [
       await m.lens(PROMPT, { ...opts, points: [...opts.points], lens: 'TUNED' }),
       await m.lens('The capital of Japan is', { ...opts, points: [...opts.points] }),
-      await m.lens(PROMPT, { ...opts, points: [...opts.points], lens: 'JACOBIAN', layers: [1, 4] }),
+      await m.lens(PROMPT, { ...opts, points: [...opts.points], lens: 'TUNED', layers: [1, 4] }),
     ];
     [a, b, c].forEach((x, i) => {
       const r = x as LensResult;
@@ -326,7 +321,7 @@ describe('lens files checked against the model', () => {
   }
 
   it('names the field that disagrees: d_model, num_hidden_layers, unembed_hash', async () => {
-    expect((await mismatch({ jacobian: TINY_JACOBIAN })).field).toBe('d_model');
+    expect((await mismatch({ jacobian: join(FIX, 'jacobian-d16.pt') }, TINY)).field).toBe('d_model');
     expect((await mismatch({ tuned: TINY_TUNED })).field).toBe('d_model');
     const e1 = await mismatch({ tuned: editedTuned(join(FIX, 'tuned-d16'), (c) => (c.num_hidden_layers = 3)) });
     expect(e1.field).toBe('num_hidden_layers');
