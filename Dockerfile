@@ -17,7 +17,7 @@ WORKDIR /app
 # onnxruntime-node's install script would download CUDA binaries from a feed outside npm; skip it
 # and take the provider libraries from the npm package that ships them for ORT 1.29.
 ENV ONNXRUNTIME_NODE_INSTALL=skip
-COPY package.json package-lock.json .npmrc ./
+COPY package.json package-lock.json ./
 RUN npm ci --omit=dev && npm cache clean --force
 RUN npm pack com.github.asus4.onnxruntime.linux-x64-gpu@0.4.9 \
     && tar -xzf com.github.asus4.onnxruntime.linux-x64-gpu-0.4.9.tgz \

@@ -10,6 +10,8 @@ export type GatewayErrorCode =
   | 'CANCELLED'
   | 'OVERLOADED'
   | 'LENS_UNAVAILABLE'
+  | 'RESPONSE_TOO_LARGE'
+  | 'TOO_MANY_SUBSCRIPTIONS'
   | 'INTERNAL';
 
 export function gatewayError(code: GatewayErrorCode, message: string): GraphQLError {

@@ -11,6 +11,7 @@ import { toGraphQLError } from './errors.js';
 import { LensInputRef, LensPointEnum, validateLensInput } from './lens-input.js';
 import { computeLens } from './compute-lens.js';
 import { checkCellArgs, layerCells, LensCellRef } from './lens-cell.js';
+import { cellsBytes, gridBytes, ID_BYTES, PROB_BYTES } from './response-budget.js';
 import { LensResultRef } from './lens-result.js';
 import { ModelRef, TokenRef } from './model.js';
 import { PromptRef } from './prompt.js';
@@ -67,14 +68,21 @@ LayerResultRef.implement({
     index: t.int({ description: 'Position of this layer among the requested layers.', resolve: (s) => s.event.index }),
     count: t.int({ description: 'Number of requested layers.', resolve: (s) => s.event.count }),
     point: t.field({ type: LensPointEnum, resolve: (s) => s.event.point }),
-    topIndices: t.field({ type: t.listRef(t.listRef('Int')), description: '[position][k]', resolve: (s) => s.event.topIndices }),
-    topProbs: t.field({ type: t.listRef(t.listRef('Float')), description: '[position][k]', resolve: (s) => s.event.topProbs }),
+    topIndices: t.field({ type: t.listRef(t.listRef('Int')), description: '[position][k]', resolve: (s, _a, ctx) => {
+        ctx.budget.charge(gridBytes([s.event.topIndices], ID_BYTES), 'topIndices');
+        return s.event.topIndices;
+      } }),
+    topProbs: t.field({ type: t.listRef(t.listRef('Float')), description: '[position][k]', resolve: (s, _a, ctx) => {
+        ctx.budget.charge(gridBytes([s.event.topProbs], PROB_BYTES), 'topProbs');
+        return s.event.topProbs;
+      } }),
     cells: t.field({
       type: [LensCellRef],
       description: 'Decoded cells of this layer, one per position.',
       args: { positions: t.arg.intList(), k: t.arg.int() },
-      resolve: (s, args) => {
-        checkCellArgs(s.event.topIndices.length, args.k, args.positions);
+      resolve: (s, args, ctx) => {
+        const size = checkCellArgs({ positions: s.event.topIndices.length, topK: s.event.topIndices[0]?.length ?? 0 }, args.k, args.positions);
+        ctx.budget.charge(cellsBytes(size.positions, size.k), 'cells');
         const r = { topIndices: [s.event.topIndices], topProbs: [s.event.topProbs], stats: null, layers: [s.event.layer] };
         return layerCells(s.modelId, r, 0, args.positions, args.k);
       },

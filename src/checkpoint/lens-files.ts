@@ -6,10 +6,10 @@
 //   {J: {layer: [d, d]}, source_layers, n_prompts, d_model, provenance}, usually fp16; a .safetensors
 //   with tensors "J.<layer>" is accepted too.
 // Nothing here knows the model: the lens layer checks the files against it.
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { LensError } from '../errors.js';
-import { readBytes, readSafetensorsHeader, type StDtype } from './safetensors.js';
+import { readSafetensorsHeader, type StDtype } from './safetensors.js';
 import { isTorchTensor, readTorchFile, type TorchTensor } from './torch-file.js';
 
 export type TranslatorKind = 'TUNED' | 'JACOBIAN';
@@ -50,6 +50,22 @@ function checkSquare(path: string, name: string, t: unknown, d: number): TorchTe
     throw invalid(path, `${name} has shape [${t.shape}] but d_model ${d} implies [${d}, ${d}]`);
   }
   return t;
+}
+
+function readBytes(file: string, offset: number, length: number): Buffer {
+  const fd = openSync(file, 'r');
+  try {
+    const buf = Buffer.alloc(length);
+    let at = 0;
+    while (at < length) {
+      const n = readSync(fd, buf, at, length - at, offset + at);
+      if (n === 0) throw invalid(file, 'file ends inside a tensor');
+      at += n;
+    }
+    return buf;
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /** A safetensors file as name → tensor (same shape as the torch reader's output). */

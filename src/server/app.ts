@@ -11,11 +11,15 @@ import { createYoga, maskError, useReadinessCheck, type Plugin, type YogaServerO
 import { toGraphQLError } from '../../resolvers/errors.js';
 import { LensError } from '../errors.js';
 import { DEFAULT_ARMOR } from './armor.js';
+import { codedArmor, useErrorCodes } from './error-codes.js';
+import { useListArgumentCost } from './list-cost.js';
 import { withBodyLimit } from './body-limit.js';
 import type { ModelRegistry } from './models.js';
+import type { ResultStore } from './result-store.js';
 import { attachGraphQLWs } from './ws.js';
+import { allowedOrigins, corsOptions, withOriginCheck } from './origin.js';
 import { useCompression } from './compression.js';
-import { useLensMetrics } from './metrics.js';
+import { operationNames, useLensMetrics } from './metrics.js';
 import { useTrustedDocuments, type TrustedDocumentsOptions } from './trusted-documents.js';
 import { serveViewer } from './viewer.js';
 
@@ -29,12 +33,21 @@ export interface GraphQLApi {
 export interface AppOptions {
   registry: ModelRegistry;
   api: GraphQLApi;
+  /** The store the api keeps results in, for its size and evictions in /metrics. */
+  store?: Pick<ResultStore, 'stats'>;
   /** 0 picks a free port. Default: PORT env or 4000. */
   port?: number;
   host?: string;
   /** Largest accepted request body; default 64 KiB (lens inputs are small). */
   bodyLimitBytes?: number;
-  /** yoga CORS options; false turns CORS headers off. Default: any origin, no credentials. */
+  /** graphql-ws operations one socket may run at once (default 8). */
+  maxOperationsPerSocket?: number;
+  /** graphql-ws operations all sockets of one client address may run at once (default 32). */
+  maxOperationsPerAddress?: number;
+  /**
+   * yoga CORS options; false turns CORS headers off. Default: any origin, no credentials. An origin
+   * list is also enforced: requests and WebSocket upgrades from other origins get 403.
+   */
   cors?: YogaServerOptions<object, object>['cors'];
   /** Overrides the graphql-armor defaults (depth, cost, aliases, tokens, directives). */
   armor?: GraphQLArmorConfig;
@@ -44,6 +57,8 @@ export interface AppOptions {
   compression?: boolean;
   /** Persisted operations (see trusted-documents.ts); enforced on HTTP and graphql-ws alike. */
   trustedDocuments?: TrustedDocumentsOptions;
+  /** Documents whose operation names label metrics (besides trusted documents); other names count as "other". */
+  knownDocuments?: Iterable<string>;
   /** Prometheus metrics at GET /metrics (default true). */
   metrics?: boolean;
   /** Extra yoga plugins. */
@@ -74,15 +89,21 @@ function maskGatewayError(error: unknown, message: string, isDev?: boolean): Err
   return masked;
 }
 
+/** Operation names allowed as metric labels: the clients' own documents and the trusted ones. */
+function knownOperations(options: AppOptions): Set<string> {
+  return operationNames([...(options.knownDocuments ?? []), ...(options.trustedDocuments?.documents.values() ?? [])]);
+}
+
 export function buildApp(options: AppOptions): App {
   const { registry, api } = options;
+  const armor = codedArmor(DEFAULT_ARMOR, options.armor);
   const yoga = createYoga<object, object>({
     schema: api.schema,
     graphqlEndpoint: '/graphql',
     healthCheckEndpoint: '/health',
     landingPage: false,
     graphiql: options.graphiql ?? process.env.NODE_ENV !== 'production',
-    cors: options.cors,
+    cors: corsOptions(options.cors),
     logging: options.logging ?? 'warn',
     maskedErrors: { maskError: maskGatewayError },
     context: (initial) => {
@@ -90,7 +111,9 @@ export function buildApp(options: AppOptions): App {
       return api.context(request?.signal);
     },
     plugins: [
-      EnvelopArmorPlugin({ ...DEFAULT_ARMOR, ...options.armor }),
+      EnvelopArmorPlugin(armor),
+      useListArgumentCost(armor.costLimit?.maxCost ?? 5000),
+      useErrorCodes(),
       useDeferStream(),
       useReadinessCheck({
         endpoint: '/ready',
@@ -104,14 +127,22 @@ export function buildApp(options: AppOptions): App {
       }),
       ...(options.trustedDocuments ? [useTrustedDocuments(options.trustedDocuments)] : []),
       ...(options.compression === false ? [] : [useCompression()]),
-      ...(options.metrics === false ? [] : [useLensMetrics(registry)]),
+      ...(options.metrics === false ? [] : [useLensMetrics(registry, options.store, knownOperations(options))]),
       ...(options.plugins ?? []),
     ],
   });
 
   // The web viewer answers GET / and /viewer/*; everything else goes on to GraphQL.
-  const server = createServer(serveViewer(withBodyLimit(options.bodyLimitBytes ?? 64 * 1024, yoga)));
-  const ws = attachGraphQLWs(server, yoga, { trustedDocuments: options.trustedDocuments });
+  const bodyLimit = options.bodyLimitBytes ?? 64 * 1024;
+  const origins = allowedOrigins(options.cors);
+  const server = createServer(withOriginCheck(origins, serveViewer(withBodyLimit(bodyLimit, yoga))));
+  const ws = attachGraphQLWs(server, yoga, {
+    trustedDocuments: options.trustedDocuments,
+    maxPayload: bodyLimit,
+    allowedOrigins: origins,
+    maxOperationsPerSocket: options.maxOperationsPerSocket,
+    maxOperationsPerAddress: options.maxOperationsPerAddress,
+  });
   let stopping: Promise<void> | null = null;
 
   return {
