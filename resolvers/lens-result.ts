@@ -79,7 +79,15 @@ LensResultRef.implement({
             : toWidgetV2(s.result, decode, { timestamp: s.createdAt, model: s.modelId });
         },
       }),
-      timings: t.field({ type: LensTimingsRef, resolve: (s) => s.result.timings }),
+      timings: t.field({
+        type: LensTimingsRef,
+        description: 'Of the run that computed this result (also when this response came from the cache).',
+        resolve: (s) => s.result.timings,
+      }),
+      cached: t.boolean({
+        description: 'True when this lens request was answered from an earlier identical request without running the model.',
+        resolve: (s) => s.cached ?? false,
+      }),
       createdAt: t.string({ description: 'ISO 8601.', resolve: (s) => s.createdAt.toISOString() }),
     };
   },
@@ -97,7 +105,7 @@ builder.queryFields((t) => ({
   lensResult: t.field({
     type: LensResultRef,
     nullable: true,
-    description: 'A result this server computed earlier, by id; null when unknown or evicted (results are kept in memory for now).',
+    description: 'A stored result by id; null when unknown or evicted. Results live in the result store (a SQLite file by default, Redis in distributed mode) within its size budget.',
     args: { id: t.arg.id({ required: true }) },
     resolve: async (_root, { id }, ctx) => {
       const stored = await ctx.loaders.result.load(id);

@@ -1,6 +1,8 @@
 // Model and Token types; the model list and tokenization queries.
 
+import { hostname } from 'node:os';
 import type { LensInfo, ModelInfo, Token } from '../src/lens/types.js';
+import type { Placement } from './services.js';
 import { builder } from './builder.js';
 import { LensKindEnum } from './lens-kind.js';
 import type { GatewayContext } from './context.js';
@@ -18,6 +20,17 @@ const ModelLensRef = builder.objectRef<LensInfo>('ModelLens').implement({
       description: 'JSON of what the lens file says about itself (tuned: base model; Jacobian: n_prompts, provenance); null for LOGIT.',
       resolve: (l) => (l.about ? JSON.stringify(l.about) : null),
     }),
+  }),
+});
+
+const PlacementRef = builder.objectRef<Placement>('ModelPlacement');
+PlacementRef.implement({
+  description: 'One process that runs a model: this server, or a cluster worker in distributed mode.',
+  fields: (t) => ({
+    worker: t.exposeString('worker', { description: 'Process id, "host:pid" unless the operator named it.' }),
+    host: t.exposeString('host'),
+    device: t.exposeString('device', { description: 'Execution provider in use there: "cpu" or "cuda".' }),
+    computeType: t.exposeString('computeType'),
   }),
 });
 
@@ -43,6 +56,14 @@ ModelRef.implement({
       type: [ModelLensRef],
       description: 'Lens kinds this model serves: LOGIT always, TUNED and JACOBIAN when the operator loaded their files.',
       resolve: (m) => m.lenses ?? [{ kind: 'LOGIT', layers: Array.from({ length: m.numLayers }, (_, i) => i), about: null }],
+    }),
+    servedBy: t.field({
+      type: [PlacementRef],
+      description: 'Where the model runs: this server, or each live cluster worker holding it (distributed mode).',
+      resolve: (info, _args, ctx) =>
+        ctx.registry.get(info.id)?.placements ?? [
+          { worker: `${hostname()}:${process.pid}`, host: hostname(), device: info.device, computeType: info.computeType },
+        ],
     }),
   }),
 });
@@ -76,8 +97,12 @@ export function decoder(ctx: GatewayContext, modelId: string): (id: number) => s
 builder.queryFields((t) => ({
   models: t.field({
     type: [ModelRef],
-    description: 'Every model this server serves.',
-    resolve: (_root, _args, ctx) => ctx.registry.list().map((s) => s.model.info),
+    description: 'Every model this server serves (in distributed mode: that at least one live worker holds).',
+    resolve: (_root, _args, ctx) =>
+      ctx.registry
+        .list()
+        .filter((s) => s.placements === null || s.placements.length > 0)
+        .map((s) => s.model.info),
   }),
   model: t.field({
     type: ModelRef,

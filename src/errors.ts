@@ -14,6 +14,8 @@ export type LensErrorCode =
   | 'LENS_INVALID'
   | 'LENS_MISMATCH'
   | 'LENS_UNAVAILABLE'
+  /** Distributed mode: no live worker holds the model, or its worker died and the retry did too. */
+  | 'UNAVAILABLE'
   | 'INTERNAL';
 
 export class LensError extends Error {

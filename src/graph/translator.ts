@@ -18,8 +18,10 @@ export interface TranslatorStack {
 }
 
 /** Head input naming the stack entry one call uses (int64 [1]); fed for every kind the head has. */
+export const TRANSLATOR_SUFFIX = '_translator';
+
 export function translatorInput(kind: TranslatorKind): string {
-  return `${kind.toLowerCase()}_translator`;
+  return `${kind.toLowerCase()}${TRANSLATOR_SUFFIX}`;
 }
 
 /** A protobuf message cannot pass 2 GiB; the stacks are embedded in the head graph. */
@@ -35,6 +37,11 @@ function asFloat32Bytes(t: TorchTensor): Uint8Array {
   // float64 values round to nearest-even on the way into a Float32Array, as torch's .float() does.
   const f = decodeFloats(t.bytes, t.dtype as StDtype);
   return new Uint8Array(f.buffer, f.byteOffset, f.byteLength);
+}
+
+/** A fresh Float32Array of the bytes: a Node Buffer's slice() shares its (pooled) ArrayBuffer, so .buffer is not just these bytes. */
+function floatsOf(bytes: Uint8Array): Float32Array {
+  return new Float32Array(Uint8Array.prototype.slice.call(bytes).buffer);
 }
 
 export function translatorBytes(stacks: TranslatorStack[], D: number): number {
@@ -66,7 +73,7 @@ export function applyTranslators(g: GraphBuilder, h: string, stacks: TranslatorS
       const gemmIn = [x, w];
       if (s.entries.some((e) => e.bias)) {
         const b = new Float32Array(n * D);
-        s.entries.forEach((e, i) => e.bias && b.set(new Float32Array(asFloat32Bytes(e.bias).slice().buffer), (i + 1) * D));
+        s.entries.forEach((e, i) => e.bias && b.set(floatsOf(asFloat32Bytes(e.bias)), (i + 1) * D));
         gemmIn.push(g.op('Gather', [g.raw(`${s.kind}:b`, 'float', [n, D], new Uint8Array(b.buffer)), idx], { axis: 0 }));
       }
       const y = g.op('Gemm', gemmIn, { transB: 1 }, 'Translate');

@@ -7,11 +7,13 @@ import { roundToDtype } from '../checkpoint/dtype.js';
 import { readRows, type StTensor } from '../checkpoint/safetensors.js';
 import { loadTokenizer, type TextTokenizer } from '../checkpoint/tokenizer.js';
 import { buildBlockGraph } from '../graph/block.js';
-import { buildGatherGraph, buildLensHead, buildNaiveHead, buildStatsGraph, HEAD } from '../graph/head.js';
+import { buildGatherGraph, buildUnembedGraph, UNEMBED } from '../graph/head.js';
 import { WeightBinder } from '../graph/weights.js';
 import { BlockStack } from '../runtime/blocks.js';
 import { Embedder } from '../runtime/inputs.js';
 import { ort, sessionFactory, type SessionFactory } from '../runtime/sessions.js';
+import { runUnembed } from '../runtime/unembed.js';
+import { planPrepacking } from './prepack.js';
 import { naiveLens } from './naive.js';
 import { cellStats, trajectories } from './post.js';
 import { chunkByRows } from './reduce.js';
@@ -74,8 +76,6 @@ interface Job {
 export class OnnxLensModel implements LensModel {
   private lock: Promise<unknown> = Promise.resolve();
   private gatherSession?: Promise<Session>;
-  private statsSession?: Promise<Session>;
-  private naiveSession?: Promise<Session>;
 
   private constructor(
     readonly info: ModelInfo,
@@ -83,9 +83,10 @@ export class OnnxLensModel implements LensModel {
     private readonly tokenizer: TextTokenizer,
     private readonly embedder: Embedder,
     private readonly blocks: Session[],
+    /** The one session holding the unembedding: lens head, stats and the naive baseline. */
     private readonly head: Session,
     private readonly factory: SessionFactory,
-    private readonly graphs: { gather: Uint8Array; stats: Uint8Array; naive: Uint8Array },
+    private readonly gatherGraph: Uint8Array,
     /** The unembedding in the checkpoint; trajectories read just their rows from it. */
     private readonly unembedRows: { weight: StTensor; bias?: StTensor },
     /** Tuned / Jacobian translators inside the lens head, if the operator loaded any. */
@@ -103,9 +104,14 @@ export class OnnxLensModel implements LensModel {
     const factory = await sessionFactory(ckpt.dataRoot, opts.device ?? 'auto');
     const ckptDtype = new WeightBinder(ckpt).dominantDtype();
     const computeType = opts.dtype ?? (factory.provider === 'cuda' && (ckptDtype === 'F16' || ckptDtype === 'BF16') ? 'float16' : 'float32');
-    const w = new WeightBinder(ckpt, spec.optionalPrefixes, computeType === 'float16' ? 'float16' : 'float');
+    // On CPU, 16-bit weights stay memory-mapped and are widened per call, a chunk at a time: folding
+    // them to float32 at load held 2× the file (an 8B BF16 checkpoint needs > 32 GB that way).
+    const castPerCall = factory.provider === 'cpu' && computeType === 'float32' && (ckptDtype === 'F16' || ckptDtype === 'BF16');
+    const w = new WeightBinder(ckpt, spec.optionalPrefixes, computeType === 'float16' ? 'float16' : 'float', castPerCall, opts.weightChunkBytes);
     const embedder = new Embedder(plan.embedding, w, plan.hiddenSize, plan.vocabSize, plan.maxPositions);
     const id = opts.id ?? basename(ckpt.dir);
+    // Counted from here: the Jacobian lens check reads unembedding rows, which marks the weight used.
+    const beforeHead = w.usedBytes();
     const unembedWeight = w.tensor(plan.unembed.weight, [plan.vocabSize, plan.hiddenSize]);
     const translators =
       opts.lenses && (opts.lenses.tuned || opts.lenses.jacobian)
@@ -117,16 +123,20 @@ export class OnnxLensModel implements LensModel {
             unembedRow: (r) => readRows(unembedWeight, [r]),
           })
         : null;
-    const headGraph = buildLensHead(plan, w, translators?.stacks);
-    const blockGraphs = plan.blocks.map((b, i) => buildBlockGraph(b, i, plan.hiddenSize, w));
-    const graphs = { gather: buildGatherGraph(plan), stats: buildStatsGraph(plan, w), naive: buildNaiveHead(plan, w) };
+    const headGraph = buildUnembedGraph(plan, w, translators?.stacks);
+    const headBytes = w.usedBytes() - beforeHead;
+    const blockGraphs: Array<{ graph: Uint8Array; bytes: number }> = [];
+    for (const [i, b] of plan.blocks.entries()) {
+      const before = w.usedBytes();
+      blockGraphs.push({ graph: buildBlockGraph(b, i, plan.hiddenSize, w), bytes: w.usedBytes() - before });
+    }
+    const gatherGraph = buildGatherGraph(plan);
     const unembedRows = {
       weight: w.tensor(plan.unembed.weight, [plan.vocabSize, plan.hiddenSize]),
       bias: plan.unembed.bias ? w.tensor(plan.unembed.bias, [plan.vocabSize]) : undefined,
     };
-    // With tied embeddings transformers re-points lm_head at the embedding, so a stored copy is ignored.
-    const tied = w.find(plan.unembed.weight) === w.find(plan.embedding.tokens);
-    const unused = w.unused(tied ? [...plan.skip, /^lm_head\.weight$/] : plan.skip);
+    const ignored = plan.unembed.ignored;
+    const unused = w.unused(plan.skip).filter((name) => ignored === undefined || w.find(ignored)?.name !== name);
     if (unused.length) {
       throw new LensError(
         'CHECKPOINT_INVALID',
@@ -134,9 +144,34 @@ export class OnnxLensModel implements LensModel {
       );
     }
     const tokenizer = loadTokenizer(ckpt.tokenizerJson, ckpt.tokenizerConfig);
-    const head = await factory.create(headGraph);
-    const blocks: Session[] = [];
-    for (const g of blockGraphs) blocks.push(await factory.create(g));
+    const prepack = planPrepacking({
+      mode: opts.prepack ?? 'auto',
+      budget: opts.memoryBudget,
+      castPerCall,
+      provider: factory.provider,
+      headFloat32Bytes: plan.vocabSize * plan.hiddenSize * 4,
+      blocksFloat32Bytes: blockGraphs.reduce((a, b) => a + (b.bytes * 4) / bytesPerElement(ckptDtype), 0),
+      weightBytes: w.usedBytes(),
+    });
+    const progress = { sessionsBuilt: 0, sessions: blockGraphs.length + 1, layersBuilt: 0, layers: plan.numLayers, bytesMapped: 0, bytesTotal: w.usedBytes() };
+    const report = () => opts.onProgress?.({ ...progress });
+    report();
+    const sessions: Session[] = [];
+    try {
+      const head = await factory.create(headGraph, { castPerCall, prepack: prepack.head });
+      sessions.push(head);
+      Object.assign(progress, { sessionsBuilt: 1, bytesMapped: headBytes });
+      report();
+      const blocks: Session[] = [];
+      for (const b of blockGraphs) {
+        const s = await factory.create(b.graph, { castPerCall, prepack: prepack.blocks });
+        sessions.push(s);
+        blocks.push(s);
+        progress.sessionsBuilt++;
+        progress.layersBuilt++;
+        progress.bytesMapped += b.bytes;
+        report();
+      }
     let parameters = 0;
     for (const name of w.used) parameters += ckpt.tensors.get(name)!.shape.reduce((a, d) => a * d, 1);
     const allLayers = Array.from({ length: plan.numLayers }, (_, i) => i);
@@ -161,7 +196,12 @@ export class OnnxLensModel implements LensModel {
         })),
       ],
     };
-    return new OnnxLensModel(info, plan, tokenizer, embedder, blocks, head, factory, graphs, unembedRows, translators);
+      return new OnnxLensModel(info, plan, tokenizer, embedder, blocks, head, factory, gatherGraph, unembedRows, translators);
+    } catch (e) {
+      // A failed load releases what it built, so a server that goes on without this model leaks nothing.
+      for (const s of sessions) await s.release().catch(() => undefined);
+      throw e;
+    }
   }
 
   tokenize(text: string): Token[] {
@@ -213,7 +253,7 @@ export class OnnxLensModel implements LensModel {
         info: this.info,
         embed: (rows, T) => this.embedder.embed(rows, T),
         blocks: (lengths, T) => new BlockStack(this.plan, this.blocks, lengths, T),
-        head: await this.lazySession('naive'),
+        head: this.head,
         decode: (id) => this.tokenizer.decodeOne(id),
       }),
     );
@@ -221,8 +261,8 @@ export class OnnxLensModel implements LensModel {
 
   async close(): Promise<void> {
     await this.lock.catch(() => undefined);
-    const lazy = await Promise.all([this.gatherSession, this.statsSession, this.naiveSession].map((s) => s?.catch(() => undefined)));
-    for (const s of [this.head, ...this.blocks, ...lazy]) await s?.release();
+    const gather = await this.gatherSession?.catch(() => undefined);
+    for (const s of [this.head, ...this.blocks, gather]) await s?.release();
   }
 
   private exclusive<T>(fn: () => Promise<T>): Promise<T> {
@@ -231,10 +271,10 @@ export class OnnxLensModel implements LensModel {
     return next;
   }
 
-  private lazySession(which: 'gather' | 'stats' | 'naive'): Promise<Session> {
-    const key = `${which}Session` as const;
-    this[key] ??= this.factory.create(this.graphs[which]);
-    return this[key]!;
+  /** The trajectories' gather session (no weights), created on first use. */
+  private gather(): Promise<Session> {
+    this.gatherSession ??= this.factory.create(this.gatherGraph);
+    return this.gatherSession;
   }
 
   // ---- the forward pass: embed → blocks (→ lens head per layer) → trajectories → stats ----
@@ -379,15 +419,11 @@ export class OnnxLensModel implements LensModel {
         stacked.set(s.hidden, at * D);
         at += s.rows;
       }
-      const out = await this.head.run({
-        [HEAD.inputs.hidden]: new ort.Tensor('float32', stacked, [N, D]),
-        [HEAD.inputs.k]: new ort.Tensor('int64', BigInt64Array.from([BigInt(k)]), [1]),
-        ...feeds,
-      });
-      const logp = out[HEAD.outputs.topLogProbs].data as Float64Array;
-      const ids = out[HEAD.outputs.topIds].data as BigInt64Array;
-      const lse = out[HEAD.outputs.lse].data as Float64Array;
-      const normed = out[HEAD.outputs.normed].data as Float32Array;
+      const out = await runUnembed(this.head, this.plan, { head: { hidden: stacked, k, translators: feeds } });
+      const logp = out[UNEMBED.outputs.topLogProbs].data as Float64Array;
+      const ids = out[UNEMBED.outputs.topIds].data as BigInt64Array;
+      const lse = out[UNEMBED.outputs.lse].data as Float64Array;
+      const normed = out[UNEMBED.outputs.normed].data as Float32Array;
       if (!lse.every(Number.isFinite)) {
         const hint = this.info.computeType === 'float16' ? '; float16 activations overflowed? open the model with dtype float32' : '';
         throw new LensError('INTERNAL', `the lens head produced non-finite logits${hint}`);
@@ -447,7 +483,7 @@ export class OnnxLensModel implements LensModel {
 
   /** Mode 2, for each read point of the job. */
   private async track(job: Job): Promise<void> {
-    const session = await this.lazySession('gather');
+    const session = await this.gather();
     const columns = (ids: number[]) => ({
       weight: this.unembedColumns(this.unembedRows.weight, ids),
       bias: this.unembedRows.bias ? this.unembedColumns(this.unembedRows.bias, ids) : undefined,
@@ -457,9 +493,12 @@ export class OnnxLensModel implements LensModel {
 
   /** Stats of one read point against the final layer's distribution. */
   private async cellStats(job: Job, st: PointState): Promise<CellStats> {
-    const session = await this.lazySession('stats');
-    return cellStats(st.normed, job.len, job.finalNormed!, job.finalTop1!, session, this.plan);
+    return cellStats(st.normed, job.len, job.finalNormed!, job.finalTop1!, this.head, this.plan);
   }
+}
+
+function bytesPerElement(dtype: string): number {
+  return dtype === 'F32' ? 4 : dtype === 'F64' ? 8 : 2;
 }
 
 function asLensError(e: unknown): LensError {

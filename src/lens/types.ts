@@ -77,6 +77,8 @@ export interface LayerEvent {
   point: LensPoint;
   topIndices: number[][]; // [position][k]
   topProbs: number[][]; // [position][k]
+  /** Distributed mode: the worker process that computed this layer. */
+  worker?: string;
 }
 
 export interface TrackedPosition {
@@ -143,6 +145,36 @@ export interface OpenOptions {
   dtype?: ComputeDtype;
   /** Tuned-lens folder and/or Jacobian lens file for this model (operator-side paths). */
   lenses?: { tuned?: string; jacobian?: string };
+  /**
+   * Which sessions let ORT repack their constant weights into its GEMM layout (faster GEMMs, one
+   * packed float32 copy of those weights in memory). 'auto' (default): the lens head, then the blocks,
+   * as far as `memoryBudget` allows; never for 16-bit weights widened per call (nothing constant to pack).
+   */
+  prepack?: 'auto' | 'none' | 'head' | 'all';
+  /**
+   * Bytes of memory the model may use beyond its memory-mapped weight files, for packed weight copies.
+   * Default: 30% of the weight files, at least 1 GiB.
+   */
+  memoryBudget?: number;
+  /**
+   * float32 bytes per chunk when 16-bit weights are widened per call on CPU (default 8 MiB, at most
+   * 64 chunks per weight). A tuning knob; tests set it small to exercise many chunks.
+   */
+  weightChunkBytes?: number;
+  /** Called as sessions are built (one per block, one for the unembedding), for progress displays. */
+  onProgress?: (p: LoadProgress) => void;
+}
+
+export interface LoadProgress {
+  /** Sessions created so far, of `sessions` (the blocks plus the unembedding session). */
+  sessionsBuilt: number;
+  sessions: number;
+  /** Block sessions created so far, of `layers`. */
+  layersBuilt: number;
+  layers: number;
+  /** Checkpoint bytes the created sessions map, of `bytesTotal`. */
+  bytesMapped: number;
+  bytesTotal: number;
 }
 
 export interface LensModel {

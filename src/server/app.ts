@@ -55,6 +55,11 @@ export interface AppOptions {
   logging?: boolean | 'debug' | 'info' | 'warn' | 'error';
   /** gzip whole JSON responses when the client accepts it (default true). */
   compression?: boolean;
+  /**
+   * Also compress streams: SSE/multipart gzip flushed after every event, permessage-deflate on
+   * graphql-ws (default false: see docs/wire-format.md, cancellation took longer with it under load).
+   */
+  streamCompression?: boolean;
   /** Persisted operations (see trusted-documents.ts); enforced on HTTP and graphql-ws alike. */
   trustedDocuments?: TrustedDocumentsOptions;
   /** Documents whose operation names label metrics (besides trusted documents); other names count as "other". */
@@ -126,7 +131,7 @@ export function buildApp(options: AppOptions): App {
         },
       }),
       ...(options.trustedDocuments ? [useTrustedDocuments(options.trustedDocuments)] : []),
-      ...(options.compression === false ? [] : [useCompression()]),
+      ...(options.compression === false ? [] : [useCompression({ streams: options.streamCompression === true })]),
       ...(options.metrics === false ? [] : [useLensMetrics(registry, options.store, knownOperations(options))]),
       ...(options.plugins ?? []),
     ],
@@ -142,6 +147,7 @@ export function buildApp(options: AppOptions): App {
     allowedOrigins: origins,
     maxOperationsPerSocket: options.maxOperationsPerSocket,
     maxOperationsPerAddress: options.maxOperationsPerAddress,
+    compression: options.streamCompression === true,
   });
   let stopping: Promise<void> | null = null;
 

@@ -1,7 +1,10 @@
 // The models one gateway process serves, configured by the operator only (never client paths).
 
-import { ModelScheduler, type SchedulerOptions } from './scheduler.js';
-import type { ComputeDtype, Device, LensModel } from '../lens/types.js';
+import { ModelScheduler, type SchedulerOptions, type SchedulerStats } from './scheduler.js';
+import type { ComputeDtype, Device, LensModel, LensOptions, LensResult } from '../lens/types.js';
+import type { Placement } from '../../resolvers/services.js';
+
+export type { Placement };
 
 export interface ModelSpec {
   id: string;
@@ -14,9 +17,26 @@ export interface ModelSpec {
   lenses?: { tuned?: string; jacobian?: string };
 }
 
+/** Runs lens jobs for one model: in this process (ModelScheduler) or on the cluster's workers. */
+export interface LensScheduler {
+  assertCapacity(): void;
+  /** `job.id` becomes the result id where the scheduler stores results itself. */
+  run(prompt: string, options?: LensOptions, job?: { id: string; cacheKey?: string }): Promise<LensResult>;
+  getStats(): SchedulerStats;
+  close(): void;
+  /** True when results are stored by whoever computed them (a cluster worker): callers read them back. */
+  readonly storesResults?: boolean;
+}
+
 export interface ServedModel {
   readonly model: LensModel;
-  readonly scheduler: ModelScheduler;
+  readonly scheduler: LensScheduler;
+  /** Null for a model this process runs; the live workers holding it in distributed mode. */
+  placements: Placement[] | null;
+  /** sha256 of the checkpoint's bytes (checkpoint/content-hash.ts); null until known: no caching before. */
+  contentHash: string | null;
+  /** Identical-request cache lookups answered from the store / computed. */
+  readonly cache: { hits: number; misses: number };
 }
 
 export type ModelOpener = (
@@ -29,6 +49,8 @@ export class ModelRegistry {
   private loading: Promise<void> | null = null;
   private failure: Error | null = null;
   private ready = false;
+  /** Content hashes by model id; one may be known before its model is added. */
+  private readonly hashes = new Map<string, string>();
 
   constructor(private readonly schedulerOptions: SchedulerOptions = {}) {}
 
@@ -36,7 +58,13 @@ export class ModelRegistry {
   add(model: LensModel): ServedModel {
     const id = model.info.id;
     if (this.served.has(id)) throw new Error(`Duplicate model id "${id}"`);
-    const entry = { model, scheduler: new ModelScheduler(model, this.schedulerOptions) };
+    const entry: ServedModel = {
+      model,
+      scheduler: new ModelScheduler(model, this.schedulerOptions),
+      placements: null,
+      contentHash: this.hashes.get(id) ?? null,
+      cache: { hits: 0, misses: 0 },
+    };
     this.served.set(id, entry);
     return entry;
   }
@@ -54,6 +82,19 @@ export class ModelRegistry {
       throw this.failure;
     });
     return this.loading;
+  }
+
+  /** Adds a model that runs elsewhere (distributed mode); its scheduler sends jobs to workers. */
+  addServed(entry: ServedModel): void {
+    if (this.served.has(entry.model.info.id)) throw new Error(`Duplicate model id "${entry.model.info.id}"`);
+    this.served.set(entry.model.info.id, entry);
+  }
+
+  /** Turns on identical-request caching for a model once its content hash is known. */
+  setContentHash(id: string, hash: string): void {
+    this.hashes.set(id, hash);
+    const served = this.served.get(id);
+    if (served) served.contentHash = hash;
   }
 
   markReady(): void {

@@ -190,15 +190,17 @@ describe('tuned and Jacobian lenses of the default model, against the float64 re
       expect(Math.abs(Math.exp(ref.logProbs[1][2][r.topIndices[1][2][0]]) - Math.exp(logit.logProbs[1][2][r.topIndices[1][2][0]]))).toBeGreaterThan(1e-3);
       // The last layer is the model's own output for every kind.
       expect(deviation({ layers: [0], topIndices: [r.topIndices[L - 1]], topProbs: [r.topProbs[L - 1]], tracked: null }, [ref.finalLogProbs]).maxProbError).toBeLessThanOrEqual(TOL);
+      // Stats within 5e-5: the translator runs in float32 ahead of the float32 unembedding GEMM, whose
+      // rounding depends on how many rows share the call (the unembedding session batches head and stats rows).
       r.tokens.forEach((_, p) => {
         for (let l = 0; l < L; l++) {
           const want = referenceStats(ref.logProbs[l][p], ref.finalLogProbs[p]);
-          expect(r.stats!.entropy[l][p]).toBeCloseTo(want.entropy, 5);
-          expect(r.stats!.klToFinal[l][p]).toBeCloseTo(want.kl, 5);
+          expect(r.stats!.entropy[l][p]).toBeCloseTo(want.entropy, 4);
+          expect(r.stats!.klToFinal[l][p]).toBeCloseTo(want.kl, 4);
           expect(r.stats!.finalTop1Rank[l][p]).toBe(want.rank);
           const wantA = referenceStats(ref.attnLogProbs[l][p], ref.finalLogProbs[p]);
-          expect(r.attention!.stats!.entropy[l][p]).toBeCloseTo(wantA.entropy, 5);
-          expect(r.attention!.stats!.klToFinal[l][p]).toBeCloseTo(wantA.kl, 5);
+          expect(r.attention!.stats!.entropy[l][p]).toBeCloseTo(wantA.entropy, 4);
+          expect(r.attention!.stats!.klToFinal[l][p]).toBeCloseTo(wantA.kl, 4);
         }
       });
     });
