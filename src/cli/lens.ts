@@ -1,6 +1,8 @@
 // npm run --silent lens -- --model DIR --prompt TEXT [--top-k 5] [--track] [--json] [--layers 0,3,5] …
+import { basename, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { LensError, type LensPoint, type LensResult, openModel } from '../lens/index.js';
+import { loadReporter } from './progress.js';
 
 const USAGE = `usage: npm run --silent lens -- --model DIR --prompt TEXT [options]
   --model DIR          Hugging Face model directory (config.json, *.safetensors, tokenizer.json)
@@ -85,7 +87,10 @@ async function main() {
   const points: LensPoint[] = args.attention ? ['BLOCK_OUTPUT', 'ATTENTION_OUTPUT'] : ['BLOCK_OUTPUT'];
   const dtype = args.dtype as 'float32' | 'float16' | undefined;
   if (dtype !== undefined && !['float32', 'float16'].includes(dtype)) fail(`--dtype must be float32 or float16`);
-  const model = await openModel(args.model, { modelType: args['model-type'], device, dtype });
+  const progress = loadReporter(basename(resolve(args.model)), process.stderr, 'lens: ');
+  const model = await openModel(args.model, { modelType: args['model-type'], device, dtype, onProgress: (p) => progress.onProgress(p) }).finally(() =>
+    progress.done(true),
+  );
   try {
     const options = { topK, layers, trackAcrossLayers: args.track, stats: args.stats, points };
     const r = args.naive ? await model.lensNaive(args.prompt, options) : await model.lens(args.prompt, options);

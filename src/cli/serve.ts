@@ -12,6 +12,7 @@ import type { Device } from '../lens/types.js';
 import { buildApp } from '../server/app.js';
 import { ModelRegistry, type ModelSpec } from '../server/models.js';
 import { loadTrustedDocuments } from '../server/trusted-documents.js';
+import { loadReporter } from './progress.js';
 
 const DEFAULT_MODEL_DIR = fileURLToPath(new URL('../../models/tiny-facts-gpt2', import.meta.url));
 
@@ -119,23 +120,43 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
 
-  try {
-    await registry.load(specs, async (dir, opts) => {
+  const states = await registry.load(
+    specs,
+    async (dir, opts) => {
       const t0 = performance.now();
-      const model = await openModel(dir, opts);
-      const { id, modelType, numLayers, device: ep, deviceNote, computeType } = model.info;
-      console.log(
-        `lensgate: model ${id} (${modelType}, ${numLayers} layers) on ${ep} execution provider, ${computeType}` +
-          `${deviceNote ? ` — ${deviceNote}` : ''} [${Math.round(performance.now() - t0)} ms]`,
-      );
-      return model;
-    }, device);
-    console.log('lensgate: ready');
-  } catch (err) {
-    console.error(`lensgate: could not load models: ${err instanceof Error ? err.message : String(err)}`);
+      const progress = loadReporter(`model ${opts.id}`, process.stderr, 'lensgate: ');
+      let ok = false;
+      try {
+        const model = await openModel(dir, {
+          ...opts,
+          onProgress: async (p) => {
+            progress.onProgress(p);
+            await opts.onProgress?.(p);
+          },
+        });
+        ok = true;
+        progress.done(true);
+        const { id, modelType, numLayers, device: ep, deviceNote, computeType } = model.info;
+        console.log(
+          `lensgate: model ${id} (${modelType}, ${numLayers} layers) on ${ep} execution provider, ${computeType}` +
+            `${deviceNote ? ` — ${deviceNote}` : ''} [${Math.round(performance.now() - t0)} ms]`,
+        );
+        return model;
+      } finally {
+        if (!ok) progress.done(false);
+      }
+    },
+    device,
+  );
+  const failed = states.filter((s) => s.status === 'FAILED');
+  for (const s of failed) console.error(`lensgate: model ${s.id} FAILED to load (${s.error?.code}); the other models keep serving`);
+  if (stopping) return;
+  if (failed.length === states.length) {
+    console.error('lensgate: no model could be loaded; exiting');
     await app.stop();
     process.exit(1);
   }
+  console.log(failed.length ? `lensgate: ready (${states.length - failed.length} of ${states.length} models)` : 'lensgate: ready');
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === resolve(process.argv[1])) {

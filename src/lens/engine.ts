@@ -98,8 +98,17 @@ export class OnnxLensModel implements LensModel {
     const computeType = opts.dtype ?? (factory.provider === 'cuda' && (ckptDtype === 'F16' || ckptDtype === 'BF16') ? 'float16' : 'float32');
     const w = new WeightBinder(ckpt, spec.optionalPrefixes, computeType === 'float16' ? 'float16' : 'float');
     const embedder = new Embedder(plan.embedding, w, plan.hiddenSize, plan.vocabSize, plan.maxPositions);
+    // Bytes each session maps: what its graph newly bound (blocks share no weights).
+    const usedBytes = () => [...w.used].reduce((a, name) => a + ckpt.tensors.get(name)!.byteLength, 0);
     const headGraph = buildLensHead(plan, w);
-    const blockGraphs = plan.blocks.map((b, i) => buildBlockGraph(b, i, plan.hiddenSize, w));
+    const headBytes = usedBytes();
+    const blockBytes: number[] = [];
+    const blockGraphs = plan.blocks.map((b, i) => {
+      const before = usedBytes();
+      const g = buildBlockGraph(b, i, plan.hiddenSize, w);
+      blockBytes.push(usedBytes() - before);
+      return g;
+    });
     const graphs = { gather: buildGatherGraph(plan), stats: buildStatsGraph(plan, w), naive: buildNaiveHead(plan, w) };
     const unembedRows = {
       weight: w.tensor(plan.unembed.weight, [plan.vocabSize, plan.hiddenSize]),
@@ -115,9 +124,6 @@ export class OnnxLensModel implements LensModel {
       );
     }
     const tokenizer = loadTokenizer(ckpt.tokenizerJson, ckpt.tokenizerConfig);
-    const head = await factory.create(headGraph);
-    const blocks: Session[] = [];
-    for (const g of blockGraphs) blocks.push(await factory.create(g));
     let parameters = 0;
     for (const name of w.used) parameters += ckpt.tensors.get(name)!.shape.reduce((a, d) => a * d, 1);
     const info: ModelInfo = {
@@ -133,6 +139,28 @@ export class OnnxLensModel implements LensModel {
       computeType,
       parameters,
     };
+    const bytesTotal = usedBytes();
+    let bytesMapped = 0;
+    const progress = (layersBuilt: number) =>
+      opts.onProgress?.({ layersBuilt, layersTotal: plan.numLayers, bytesMapped, bytesTotal, info });
+    await progress(0);
+    const blocks: Session[] = [];
+    const release = () => Promise.allSettled(blocks.map((s) => s.release()));
+    let head: Session | undefined;
+    try {
+      head = await factory.create(headGraph);
+      bytesMapped = headBytes;
+      for (const [i, g] of blockGraphs.entries()) {
+        blocks.push(await factory.create(g));
+        bytesMapped += blockBytes[i];
+        await progress(i + 1);
+      }
+    } catch (e) {
+      // A failed or abandoned load gives back what it mapped so far.
+      await release();
+      await head?.release();
+      throw e;
+    }
     return new OnnxLensModel(info, plan, tokenizer, embedder, blocks, head, factory, graphs, unembedRows);
   }
 

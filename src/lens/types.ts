@@ -135,6 +135,23 @@ export interface OpenOptions {
    * the log-sum-exp in float32/float64; BF16 weights are converted to float16.
    */
   dtype?: ComputeDtype;
+  /**
+   * Called as the model opens: once the graphs are built (0 layers), then after each block's
+   * session exists. Awaited, so a slow listener holds the load back (tests pause loads this way).
+   */
+  onProgress?: (progress: LoadProgress) => void | Promise<void>;
+}
+
+/** How far opening a model has got. */
+export interface LoadProgress {
+  /** Block sessions created so far, of `layersTotal`. */
+  layersBuilt: number;
+  layersTotal: number;
+  /** Checkpoint bytes handed to ONNX Runtime (memory-mapped external data) so far, of `bytesTotal`. */
+  bytesMapped: number;
+  bytesTotal: number;
+  /** What the model will be once it is open (known before any session is created). */
+  info: ModelInfo;
 }
 
 export interface LensModel {

@@ -1,5 +1,5 @@
 // buildApp(): node:http + graphql-yoga (HTTP, GraphQL over SSE, @defer/@stream, GraphiQL in dev),
-// graphql-ws on the same path, /health and /ready, limits, CORS, and an orderly stop().
+// graphql-ws on the same path, /health and /ready[?model=id], limits, CORS, and an orderly stop().
 
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -15,6 +15,7 @@ import { LensError } from '../lens/types.js';
 import { DEFAULT_ARMOR } from './armor.js';
 import { withBodyLimit } from './body-limit.js';
 import type { ModelRegistry } from './models.js';
+import { readiness } from './readiness.js';
 import { MemoryResultStore, type ResultStore } from './result-store.js';
 import { attachGraphQLWs } from './ws.js';
 import { useCompression } from './compression.js';
@@ -95,14 +96,7 @@ export function buildApp(options: AppOptions): App {
       useDeferStream(),
       useReadinessCheck({
         endpoint: '/ready',
-        check: () => {
-          const registry = services.registry;
-          if (registry.isReady) return true;
-          return new Response(
-            JSON.stringify({ ready: false, reason: registry.loadError ? 'model load failed' : 'models loading' }),
-            { status: 503, headers: { 'content-type': 'application/json' } },
-          );
-        },
+        check: ({ request }) => readiness(services.registry, request),
       }),
       ...(options.trustedDocuments ? [useTrustedDocuments(options.trustedDocuments)] : []),
       ...(options.compression === false ? [] : [useCompression()]),

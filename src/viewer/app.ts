@@ -198,13 +198,13 @@ function renderModelInfo(): void {
   // Weights' dtype and the type the graphs compute in (computeType: only from servers that have it).
   const compute = (m as { computeType?: string }).computeType;
   const chips: Array<[string, boolean?]> = [
-    [m.modelType],
-    [`${m.numLayers} layers`],
-    [`d ${m.hiddenSize}`],
-    [`vocab ${m.vocabSize.toLocaleString('en-US')}`],
-    [`${compact(m.parameters)} params`],
-    [compute ? `${m.dtype} → ${compute}` : m.dtype],
-    [`device: ${m.device}`, m.deviceNote != null],
+    [m.modelType ?? '?'],
+    [`${m.numLayers ?? '?'} layers`],
+    [`d ${m.hiddenSize ?? '?'}`],
+    [`vocab ${m.vocabSize?.toLocaleString('en-US') ?? '?'}`],
+    [`${m.parameters == null ? '?' : compact(m.parameters)} params`],
+    [compute ? `${m.dtype} → ${compute}` : (m.dtype ?? '?')],
+    [`device: ${m.device ?? '?'}`, m.deviceNote != null],
   ];
   for (const [text, warn] of chips) {
     const s = document.createElement('span');
@@ -228,7 +228,7 @@ async function loadModels(): Promise<void> {
       setState('error');
       return;
     }
-    if (models.length > 0) break;
+    if (models.some((m) => m.status === 'READY')) break;
     // The server listens before its models are loaded (/ready says 503 meanwhile).
     status(attempt === 0 ? 'Models are loading…' : `Models are loading… (${attempt * 2} s)`);
     await new Promise((r) => setTimeout(r, 2000));
@@ -238,11 +238,12 @@ async function loadModels(): Promise<void> {
     ...models.map((m) => {
       const o = document.createElement('option');
       o.value = m.id;
-      o.textContent = m.id;
+      o.textContent = m.status === 'READY' ? m.id : `${m.id} (${m.status.toLowerCase()})`;
+      o.disabled = m.status !== 'READY';
       return o;
     }),
   );
-  ui.model.value = models.some((m) => m.id === wanted) ? wanted! : models[0].id;
+  ui.model.value = models.some((m) => m.id === wanted && m.status === 'READY') ? wanted! : models.find((m) => m.status === 'READY')!.id;
   ui.model.disabled = false;
   renderModelInfo();
   status('Ready.');
@@ -297,7 +298,7 @@ function readInput(): LensInput {
     model: m.id,
     prompt: ui.prompt.value,
     topK,
-    layers: parseLayers(ui.layers.value, m.numLayers),
+    layers: parseLayers(ui.layers.value, m.numLayers ?? 0),
     trackAcrossLayers: ui.track.checked,
     stats: ui.stats.checked,
     points,
@@ -785,7 +786,7 @@ function renderTimings(): void {
     );
   }
   const m = selectedModel();
-  if (m && m.id === r.input.model) rows.push(['device', m.device]);
+  if (m && m.id === r.input.model) rows.push(['device', m.device ?? '?']);
   for (const [k, v] of rows) {
     const dt = document.createElement('dt');
     dt.textContent = k;
