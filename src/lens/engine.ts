@@ -15,6 +15,7 @@ import { ort, sessionFactory, type SessionFactory } from '../runtime/sessions.js
 import { naiveLens } from './naive.js';
 import { cellStats, trajectories } from './post.js';
 import { chunkByRows } from './reduce.js';
+import { CPU_HEAD_ROWS, lengthGroups, MAX_PADDING_SHARE } from './batching.js';
 import {
   type CellStats,
   LensError,
@@ -83,6 +84,7 @@ export class OnnxLensModel implements LensModel {
     private readonly graphs: { gather: Uint8Array; stats: Uint8Array; naive: Uint8Array },
     /** The unembedding in the checkpoint; trajectories read just their rows from it. */
     private readonly unembedRows: { weight: StTensor; bias?: StTensor },
+    private readonly batching: { headRows: number; maxPaddingShare: number },
   ) {}
 
   static async open(dir: string, opts: OpenOptions = {}): Promise<OnnxLensModel> {
@@ -161,7 +163,12 @@ export class OnnxLensModel implements LensModel {
       await head?.release();
       throw e;
     }
-    return new OnnxLensModel(info, plan, tokenizer, embedder, blocks, head, factory, graphs, unembedRows);
+    const memoryRows = Math.max(1, Math.floor(HEAD_BYTES / (plan.vocabSize * 4)));
+    const batching = {
+      headRows: Math.max(1, Math.min(memoryRows, opts.batching?.headRows ?? (factory.provider === 'cpu' ? CPU_HEAD_ROWS : memoryRows))),
+      maxPaddingShare: opts.batching?.maxPaddingShare ?? MAX_PADDING_SHARE,
+    };
+    return new OnnxLensModel(info, plan, tokenizer, embedder, blocks, head, factory, graphs, unembedRows, batching);
   }
 
   tokenize(text: string): Token[] {
@@ -192,13 +199,19 @@ export class OnnxLensModel implements LensModel {
     });
     if (!valid.length) return results;
     const out = await this.exclusive(async () => {
-      const queueMs = performance.now() - queued;
-      try {
-        return await this.run(valid.map((v) => v.req), queueMs);
-      } catch (e) {
-        const err = asLensError(e);
-        return valid.map(() => err);
+      const done: Array<LensResult | LensError> = new Array(valid.length);
+      // Prompts of very different lengths run as separate passes rather than one mostly-padding one.
+      for (const group of lengthGroups(valid.map((v) => v.req.ids.length), this.batching.maxPaddingShare)) {
+        const queueMs = performance.now() - queued;
+        try {
+          const rs = await this.run(group.map((i) => valid[i].req), queueMs);
+          group.forEach((i, j) => (done[i] = rs[j]));
+        } catch (e) {
+          const err = asLensError(e);
+          for (const i of group) done[i] = err;
+        }
       }
+      return done;
     });
     valid.forEach((v, i) => (results[v.index] = out[i]));
     return results;
@@ -338,8 +351,7 @@ export class OnnxLensModel implements LensModel {
   /** Runs the lens head over the slabs' rows (as few calls as memory allows) and files the results. */
   private async reduce(slabs: Slab[]): Promise<void> {
     const D = this.plan.hiddenSize;
-    const maxRows = Math.max(1, Math.floor(HEAD_BYTES / (this.plan.vocabSize * 4)));
-    for (const chunk of chunkByRows(slabs, maxRows)) {
+    for (const chunk of chunkByRows(slabs, this.batching.headRows)) {
       const N = chunk.reduce((a, s) => a + s.rows, 0);
       const k = Math.max(...chunk.map((s) => s.job.req.topK));
       const stacked = new Float32Array(N * D);

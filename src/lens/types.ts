@@ -140,6 +140,13 @@ export interface OpenOptions {
    * session exists. Awaited, so a slow listener holds the load back (tests pause loads this way).
    */
   onProgress?: (progress: LoadProgress) => void | Promise<void>;
+  /** Tuning of batched work (defaults are measured; see docs/engineering-notes.md). */
+  batching?: {
+    /** Most residual rows per lens-head call (default: 256 on CPU; on CUDA as many as 128 MB of logits hold). */
+    headRows?: number;
+    /** Largest share of a padded batch that may be padding before it runs as length groups (default 0.25; 1 = never split). */
+    maxPaddingShare?: number;
+  };
 }
 
 /** How far opening a model has got. */
