@@ -15,6 +15,8 @@ import WebSocket from 'ws';
 import { openModel, type LensModel } from '../src/lens/index.js';
 import { buildApp } from '../src/server/app.js';
 import { ModelRegistry } from '../src/server/models.js';
+import { MemoryResultStore } from '../src/server/result-store.js';
+import { gatewayApi } from '../resolvers/index.js';
 import { makeCheckpoint, RECIPES, type FixtureRecipe } from '../test/helpers/fixtures.js';
 import { GPT2_SMALL, gpt2Checkpoint, promptOfTokens } from './checkpoints.js';
 
@@ -226,7 +228,7 @@ async function main() {
     registry.add(await openModel(s.dir(), { id: `${s.id}${LEGACY}`, device: 'auto', batching: { headRows: Number.MAX_SAFE_INTEGER, maxPaddingShare: 1 } }));
   }
   registry.markReady();
-  const app = buildApp({ registry, port: 0, host: '127.0.0.1', logging: false, graphiql: false });
+  const app = buildApp({ registry, api: gatewayApi({ registry, store: new MemoryResultStore() }), port: 0, host: '127.0.0.1', logging: false, graphiql: false });
   const { url } = await app.start();
 
   const rows = [];

@@ -1,23 +1,10 @@
 // What every resolver sees. Built per HTTP request, and once per subscription over graphql-ws.
 
-import type { ModelRegistry } from '../src/server/models.js';
-import type { ResultStore } from '../src/server/result-store.js';
 import { createLoaders, type Loaders } from './loaders.js';
+import type { GatewayServices } from './services.js';
 
-export interface GatewayLimits {
-  /** Largest top-k a client may ask for (bounds response size independently of vocab). */
-  maxTopK: number;
-  /** Longest prompt in characters, checked before tokenizing. */
-  maxPromptChars: number;
-}
-
-export const DEFAULT_LIMITS: GatewayLimits = { maxTopK: 100, maxPromptChars: 20_000 };
-
-export interface GatewayServices {
-  registry: ModelRegistry;
-  store: ResultStore;
-  limits: GatewayLimits;
-}
+export type { GatewayLimits, GatewayServices } from './services.js';
+export { DEFAULT_LIMITS } from './services.js';
 
 export interface GatewayContext extends GatewayServices {
   loaders: Loaders;

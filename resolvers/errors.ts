@@ -1,7 +1,7 @@
 // Every error a client sees is a GraphQLError with extensions.code; nothing else passes masking.
 
 import { GraphQLError } from 'graphql';
-import { LensError } from '../src/lens/types.js';
+import { LensError } from '../src/errors.js';
 
 export type GatewayErrorCode =
   | 'MODEL_NOT_FOUND'

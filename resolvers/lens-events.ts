@@ -3,13 +3,15 @@
 
 import { Repeater } from 'graphql-yoga';
 import type { LayerEvent, LensPoint, Token } from '../src/lens/types.js';
-import type { StoredResult } from '../src/server/result-store.js';
+import type { StoredResult } from './services.js';
 import { randomUUID } from 'node:crypto';
 import type { GraphQLError } from 'graphql';
 import { builder } from './builder.js';
 import { toGraphQLError } from './errors.js';
 import { LensInputRef, LensPointEnum, validateLensInput } from './lens-input.js';
-import { checkCellArgs, computeLens, LensCellRef, layerCells, LensResultRef } from './lens-result.js';
+import { computeLens } from './compute-lens.js';
+import { checkCellArgs, layerCells, LensCellRef } from './lens-cell.js';
+import { LensResultRef } from './lens-result.js';
 import { ModelRef, TokenRef } from './model.js';
 import { PromptRef } from './prompt.js';
 import type { ModelInfo } from '../src/lens/types.js';

@@ -2,7 +2,7 @@
 // fast with BAD_USER_INPUT / PROMPT_TOO_LONG / MODEL_NOT_FOUND and never take a queue slot.
 
 import type { LensOptions, LensPoint, Token } from '../src/lens/types.js';
-import type { ServedModel } from '../src/server/models.js';
+import type { ServedModel } from './services.js';
 import { builder } from './builder.js';
 import type { GatewayContext } from './context.js';
 import { gatewayError } from './errors.js';

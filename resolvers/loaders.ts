@@ -1,11 +1,11 @@
 // Per-request DataLoaders: several fields asking for the same stored result or the same
 // tokenization within one operation share one lookup. (Cross-request batching of lens work is the
-// scheduler's job, in src/runtime/scheduler.ts.)
+// scheduler's job, in src/server/scheduler.ts.)
 
 import DataLoader from 'dataloader';
 import type { Token } from '../src/lens/types.js';
-import type { StoredResult } from '../src/server/result-store.js';
-import type { GatewayServices } from './context.js';
+import type { StoredResult } from './services.js';
+import type { GatewayServices } from './services.js';
 
 export interface Loaders {
   result: DataLoader<string, StoredResult | null>;

@@ -2,20 +2,20 @@
 // Subscription.modelStatus.
 
 import type { ModelInfo, Token } from '../src/lens/types.js';
-import type { ModelLoadError, ModelState } from '../src/server/models.js';
 import { Repeater } from 'graphql-yoga';
 import { builder } from './builder.js';
 import type { GatewayContext } from './context.js';
 import { gatewayError } from './errors.js';
+import type { ModelLoadError, ModelState } from './services.js';
 
 /** A served model as results carry it (READY), or any configured model's load state. */
-export type ModelSource = ModelInfo | ModelState;
+export type ModelParent = ModelInfo | ModelState;
 
-const infoOf = (m: ModelSource): ModelInfo | null => ('status' in m ? m.info : m);
+const infoOf = (m: ModelParent): ModelInfo | null => ('status' in m ? m.info : m);
 /** The live load state; results carry ModelInfo only. */
-const stateOf = (ctx: GatewayContext, m: ModelSource): ModelState | null => ('status' in m ? m : (ctx.registry.state(m.id) ?? null));
+const stateOf = (ctx: GatewayContext, m: ModelParent): ModelState | null => ('status' in m ? m : (ctx.registry.state(m.id) ?? null));
 
-export const ModelRef = builder.objectRef<ModelSource>('Model');
+export const ModelRef = builder.objectRef<ModelParent>('Model');
 
 export const ModelStatusEnum = builder.enumType('ModelStatus', {
   description: 'Where a configured model stands. Lens requests are answered only for READY models.',
@@ -57,7 +57,7 @@ ModelLoadErrorRef.implement({
 
 /** A field of the model's info: known once the checkpoint is read, so null for a model that failed before. */
 function infoField<K extends keyof ModelInfo>(key: K) {
-  return (m: ModelSource) => (infoOf(m)?.[key] ?? null) as ModelInfo[K] | null;
+  return (m: ModelParent) => (infoOf(m)?.[key] ?? null) as ModelInfo[K] | null;
 }
 
 ModelRef.implement({
@@ -134,9 +134,10 @@ export function requireModel(ctx: GatewayContext, id: string) {
   throw gatewayError('MODEL_NOT_FOUND', `No model "${id}" is served here (available: ${known.join(', ') || 'none'})`);
 }
 
-/** A token's display text for a vocabulary id predicted at `position`. */
-export function vocabToken(ctx: GatewayContext, modelId: string, id: number, position: number): Token {
-  return { position, id, text: requireModel(ctx, modelId).model.decode(id) };
+/** Decodes vocabulary ids with the tokenizer of a served model. */
+export function decoder(ctx: GatewayContext, modelId: string): (id: number) => string {
+  const model = requireModel(ctx, modelId).model;
+  return (id) => model.decode(id);
 }
 
 builder.queryFields((t) => ({

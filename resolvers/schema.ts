@@ -4,6 +4,13 @@ import { builder } from './builder.js';
 import './model.js';
 import './prompt.js';
 import './lens-input.js';
+import './token-prob.js';
+import './lens-cell.js';
+import './tracked-position.js';
+import './lens-stats.js';
+import './lens-timings.js';
+import './lens-attention.js';
+import './widget-format.js';
 import './lens-result.js';
 import './lens-events.js';
 

@@ -315,10 +315,12 @@ function promptsOf(model: LensModel, n: number, count: number): string[] {
 async function viaGateway(model: LensModel, prompts: string[], reps: number): Promise<Array<{ mode: string; medianMs: number }>> {
   const { buildApp } = await import('../../src/server/app.js');
   const { ModelRegistry } = await import('../../src/server/models.js');
+  const { MemoryResultStore } = await import('../../src/server/result-store.js');
+  const { gatewayApi } = await import('../../resolvers/index.js');
   const registry = new ModelRegistry();
   registry.add(model);
   registry.markReady();
-  const app = buildApp({ registry, port: 0, host: '127.0.0.1', logging: false });
+  const app = buildApp({ registry, api: gatewayApi({ registry, store: new MemoryResultStore() }), port: 0, host: '127.0.0.1', logging: false });
   const { url } = await app.start();
   const queries = {
     'mode 1 via HTTP': 'query($input: LensInput!) { lens(input: $input) { tokens { id } layers topIndices topProbs } }',

@@ -1,4 +1,4 @@
-import { LensError } from '../lens/types.js';
+import { LensError } from '../errors.js';
 import type { RawConfig, RotarySpec } from './spec.js';
 
 /** First present key among `keys` (HF renames keys between families and versions). */

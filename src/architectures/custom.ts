@@ -1,7 +1,7 @@
 // Registering a re-packaged checkpoint without touching lensgate's source: name a built-in (or
 // previously registered) family that computes the same thing, and say where this checkpoint keeps
 // its modules — the seed's MODEL_CONFIGS idea (`layers`, `norm`, `lm_head` string paths).
-import { LensError } from '../lens/types.js';
+import { LensError } from '../errors.js';
 import { architecture, registerArchitecture } from './registry.js';
 import type { ArchitectureSpec, LayoutPaths, ModelPlan, RawConfig } from './spec.js';
 

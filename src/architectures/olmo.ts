@@ -1,4 +1,4 @@
-import { LensError } from '../lens/types.js';
+import { LensError } from '../errors.js';
 import { activation, bool, num, optNum, rotary, str } from './config.js';
 import { llamaPlan } from './llama.js';
 import type { ArchitectureSpec, BlockSpec, Linear, ModelPlan, NormSpec, RawConfig } from './spec.js';

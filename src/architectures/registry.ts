@@ -1,4 +1,4 @@
-import { LensError } from '../lens/types.js';
+import { LensError } from '../errors.js';
 import { gemma, gemma2 } from './gemma.js';
 import { gptNeox } from './gpt-neox.js';
 import { gpt2 } from './gpt2.js';

@@ -1,6 +1,8 @@
 // What a model family computes, as data. The graph builder reads these; family files fill them in.
 
-export type RawConfig = Record<string, unknown>;
+import type { RawConfig } from '../checkpoint/hf-dir.js';
+
+export type { RawConfig };
 
 export interface NormSpec {
   kind: 'layernorm' | 'rmsnorm' | 'layernorm_noparam';

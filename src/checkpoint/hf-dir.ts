@@ -1,8 +1,10 @@
 import { existsSync, readdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { basename, dirname, join, relative, sep } from 'node:path';
-import { LensError } from '../lens/types.js';
-import type { RawConfig } from '../architectures/spec.js';
+import { LensError } from '../errors.js';
 import { readSafetensorsHeader, type StTensor } from './safetensors.js';
+
+/** config.json as read; the family files interpret it. */
+export type RawConfig = Record<string, unknown>;
 
 export interface Checkpoint {
   /** Real path of the model directory. */

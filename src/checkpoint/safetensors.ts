@@ -1,5 +1,5 @@
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
-import { LensError } from '../lens/types.js';
+import { LensError } from '../errors.js';
 
 export type StDtype = 'F32' | 'F16' | 'BF16' | 'F64' | 'I64' | 'I32' | 'I8' | 'U8' | 'BOOL' | 'I16' | 'U16';
 

@@ -1,5 +1,5 @@
 import { Tokenizer } from '@huggingface/tokenizers';
-import { LensError } from '../lens/types.js';
+import { LensError } from '../errors.js';
 
 export interface TextTokenizer {
   /** Ids the model sees, special tokens added by the post-processor included. */

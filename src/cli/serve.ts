@@ -11,6 +11,8 @@ import { openModel } from '../lens/index.js';
 import type { Device } from '../lens/types.js';
 import { buildApp } from '../server/app.js';
 import { ModelRegistry, type ModelSpec } from '../server/models.js';
+import { MemoryResultStore } from '../server/result-store.js';
+import { gatewayApi } from '../../resolvers/index.js';
 import { loadTrustedDocuments } from '../server/trusted-documents.js';
 import { loadReporter } from './progress.js';
 
@@ -87,6 +89,7 @@ async function main(): Promise<void> {
     : undefined;
   const app = buildApp({
     registry,
+    api: gatewayApi({ registry, store: new MemoryResultStore() }),
     trustedDocuments,
     // GraphiQL sends arbitrary documents: pointless when only trusted ones run.
     graphiql: values['trusted-only'] ? false : undefined,

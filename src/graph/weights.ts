@@ -1,7 +1,7 @@
 import type { Checkpoint } from '../checkpoint/hf-dir.js';
 import { dataLocation } from '../checkpoint/hf-dir.js';
 import type { StTensor } from '../checkpoint/safetensors.js';
-import { LensError } from '../lens/types.js';
+import { LensError } from '../errors.js';
 import type { ComputeType, ElemType, GraphBuilder } from './onnx-builder.js';
 
 const ELEM_OF: Record<string, ElemType> = { F32: 'float', F16: 'float16', BF16: 'bfloat16' };

@@ -2,6 +2,7 @@ import { OnnxLensModel } from './engine.js';
 import type { LensModel, OpenOptions } from './types.js';
 
 export * from './types.js';
+export * from './widget.js';
 export { registerArchitecture, supportedFamilies } from '../architectures/registry.js';
 export type { ArchitectureSpec, LayoutPaths, ModelPlan, RawConfig } from '../architectures/spec.js';
 export { defineLayout, type LayoutOptions, registerLayout } from '../architectures/custom.js';

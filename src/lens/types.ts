@@ -1,6 +1,10 @@
 // Public contract of the lens core. The GraphQL layer, the CLI and the tests build on these shapes.
 
-export type Device = 'auto' | 'cpu' | 'cuda';
+import type { LensError } from '../errors.js';
+import type { Device } from '../runtime/sessions.js';
+
+export { LensError, type LensErrorCode } from '../errors.js';
+export type { Device };
 
 /** Where in a block the residual stream is read. */
 export type LensPoint = 'BLOCK_OUTPUT' | 'ATTENTION_OUTPUT';
@@ -80,40 +84,23 @@ export interface LensTimings {
   batchSize: number;
 }
 
-export interface LensResult {
+/** The reduction of one read point over the requested layers. */
+export interface LensReadout {
+  topIndices: number[][][]; // [layerIndex][position][k]
+  topProbs: number[][][];
+  tracked: TrackedPosition[] | null;
+  stats: CellStats | null;
+}
+
+export interface LensResult extends LensReadout {
   model: ModelInfo;
   tokens: Token[];
   layers: number[];
   point: LensPoint;
   topK: number;
-  topIndices: number[][][]; // [layerIndex][position][k]
-  topProbs: number[][][];
-  tracked: TrackedPosition[] | null;
-  stats: CellStats | null;
   /** Present when points included ATTENTION_OUTPUT: the same reduction after each block's attention. */
-  attention: { topIndices: number[][][]; topProbs: number[][][]; tracked: TrackedPosition[] | null; stats: CellStats | null } | null;
+  attention: LensReadout | null;
   timings: LensTimings;
-}
-
-export type LensErrorCode =
-  | 'BAD_USER_INPUT'
-  | 'PROMPT_TOO_LONG'
-  | 'CANCELLED'
-  | 'OVERLOADED'
-  | 'MODEL_NOT_FOUND'
-  | 'UNKNOWN_MODEL_TYPE'
-  | 'CHECKPOINT_INVALID'
-  | 'DEVICE_UNAVAILABLE'
-  | 'INTERNAL';
-
-export class LensError extends Error {
-  constructor(
-    readonly code: LensErrorCode,
-    message: string,
-  ) {
-    super(message);
-    this.name = 'LensError';
-  }
 }
 
 export interface LensRequest {

@@ -3,9 +3,12 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import ort from 'onnxruntime-node';
 import { GraphBuilder } from '../graph/onnx-builder.js';
-import { type Device, LensError } from '../lens/types.js';
+import { LensError } from '../errors.js';
 
 ort.env.logLevel = 'error';
+
+/** What an operator asks for; `auto` takes CUDA when it loads, else the CPU. */
+export type Device = 'auto' | 'cpu' | 'cuda';
 
 export type Provider = 'cpu' | 'cuda';
 

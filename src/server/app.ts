@@ -6,30 +6,33 @@ import type { AddressInfo } from 'node:net';
 import { EnvelopArmorPlugin } from '@escape.tech/graphql-armor';
 import type { GraphQLArmorConfig } from '@escape.tech/graphql-armor-types';
 import { useDeferStream } from '@graphql-yoga/plugin-defer-stream';
-import { GraphQLError } from 'graphql';
+import { GraphQLError, type GraphQLSchema } from 'graphql';
 import { createYoga, maskError, useReadinessCheck, type Plugin, type YogaServerOptions } from 'graphql-yoga';
-import { createContext, DEFAULT_LIMITS, type GatewayContext, type GatewayLimits } from '../../resolvers/context.js';
 import { toGraphQLError } from '../../resolvers/errors.js';
-import { schema } from '../../resolvers/schema.js';
-import { LensError } from '../lens/types.js';
+import { LensError } from '../errors.js';
 import { DEFAULT_ARMOR } from './armor.js';
 import { withBodyLimit } from './body-limit.js';
 import type { ModelRegistry } from './models.js';
 import { readiness } from './readiness.js';
-import { MemoryResultStore, type ResultStore } from './result-store.js';
 import { attachGraphQLWs } from './ws.js';
 import { useCompression } from './compression.js';
 import { useLensMetrics } from './metrics.js';
 import { useTrustedDocuments, type TrustedDocumentsOptions } from './trusted-documents.js';
-import { serveViewer } from '../viewer/serve.js';
+import { serveViewer } from './viewer.js';
+
+/** The GraphQL API the server carries (resolvers/index.ts's gatewayApi() in production). */
+export interface GraphQLApi {
+  schema: GraphQLSchema;
+  /** Built per HTTP request and per graphql-ws subscription; `signal` aborts when the client goes away. */
+  context(signal?: AbortSignal): object;
+}
 
 export interface AppOptions {
   registry: ModelRegistry;
-  store?: ResultStore;
+  api: GraphQLApi;
   /** 0 picks a free port. Default: PORT env or 4000. */
   port?: number;
   host?: string;
-  limits?: Partial<GatewayLimits>;
   /** Largest accepted request body; default 64 KiB (lens inputs are small). */
   bodyLimitBytes?: number;
   /** yoga CORS options; false turns CORS headers off. Default: any origin, no credentials. */
@@ -73,13 +76,9 @@ function maskGatewayError(error: unknown, message: string, isDev?: boolean): Err
 }
 
 export function buildApp(options: AppOptions): App {
-  const services = {
-    registry: options.registry,
-    store: options.store ?? new MemoryResultStore(),
-    limits: { ...DEFAULT_LIMITS, ...options.limits },
-  };
-  const yoga = createYoga<object, GatewayContext>({
-    schema,
+  const { registry, api } = options;
+  const yoga = createYoga<object, object>({
+    schema: api.schema,
     graphqlEndpoint: '/graphql',
     healthCheckEndpoint: '/health',
     landingPage: false,
@@ -89,18 +88,18 @@ export function buildApp(options: AppOptions): App {
     maskedErrors: { maskError: maskGatewayError },
     context: (initial) => {
       const request = (initial as { request?: Request }).request;
-      return createContext(services, request?.signal);
+      return api.context(request?.signal);
     },
     plugins: [
       EnvelopArmorPlugin({ ...DEFAULT_ARMOR, ...options.armor }),
       useDeferStream(),
       useReadinessCheck({
         endpoint: '/ready',
-        check: ({ request }) => readiness(services.registry, request),
+        check: ({ request }) => readiness(registry, request),
       }),
       ...(options.trustedDocuments ? [useTrustedDocuments(options.trustedDocuments)] : []),
       ...(options.compression === false ? [] : [useCompression()]),
-      ...(options.metrics === false ? [] : [useLensMetrics(services.registry)]),
+      ...(options.metrics === false ? [] : [useLensMetrics(registry)]),
       ...(options.plugins ?? []),
     ],
   });
@@ -128,7 +127,7 @@ export function buildApp(options: AppOptions): App {
       // Order matters: cancel the work first so streams end with CANCELLED, then tell ws clients
       // (1001), then close HTTP. SSE responses are open connections: close them after a grace period.
       stopping ??= (async () => {
-        services.registry.cancelAll();
+        registry.cancelAll();
         await ws.dispose();
         await yoga.dispose();
         await new Promise<void>((resolve) => {

@@ -3,8 +3,12 @@
 // model that fails to load is reported (Model.status, /ready?model=id) without stopping the rest.
 
 import { realpathSync } from 'node:fs';
-import { ModelScheduler, type SchedulerOptions } from '../runtime/scheduler.js';
-import { LensError, type ComputeDtype, type Device, type LensErrorCode, type LensModel, type LoadProgress, type ModelInfo } from '../lens/types.js';
+import { LensError, type LensErrorCode } from '../errors.js';
+import { ModelScheduler, type SchedulerOptions } from './scheduler.js';
+import type { ComputeDtype, Device, LensModel, LoadProgress } from '../lens/types.js';
+import type { ModelLoadError, ModelSource, ModelState, ModelStatus } from '../../resolvers/services.js';
+
+export type { ModelLoadError, ModelState, ModelStatus };
 
 export interface ModelSpec {
   id: string;
@@ -31,29 +35,6 @@ export type ModelOpener = (
   },
 ) => Promise<LensModel>;
 
-export type ModelStatus = 'LOADING' | 'READY' | 'FAILED';
-
-/** Why a model failed to load, fit for clients: the code, and the message without server paths. */
-export interface ModelLoadError {
-  code: LensErrorCode;
-  message: string;
-}
-
-export interface ModelState {
-  readonly id: string;
-  readonly status: ModelStatus;
-  /** Known once the model's graphs are built (early in LOADING); null if it failed before that. */
-  readonly info: ModelInfo | null;
-  readonly layersBuilt: number;
-  readonly layersTotal: number | null;
-  readonly bytesMapped: number;
-  readonly bytesTotal: number | null;
-  readonly error: ModelLoadError | null;
-  /** Epoch ms. */
-  readonly startedAt: number;
-  readonly finishedAt: number | null;
-}
-
 export type ModelStateListener = (state: ModelState) => void;
 
 /** Replaces the operator's directories (and any other absolute path) in a load error's message. */
@@ -65,7 +46,7 @@ export function publicLoadError(err: unknown, dirs: string[]): ModelLoadError {
   return { code, message };
 }
 
-export class ModelRegistry {
+export class ModelRegistry implements ModelSource {
   private readonly served = new Map<string, ServedModel>();
   private readonly states = new Map<string, ModelState>();
   private readonly listeners = new Set<ModelStateListener>();

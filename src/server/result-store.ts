@@ -1,20 +1,9 @@
 // Where computed lens results live so they can be fetched again by id. In memory for now; the
-// interface is async so a shared store (PostgreSQL, Redis) can replace it for several replicas.
+// interface (resolvers/services.ts) is async so a shared store can replace it for several replicas.
 
-import type { LensResult } from '../lens/types.js';
+import type { ResultStore, StoredResult } from '../../resolvers/services.js';
 
-export interface StoredResult {
-  id: string;
-  modelId: string;
-  prompt: string;
-  createdAt: Date;
-  result: LensResult;
-}
-
-export interface ResultStore {
-  put(record: StoredResult): Promise<void>;
-  get(id: string): Promise<StoredResult | null>;
-}
+export type { ResultStore, StoredResult };
 
 /** Bounded, least-recently-stored eviction so a long-running server does not grow without limit. */
 export class MemoryResultStore implements ResultStore {

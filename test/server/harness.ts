@@ -8,8 +8,10 @@ import { createClient as createSseClient, type Client as SseClient } from 'graph
 import WebSocket from 'ws';
 import { buildApp, type AppOptions } from '../../src/server/app.js';
 import { ModelRegistry } from '../../src/server/models.js';
+import { MemoryResultStore } from '../../src/server/result-store.js';
+import { gatewayApi, type GatewayLimits } from '../../resolvers/index.js';
 import type { LensModel } from '../../src/lens/types.js';
-import type { SchedulerOptions } from '../../src/runtime/scheduler.js';
+import type { SchedulerOptions } from '../../src/server/scheduler.js';
 
 export interface Gateway {
   url: string;
@@ -20,12 +22,14 @@ export interface Gateway {
 
 export async function startGateway(
   models: LensModel[],
-  options: Omit<AppOptions, 'registry'> & { scheduler?: SchedulerOptions } = {},
+  options: Omit<AppOptions, 'registry' | 'api'> & { scheduler?: SchedulerOptions; limits?: Partial<GatewayLimits> } = {},
 ): Promise<Gateway> {
-  const registry = new ModelRegistry(options.scheduler);
+  const { scheduler, limits, ...appOptions } = options;
+  const registry = new ModelRegistry(scheduler);
   for (const m of models) registry.add(m);
   registry.markReady();
-  const app = buildApp({ logging: false, ...options, registry, port: 0, host: '127.0.0.1' });
+  const api = gatewayApi({ registry, store: new MemoryResultStore(), limits });
+  const app = buildApp({ logging: false, ...appOptions, registry, api, port: 0, host: '127.0.0.1' });
   const { url } = await app.start();
   return { url, wsUrl: url.replace(/^http/, 'ws'), registry, stop: () => app.stop() };
 }

@@ -8,6 +8,8 @@ import { openModel } from '../../src/lens/index.js';
 import type { LensModel } from '../../src/lens/types.js';
 import { buildApp } from '../../src/server/app.js';
 import { ModelRegistry } from '../../src/server/models.js';
+import { MemoryResultStore } from '../../src/server/result-store.js';
+import { gatewayApi } from '../../resolvers/index.js';
 import { makeCheckpoint, RECIPES } from '../helpers/fixtures.js';
 import { collect, http, startGateway, wsClient, type Gateway } from './harness.js';
 import { openTinyGpt2 } from './models.js';
@@ -28,7 +30,7 @@ const origin = () => new URL(gw.url).origin;
 
 test('/ready is 503 while models load and 200 after; /health is 200 throughout', async () => {
   const registry = new ModelRegistry();
-  const app = buildApp({ registry, port: 0, host: '127.0.0.1', logging: false });
+  const app = buildApp({ registry, api: gatewayApi({ registry, store: new MemoryResultStore() }), port: 0, host: '127.0.0.1', logging: false });
   const { url } = await app.start();
   const base = new URL(url).origin;
   try {

@@ -10,6 +10,8 @@ import { openModel } from '../../src/lens/index.js';
 import type { LoadProgress } from '../../src/lens/types.js';
 import { buildApp, type App } from '../../src/server/app.js';
 import { ModelRegistry, type ModelOpener, type ModelState } from '../../src/server/models.js';
+import { MemoryResultStore } from '../../src/server/result-store.js';
+import { gatewayApi } from '../../resolvers/index.js';
 import { makeBrokenCheckpoint, makeCheckpoint, RECIPES } from '../helpers/fixtures.js';
 import { collect, http, wsClient } from './harness.js';
 
@@ -45,7 +47,7 @@ const held = gate('slow', 1);
 
 beforeAll(async () => {
   registry = new ModelRegistry();
-  app = buildApp({ registry, port: 0, host: '127.0.0.1', logging: false });
+  app = buildApp({ registry, api: gatewayApi({ registry, store: new MemoryResultStore() }), port: 0, host: '127.0.0.1', logging: false });
   ({ url } = await app.start());
   base = new URL(url).origin;
   loaded = registry.load(

@@ -5,7 +5,7 @@ import { print } from 'graphql';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { LensDocument } from '../../src/client/graphql.js';
 import { LensError, type LensModel, type LensResult } from '../../src/lens/types.js';
-import { ModelScheduler } from '../../src/runtime/scheduler.js';
+import { ModelScheduler } from '../../src/server/scheduler.js';
 import { http, instrument, startGateway } from './harness.js';
 import { openDeepGpt2, openTinyGpt2 } from './models.js';
 

@@ -1,7 +1,8 @@
-// The web viewer at `/`: a static page plus one script bundled from src/viewer/app.ts with esbuild
-// inside the server process. Bundling in-process (instead of a build step) means a clone that ran
-// `npm ci && npm start` always serves a bundle that matches its sources and generated client, and
-// the machine needs nothing from a CDN.
+// The web viewer at `/`: the static files of src/viewer/ plus one script bundled from
+// src/viewer/app.ts with esbuild inside the server process. The server reads those files, it does
+// not import them: the viewer sits above the server in the layer order. Bundling in-process
+// (instead of a build step) means a clone that ran `npm ci && npm start` always serves a bundle
+// that matches its sources and generated client, and the machine needs nothing from a CDN.
 
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -30,7 +31,7 @@ export async function bundleViewer(): Promise<string> {
   try {
     const { build } = await import('esbuild');
     const out = await build({
-      entryPoints: [here('./app.ts')],
+      entryPoints: [here('../viewer/app.ts')],
       bundle: true,
       write: false,
       format: 'esm',
@@ -77,9 +78,9 @@ const getScript = () => (script ??= bundleViewer().then((js) => asset(js, 'text/
 
 /** Answers GET/HEAD for the viewer's own paths and hands every other request to `next` untouched. */
 export function serveViewer(next: NodeHandler): NodeHandler {
-  const page = asset(readFileSync(here('./index.html')), 'text/html; charset=utf-8');
-  const css = asset(readFileSync(here('./viewer.css')), 'text/css; charset=utf-8');
-  const icon = asset(readFileSync(here('./favicon.svg')), 'image/svg+xml');
+  const page = asset(readFileSync(here('../viewer/index.html')), 'text/html; charset=utf-8');
+  const css = asset(readFileSync(here('../viewer/viewer.css')), 'text/css; charset=utf-8');
+  const icon = asset(readFileSync(here('../viewer/favicon.svg')), 'image/svg+xml');
 
   return (req, res) => {
     if (req.method !== 'GET' && req.method !== 'HEAD') return next(req, res);

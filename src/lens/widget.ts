@@ -3,7 +3,7 @@
 // layout its JS `normalizeData` expands V2 into. Probabilities are rounded to 5 decimals like the
 // Python side does.
 
-import type { LensResult } from '../src/lens/types.js';
+import type { LensResult } from './types.js';
 
 export type WidgetFormat = 'V1' | 'V2';
 

@@ -7,7 +7,8 @@
 // fails at once with OVERLOADED rather than waiting an unbounded time.
 
 import DataLoader from 'dataloader';
-import { LensError, type LensModel, type LensOptions, type LensResult } from '../lens/types.js';
+import { LensError } from '../errors.js';
+import type { LensModel, LensOptions, LensResult } from '../lens/types.js';
 
 export interface SchedulerOptions {
   /** Outstanding jobs (waiting + running) allowed before new ones get OVERLOADED. */

@@ -1,0 +1,22 @@
+// The GraphQL API as one value the server is given: the schema, and the per-operation context
+// built over the services the caller owns (cli/serve.ts wires them; so do tests and benchmarks).
+
+import type { GraphQLSchema } from 'graphql';
+import { createContext, type GatewayContext } from './context.js';
+import { schema } from './schema.js';
+import { DEFAULT_LIMITS, type GatewayLimits, type ModelSource, type ResultStore } from './services.js';
+
+export { schema };
+export type { GatewayContext } from './context.js';
+export * from './services.js';
+
+export interface GatewayApi {
+  schema: GraphQLSchema;
+  /** `signal` aborts when the client goes away. */
+  context(signal?: AbortSignal): GatewayContext;
+}
+
+export function gatewayApi(services: { registry: ModelSource; store: ResultStore; limits?: Partial<GatewayLimits> }): GatewayApi {
+  const resolved = { registry: services.registry, store: services.store, limits: { ...DEFAULT_LIMITS, ...services.limits } };
+  return { schema, context: (signal) => createContext(resolved, signal) };
+}

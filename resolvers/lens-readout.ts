@@ -1,0 +1,50 @@
+// The fields LensResult and LensAttention share: one read point's top-k, trajectories and stats.
+// Defined once here; each type adds its own descriptions (the schema documents LensResult's).
+
+import type { LensReadout } from '../src/lens/types.js';
+import { builder } from './builder.js';
+import { LensStatsRef } from './lens-stats.js';
+import { TrackedPositionRef } from './tracked-position.js';
+
+type Types = typeof builder extends PothosSchemaTypes.SchemaBuilder<infer T> ? T : never;
+
+export interface ReadoutOf {
+  modelId: string;
+  readout: LensReadout;
+}
+
+export type ReadoutDescriptions = Partial<Record<keyof LensReadout, string>>;
+
+export function readoutFields<Parent>(
+  t: PothosSchemaTypes.ObjectFieldBuilder<Types, Parent>,
+  of: (parent: Parent) => ReadoutOf,
+  descriptions: ReadoutDescriptions = {},
+) {
+  return {
+    topIndices: t.field({
+      type: t.listRef(t.listRef(t.listRef('Int'))),
+      description: descriptions.topIndices,
+      resolve: (p) => of(p).readout.topIndices,
+    }),
+    topProbs: t.field({
+      type: t.listRef(t.listRef(t.listRef('Float'))),
+      description: descriptions.topProbs,
+      resolve: (p) => of(p).readout.topProbs,
+    }),
+    tracked: t.field({
+      type: [TrackedPositionRef],
+      nullable: true,
+      description: descriptions.tracked,
+      resolve: (p) => {
+        const { modelId, readout } = of(p);
+        return readout.tracked?.map((tracked) => ({ modelId, tracked })) ?? null;
+      },
+    }),
+    stats: t.field({
+      type: LensStatsRef,
+      nullable: true,
+      description: descriptions.stats,
+      resolve: (p) => of(p).readout.stats,
+    }),
+  };
+}
