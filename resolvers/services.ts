@@ -59,12 +59,27 @@ export interface StoredResult {
   prompt: string;
   createdAt: Date;
   result: LensResult;
+  /** Name of the API key that created it; null or absent when the server runs without keys. */
+  owner?: string | null;
+}
+
+export type EvictionReason = 'bytes' | 'count' | 'ttl' | 'too_large';
+
+export interface ResultStoreStats {
+  results: number;
+  bytes: number;
+  maxBytes: number;
+  /** Cumulative, by reason: over the byte budget, over the count cap, expired, larger than the whole budget. */
+  evictions: Record<EvictionReason, number>;
 }
 
 /** Computed results, fetched again by id. Async so a shared store can serve several replicas. */
 export interface ResultStore {
   put(record: StoredResult): Promise<void>;
+  /** null when unknown, expired or evicted. */
   get(id: string): Promise<StoredResult | null>;
+  /** Size and evictions for /metrics; optional so a store that cannot count cheaply may leave it out. */
+  stats?(): ResultStoreStats;
 }
 
 export interface GatewayLimits {

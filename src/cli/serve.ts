@@ -16,11 +16,13 @@ import { gatewayApi } from '../../resolvers/index.js';
 import { loadTrustedDocuments } from '../server/trusted-documents.js';
 import { loadReporter } from './progress.js';
 
+const CLIENT_DOCUMENTS = fileURLToPath(new URL('../client/persisted-documents.json', import.meta.url));
 const DEFAULT_MODEL_DIR = fileURLToPath(new URL('../../models/tiny-facts-gpt2', import.meta.url));
 
 const USAGE = `usage: npm start -- [--model id=./dir[@DEVICE[,DTYPE]] ...] [--port N] [--host H] [--device auto|cpu|cuda]
                  (per model: @auto|@cpu|@cuda, optionally ,float32|,float16 — e.g. llama=./Llama-3.1-8B@cuda,float16)
-                 [--cors-origin ORIGIN[,ORIGIN...]] [--max-queue N] [--batch-window-ms N]`;
+                 [--cors-origin ORIGIN[,ORIGIN...]] [--max-queue N] [--batch-window-ms N]
+                 [--store-max-mb N (default 256)] [--result-ttl-s N (default 3600)]`;
 
 function fail(message: string): never {
   console.error(`lensgate: ${message}\n${USAGE}`);
@@ -51,6 +53,8 @@ async function main(): Promise<void> {
       'cors-origin': { type: 'string' },
       'max-queue': { type: 'string' },
       'batch-window-ms': { type: 'string' },
+      'store-max-mb': { type: 'string' },
+      'result-ttl-s': { type: 'string' },
       'trusted-documents': { type: 'string' },
       'trusted-only': { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h' },
@@ -87,9 +91,25 @@ async function main(): Promise<void> {
   const trustedDocuments = values['trusted-documents']
     ? { documents: loadTrustedDocuments(values['trusted-documents']), allowArbitraryDocuments: !values['trusted-only'] }
     : undefined;
+  const positive = (flag: 'store-max-mb' | 'result-ttl-s'): number | undefined => {
+    const raw = values[flag];
+    if (raw === undefined) return undefined;
+    const n = Number(raw);
+    if (!Number.isFinite(n) || n <= 0) fail(`--${flag} must be a positive number (got ${raw})`);
+    return n;
+  };
+  const storeMb = positive('store-max-mb');
+  const ttlS = positive('result-ttl-s');
+  const store = new MemoryResultStore({
+    maxBytes: storeMb === undefined ? undefined : Math.round(storeMb * 2 ** 20),
+    ttlMs: ttlS === undefined ? undefined : ttlS * 1000,
+  });
   const app = buildApp({
     registry,
-    api: gatewayApi({ registry, store: new MemoryResultStore() }),
+    store,
+    api: gatewayApi({ registry, store }),
+    // The operations the bundled viewer and client send keep their names in /metrics.
+    knownDocuments: loadTrustedDocuments(CLIENT_DOCUMENTS).values(),
     trustedDocuments,
     // GraphiQL sends arbitrary documents: pointless when only trusted ones run.
     graphiql: values['trusted-only'] ? false : undefined,

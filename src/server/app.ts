@@ -11,12 +11,14 @@ import { createYoga, maskError, useReadinessCheck, type Plugin, type YogaServerO
 import { toGraphQLError } from '../../resolvers/errors.js';
 import { LensError } from '../errors.js';
 import { DEFAULT_ARMOR } from './armor.js';
+import { codedArmor, useErrorCodes } from './error-codes.js';
 import { withBodyLimit } from './body-limit.js';
 import type { ModelRegistry } from './models.js';
 import { readiness } from './readiness.js';
+import type { ResultStore } from './result-store.js';
 import { attachGraphQLWs } from './ws.js';
 import { useCompression } from './compression.js';
-import { useLensMetrics } from './metrics.js';
+import { operationNames, useLensMetrics } from './metrics.js';
 import { useTrustedDocuments, type TrustedDocumentsOptions } from './trusted-documents.js';
 import { serveViewer } from './viewer.js';
 
@@ -30,6 +32,8 @@ export interface GraphQLApi {
 export interface AppOptions {
   registry: ModelRegistry;
   api: GraphQLApi;
+  /** The store the api keeps results in, for its size and evictions in /metrics. */
+  store?: Pick<ResultStore, 'stats'>;
   /** 0 picks a free port. Default: PORT env or 4000. */
   port?: number;
   host?: string;
@@ -45,6 +49,8 @@ export interface AppOptions {
   compression?: boolean;
   /** Persisted operations (see trusted-documents.ts); enforced on HTTP and graphql-ws alike. */
   trustedDocuments?: TrustedDocumentsOptions;
+  /** Documents whose operation names label metrics (besides trusted documents); other names count as "other". */
+  knownDocuments?: Iterable<string>;
   /** Prometheus metrics at GET /metrics (default true). */
   metrics?: boolean;
   /** Extra yoga plugins. */
@@ -75,6 +81,11 @@ function maskGatewayError(error: unknown, message: string, isDev?: boolean): Err
   return masked;
 }
 
+/** Operation names allowed as metric labels: the clients' own documents and the trusted ones. */
+function knownOperations(options: AppOptions): Set<string> {
+  return operationNames([...(options.knownDocuments ?? []), ...(options.trustedDocuments?.documents.values() ?? [])]);
+}
+
 export function buildApp(options: AppOptions): App {
   const { registry, api } = options;
   const yoga = createYoga<object, object>({
@@ -91,7 +102,8 @@ export function buildApp(options: AppOptions): App {
       return api.context(request?.signal);
     },
     plugins: [
-      EnvelopArmorPlugin({ ...DEFAULT_ARMOR, ...options.armor }),
+      EnvelopArmorPlugin(codedArmor(DEFAULT_ARMOR, options.armor)),
+      useErrorCodes(),
       useDeferStream(),
       useReadinessCheck({
         endpoint: '/ready',
@@ -99,7 +111,7 @@ export function buildApp(options: AppOptions): App {
       }),
       ...(options.trustedDocuments ? [useTrustedDocuments(options.trustedDocuments)] : []),
       ...(options.compression === false ? [] : [useCompression()]),
-      ...(options.metrics === false ? [] : [useLensMetrics(registry)]),
+      ...(options.metrics === false ? [] : [useLensMetrics(registry, options.store, knownOperations(options))]),
       ...(options.plugins ?? []),
     ],
   });

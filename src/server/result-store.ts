@@ -1,30 +1,104 @@
-// Where computed lens results live so they can be fetched again by id. In memory for now; the
-// interface (resolvers/services.ts) is async so a shared store can replace it for several replicas.
+// Where computed lens results live so they can be fetched again by id. The ResultStore contract
+// (resolvers/services.ts) is async so a persistent or shared store (SQLite, Redis) can replace the
+// in-memory one; a result may vanish (budget, time-to-live), and `owner` is kept with it so the
+// resolver shows it only to the API key that created it.
 
-import type { ResultStore, StoredResult } from '../../resolvers/services.js';
+import type { EvictionReason, ResultStore, ResultStoreStats, StoredResult } from '../../resolvers/services.js';
+import { packedBytes, packResult, unpackResult, type PackedResult } from './packed-result.js';
 
-export type { ResultStore, StoredResult };
+export type { EvictionReason, ResultStore, ResultStoreStats, StoredResult };
 
-/** Bounded, least-recently-stored eviction so a long-running server does not grow without limit. */
+export interface MemoryStoreOptions {
+  /** Budget for all kept results, in bytes of their packed form (default 256 MiB). */
+  maxBytes?: number;
+  /** How long a result is kept after it was computed (default 1 h). */
+  ttlMs?: number;
+  /** Upper bound on the number of results, however small (default 10 000). */
+  maxResults?: number;
+  /** Clock, for tests. */
+  now?: () => number;
+}
+
+export const DEFAULT_STORE_BYTES = 256 * 2 ** 20;
+export const DEFAULT_RESULT_TTL_MS = 60 * 60 * 1000;
+
+interface Entry {
+  record: Omit<StoredResult, 'result'>;
+  packed: PackedResult;
+  bytes: number;
+  expiresAt: number;
+}
+
+/** Results packed into typed arrays; oldest evicted first when the byte or count budget is reached. */
 export class MemoryResultStore implements ResultStore {
-  private readonly records = new Map<string, StoredResult>();
+  private readonly entries = new Map<string, Entry>();
+  private bytes = 0;
+  private readonly evictions: Record<EvictionReason, number> = { bytes: 0, count: 0, ttl: 0, too_large: 0 };
+  readonly maxBytes: number;
+  readonly ttlMs: number;
+  readonly maxResults: number;
+  private readonly now: () => number;
 
-  constructor(private readonly capacity = 1000) {}
+  constructor(options: MemoryStoreOptions = {}) {
+    this.maxBytes = options.maxBytes ?? DEFAULT_STORE_BYTES;
+    this.ttlMs = options.ttlMs ?? DEFAULT_RESULT_TTL_MS;
+    this.maxResults = options.maxResults ?? 10_000;
+    this.now = options.now ?? Date.now;
+  }
 
-  async put(record: StoredResult): Promise<void> {
-    this.records.delete(record.id);
-    this.records.set(record.id, record);
-    while (this.records.size > this.capacity) {
-      const oldest = this.records.keys().next().value as string;
-      this.records.delete(oldest);
+  async put(stored: StoredResult): Promise<void> {
+    const { result, ...record } = stored;
+    const packed = packResult(result);
+    const bytes = packedBytes(packed, record.prompt);
+    this.remove(record.id);
+    this.sweep();
+    if (bytes > this.maxBytes) {
+      this.evictions.too_large++;
+      return;
+    }
+    this.entries.set(record.id, { record, packed, bytes, expiresAt: this.now() + this.ttlMs });
+    this.bytes += bytes;
+    // Map order is insertion order, so the first key is always the oldest result.
+    while (this.bytes > this.maxBytes || this.entries.size > this.maxResults) {
+      this.evictions[this.bytes > this.maxBytes ? 'bytes' : 'count']++;
+      this.remove(this.entries.keys().next().value as string);
     }
   }
 
   async get(id: string): Promise<StoredResult | null> {
-    return this.records.get(id) ?? null;
+    const entry = this.entries.get(id);
+    if (!entry) return null;
+    if (entry.expiresAt <= this.now()) {
+      this.remove(id);
+      this.evictions.ttl++;
+      return null;
+    }
+    return { ...entry.record, result: unpackResult(entry.packed) };
+  }
+
+  stats(): ResultStoreStats {
+    this.sweep();
+    return { results: this.entries.size, bytes: this.bytes, maxBytes: this.maxBytes, evictions: { ...this.evictions } };
   }
 
   get size(): number {
-    return this.records.size;
+    return this.entries.size;
+  }
+
+  /** Drops expired results from the front (all results share one TTL, so they expire in order). */
+  private sweep(): void {
+    const now = this.now();
+    for (const [id, entry] of this.entries) {
+      if (entry.expiresAt > now) break;
+      this.remove(id);
+      this.evictions.ttl++;
+    }
+  }
+
+  private remove(id: string): void {
+    const entry = this.entries.get(id);
+    if (!entry) return;
+    this.entries.delete(id);
+    this.bytes -= entry.bytes;
   }
 }

@@ -1,9 +1,10 @@
-// GraphQL over HTTP and over SSE ("distinct connections" mode) with nothing but fetch: a POST with
-// `Accept: text/event-stream` streams `event: next` / `event: complete`. No client library, so the
-// browser bundle stays a few kilobytes and works offline.
+// How the viewer talks to the gateway: plain fetch for queries (GraphQL over HTTP) and graphql-sse's
+// client for the layer-by-layer subscription (SSE, "distinct connections" mode). createViewer()
+// takes a Transport, so a test or an embedding page can hand it another one.
 
 import type { TypedDocumentNode } from '@graphql-typed-document-node/core';
 import { print } from 'graphql';
+import { createClient, NetworkError } from 'graphql-sse';
 
 export interface GqlError {
   message: string;
@@ -12,7 +13,7 @@ export interface GqlError {
 
 export interface GqlResult<R> {
   data?: R | null;
-  errors?: GqlError[];
+  errors?: readonly GqlError[];
 }
 
 /** A failed operation; `code` is the server's extensions.code (or a transport code of our own). */
@@ -31,21 +32,30 @@ export class GatewayError extends Error {
   }
 }
 
-const ENDPOINT = '/graphql';
+export interface Transport {
+  query<R, V>(doc: TypedDocumentNode<R, V>, variables: V, signal?: AbortSignal): Promise<R>;
+  /**
+   * Every result of a subscription, in order. Errors inside a result are yielded, not thrown, so the
+   * caller can tell a failed start from a failure after some layers arrived. Aborting `signal`
+   * closes the connection, which cancels the server's work between layers, and ends the iteration
+   * with an AbortError.
+   */
+  subscribe<R, V>(doc: TypedDocumentNode<R, V>, variables: V, signal: AbortSignal): AsyncIterable<GqlResult<R>>;
+}
 
 /**
  * The query text plus, when codegen persisted the document, its hash as an Apollo-style
  * `persistedQuery` extension: a server started with `--trusted-only` runs the hash and ignores the
  * text, any other server runs the text and ignores the extension, so one request suits both.
  */
-function body<V>(doc: TypedDocumentNode<unknown, V>, variables: V): string {
+function request<V>(doc: TypedDocumentNode<unknown, V>, variables: V) {
   const hash = (doc as { __meta__?: { hash?: string } }).__meta__?.hash;
   const extensions = hash ? { persistedQuery: { version: 1, sha256Hash: hash.replace(/^sha256:/, '') } } : undefined;
-  return JSON.stringify({ query: print(doc), variables, extensions });
+  return { query: print(doc), variables: variables as Record<string, unknown>, extensions };
 }
 
+/** A non-2xx answer: the gateway sends GraphQL errors as JSON even then; anything else is transport. */
 async function httpFailure(res: Response): Promise<GatewayError> {
-  // The gateway answers GraphQL errors as JSON even on 4xx; anything else is a transport problem.
   const text = await res.text().catch(() => '');
   try {
     const parsed = JSON.parse(text) as GqlResult<unknown>;
@@ -56,75 +66,80 @@ async function httpFailure(res: Response): Promise<GatewayError> {
   return new GatewayError(`HTTP_${res.status}`, text.slice(0, 300) || res.statusText);
 }
 
-export async function query<R, V>(doc: TypedDocumentNode<R, V>, variables: V, signal?: AbortSignal): Promise<R> {
-  const res = await post(doc, variables, 'application/graphql-response+json, application/json', signal);
-  if (!res.ok && !(res.headers.get('content-type') ?? '').includes('json')) throw await httpFailure(res);
-  const result = (await res.json()) as GqlResult<R>;
-  if (result.errors?.length) throw GatewayError.from(result.errors);
-  if (!result.data) throw new GatewayError('NO_DATA', 'The server returned no data');
-  return result.data;
+function isAbort(err: unknown): boolean {
+  return err instanceof DOMException && err.name === 'AbortError';
 }
 
-/** POSTs one operation; a failure to connect becomes a NETWORK error (an abort stays an abort). */
-async function post<R, V>(doc: TypedDocumentNode<R, V>, variables: V, accept: string, signal?: AbortSignal): Promise<Response> {
-  try {
-    return await fetch(ENDPOINT, { method: 'POST', headers: { 'content-type': 'application/json', accept }, body: body(doc, variables), signal });
-  } catch (err) {
-    throw networkError(err);
-  }
-}
-
-function networkError(err: unknown): Error {
-  if (err instanceof DOMException && err.name === 'AbortError') return err;
+function networkError(err: unknown): GatewayError {
   return new GatewayError('NETWORK', `Could not reach the gateway: ${err instanceof Error ? err.message : String(err)}`);
 }
 
-/**
- * Every result of a subscription, in order. Errors inside a result are yielded, not thrown, so the
- * caller can tell a failed start from a failure after some layers arrived. Aborting `signal` closes
- * the connection, which cancels the server's work between layers.
- */
-export async function* subscribe<R, V>(
-  doc: TypedDocumentNode<R, V>,
-  variables: V,
-  signal: AbortSignal,
-): AsyncGenerator<GqlResult<R>> {
-  const res = await post(doc, variables, 'text/event-stream', signal);
-  const type = res.headers.get('content-type') ?? '';
-  if (!type.includes('text/event-stream') || !res.body) {
-    // Rejected before a stream opened (e.g. a parse error or a 4xx): one JSON result.
-    if (!type.includes('json')) throw await httpFailure(res);
-    yield (await res.json()) as GqlResult<R>;
-    return;
-  }
-  const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
-  let buffer = '';
-  try {
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) return;
-      buffer = (buffer + value).replace(/\r\n?/g, '\n');
-      let end: number;
-      while ((end = buffer.indexOf('\n\n')) >= 0) {
-        const block = buffer.slice(0, end);
-        buffer = buffer.slice(end + 2);
-        let event = 'message';
-        const data: string[] = [];
-        for (const line of block.split('\n')) {
-          if (line.startsWith(':')) continue; // keep-alive comment
-          const colon = line.indexOf(':');
-          const field = colon < 0 ? line : line.slice(0, colon);
-          const val = colon < 0 ? '' : line.slice(colon + 1).replace(/^ /, '');
-          if (field === 'event') event = val;
-          else if (field === 'data') data.push(val);
-        }
-        if (event === 'complete') return;
-        if (event === 'next' && data.length) yield JSON.parse(data.join('\n')) as GqlResult<R>;
-      }
+export function httpTransport(endpoint = '/graphql'): Transport {
+  const sse = createClient({ url: endpoint, singleConnection: false, retryAttempts: 0 });
+
+  async function query<R, V>(doc: TypedDocumentNode<R, V>, variables: V, signal?: AbortSignal): Promise<R> {
+    let res: Response;
+    try {
+      res = await fetch(endpoint, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', accept: 'application/graphql-response+json, application/json' },
+        body: JSON.stringify(request(doc, variables)),
+        signal,
+      });
+    } catch (err) {
+      throw isAbort(err) ? err : networkError(err);
     }
-  } catch (err) {
-    throw networkError(err);
-  } finally {
-    reader.cancel().catch(() => undefined);
+    if (!res.ok && !(res.headers.get('content-type') ?? '').includes('json')) throw await httpFailure(res);
+    const result = (await res.json()) as GqlResult<R>;
+    if (result.errors?.length) throw GatewayError.from(result.errors);
+    if (!result.data) throw new GatewayError('NO_DATA', 'The server returned no data');
+    return result.data;
   }
+
+  async function* subscribe<R, V>(doc: TypedDocumentNode<R, V>, variables: V, signal: AbortSignal): AsyncGenerator<GqlResult<R>> {
+    const queue: Array<GqlResult<R>> = [];
+    let done = false;
+    let failure: unknown = null;
+    let wake = () => {};
+    const dispose = sse.subscribe<R>(request(doc, variables), {
+      next: (value) => {
+        queue.push(value as GqlResult<R>);
+        wake();
+      },
+      error: (err) => {
+        failure = err;
+        done = true;
+        wake();
+      },
+      complete: () => {
+        done = true;
+        wake();
+      },
+    });
+    const onAbort = () => {
+      failure = new DOMException('The subscription was stopped', 'AbortError');
+      done = true;
+      wake();
+    };
+    if (signal.aborted) onAbort();
+    else signal.addEventListener('abort', onAbort, { once: true });
+    try {
+      for (;;) {
+        while (queue.length && !signal.aborted) yield queue.shift()!;
+        if (done) break;
+        await new Promise<void>((resolve) => (wake = resolve));
+      }
+      if (failure) throw failure;
+    } catch (err) {
+      if (isAbort(err)) throw err;
+      // Rejected before a stream opened (a 4xx with GraphQL errors) or the connection failed.
+      if (err instanceof NetworkError && err.response) throw await httpFailure(err.response as Response);
+      throw err instanceof GatewayError ? err : networkError(err);
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+      dispose();
+    }
+  }
+
+  return { query, subscribe };
 }

@@ -11,6 +11,7 @@ import { ModelRegistry } from '../../src/server/models.js';
 import { MemoryResultStore } from '../../src/server/result-store.js';
 import { gatewayApi, type GatewayLimits } from '../../resolvers/index.js';
 import type { LensModel } from '../../src/lens/types.js';
+import clientDocuments from '../../src/client/persisted-documents.json' with { type: 'json' };
 import type { SchedulerOptions } from '../../src/server/scheduler.js';
 
 export interface Gateway {
@@ -22,14 +23,14 @@ export interface Gateway {
 
 export async function startGateway(
   models: LensModel[],
-  options: Omit<AppOptions, 'registry' | 'api'> & { scheduler?: SchedulerOptions; limits?: Partial<GatewayLimits> } = {},
+  options: Omit<AppOptions, 'registry' | 'api' | 'store'> & { scheduler?: SchedulerOptions; limits?: Partial<GatewayLimits>; store?: MemoryResultStore } = {},
 ): Promise<Gateway> {
-  const { scheduler, limits, ...appOptions } = options;
+  const { scheduler, limits, store = new MemoryResultStore(), ...appOptions } = options;
   const registry = new ModelRegistry(scheduler);
   for (const m of models) registry.add(m);
   registry.markReady();
-  const api = gatewayApi({ registry, store: new MemoryResultStore(), limits });
-  const app = buildApp({ logging: false, ...appOptions, registry, api, port: 0, host: '127.0.0.1' });
+  const api = gatewayApi({ registry, store, limits });
+  const app = buildApp({ logging: false, knownDocuments: Object.values(clientDocuments as Record<string, string>), ...appOptions, registry, api, store, port: 0, host: '127.0.0.1' });
   const { url } = await app.start();
   return { url, wsUrl: url.replace(/^http/, 'ws'), registry, stop: () => app.stop() };
 }

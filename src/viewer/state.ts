@@ -1,0 +1,244 @@
+// The viewer's state and every decision about it, without the DOM: what a run is, how streamed
+// layers and the completed result update it, pins and their trajectories, colour scales, the lens
+// input a form produces. The view modules draw this; test/viewer/state.test.ts checks it in Node.
+
+import type { LensInput, LensPoint, ModelsQuery, ViewerLensSubscription } from '../client/graphql.js';
+import type { Series } from './chart.js';
+import { makeScale, type ColorMode, type Scale } from './colors.js';
+import { ms, quoted } from './format.js';
+import { GatewayError } from './transport.js';
+
+export type Model = ModelsQuery['models'][number];
+export type LensEvent = ViewerLensSubscription['lensLayers'];
+export type Started = Extract<LensEvent, { __typename: 'LensStarted' }>;
+export type LayerEvent = Extract<LensEvent, { __typename: 'LayerResult' }>;
+export type Completed = Extract<LensEvent, { __typename: 'LensCompleted' }>['result'];
+export type Token = Started['tokens'][number];
+
+export interface Pred {
+  id: number;
+  text: string;
+  prob: number;
+}
+
+export interface Row {
+  layer: number;
+  /** Index of `layer` among the requested layers (how stats and trajectories are indexed). */
+  li: number;
+  point: LensPoint;
+  /** [position] top-k, filled when the layer arrives. */
+  preds: Pred[][] | null;
+}
+
+export interface Run {
+  input: LensInput;
+  tokens: Token[];
+  layers: number[];
+  points: LensPoint[];
+  /** Display order: last layer on top; inside a layer the attention read sits below the block output. */
+  rows: Row[];
+  received: number;
+  expected: number;
+  result: Completed | null;
+  t0: number;
+  tFirst: number | null;
+  tEnd: number | null;
+}
+
+export interface Pin {
+  position: number;
+  tokenId: number;
+  text: string;
+  color: string;
+}
+
+export type Phase = 'loading' | 'idle' | 'running' | 'done' | 'error' | 'stopped';
+
+/** What the form holds; also what the URL keeps. Text fields stay text until a run reads them. */
+export interface Settings {
+  model: string;
+  prompt: string;
+  topK: string;
+  layers: string;
+  track: boolean;
+  stats: boolean;
+  attn: boolean;
+  color: ColorMode;
+}
+
+export const PIN_COLORS = ['#d9480f', '#2557c7', '#2b8a3e', '#ae3ec9', '#e8590c', '#0c8599', '#c2255c', '#5c940d'];
+
+/** "0-3, 6, -1" → [0, 1, 2, 3, 6, numLayers-1]; negative numbers count from the end, as in Python. */
+export function parseLayers(text: string, numLayers: number): number[] | null {
+  const t = text.trim();
+  if (t === '' || t === 'all') return null;
+  const out: number[] = [];
+  for (const part of t.split(/[\s,]+/).filter(Boolean)) {
+    const range = /^(\d+)\s*(?:-|\.\.|:)\s*(\d+)$/.exec(part);
+    if (range) {
+      const a = Number(range[1]);
+      const b = Number(range[2]);
+      for (let l = Math.min(a, b); l <= Math.max(a, b); l++) out.push(l);
+    } else if (/^-?\d+$/.test(part)) {
+      const n = Number(part);
+      out.push(n < 0 ? numLayers + n : n);
+    } else {
+      throw new GatewayError('BAD_USER_INPUT', `layers: cannot read "${part}" (use e.g. "0-3, 6, -1")`);
+    }
+  }
+  return out;
+}
+
+/** The lens input the settings ask for; range checks are the server's (its errors carry codes). */
+export function lensInput(settings: Settings, model: Model | undefined): LensInput {
+  if (!model) throw new GatewayError('MODEL_NOT_FOUND', 'No model is selected');
+  const topK = Number(settings.topK);
+  if (settings.topK.trim() === '' || !Number.isInteger(topK)) {
+    throw new GatewayError('BAD_USER_INPUT', `top-k must be a whole number, got "${settings.topK}"`);
+  }
+  const points: LensPoint[] = settings.attn ? ['BLOCK_OUTPUT', 'ATTENTION_OUTPUT'] : ['BLOCK_OUTPUT'];
+  return {
+    model: model.id,
+    prompt: settings.prompt,
+    topK,
+    layers: parseLayers(settings.layers, model.numLayers ?? 0),
+    trackAcrossLayers: settings.track,
+    stats: settings.stats,
+    points,
+  };
+}
+
+/** A run as LensStarted describes it, every cell still pending. */
+export function startRun(input: LensInput, ev: Started, t0: number): Run {
+  const layersDesc = ev.layers.map((layer, li) => ({ layer, li })).sort((a, b) => b.layer - a.layer);
+  const rows: Row[] = [];
+  for (const { layer, li } of layersDesc) {
+    for (const point of ['BLOCK_OUTPUT', 'ATTENTION_OUTPUT'] as const) {
+      if (ev.points.includes(point)) rows.push({ layer, li, point, preds: null });
+    }
+  }
+  return { input, tokens: ev.tokens, layers: ev.layers, points: ev.points, rows, received: 0, expected: rows.length, result: null, t0, tFirst: null, tEnd: null };
+}
+
+/** Pins survive a new run only when it reads the same tokens (positions mean the same thing). */
+export function sameTokens(a: Run | null, b: Run): boolean {
+  return a != null && a.tokens.length === b.tokens.length && a.tokens.every((t, i) => t.id === b.tokens[i].id);
+}
+
+/** Stores one streamed layer; returns the index of the row it filled (-1 when it is not in the run). */
+export function applyLayer(run: Run, ev: LayerEvent, now: number): number {
+  const ri = run.rows.findIndex((x) => x.layer === ev.layer && x.point === ev.point);
+  if (ri < 0) return -1;
+  run.tFirst ??= now;
+  const preds: Pred[][] = [];
+  for (const cell of ev.cells) preds[cell.position] = cell.topk;
+  run.rows[ri].preds = preds;
+  run.received++;
+  return ri;
+}
+
+export function applyCompleted(run: Run, result: Completed, now: number): void {
+  run.result = result;
+  run.tEnd = now;
+}
+
+/** The stats of the read a row shows: block output, or the read right after attention. */
+export function rowStats(run: Run, row: Row) {
+  return row.point === 'BLOCK_OUTPUT' ? run.result?.stats : run.result?.attention?.stats;
+}
+
+export function statValue(run: Run, row: Row, p: number, mode: ColorMode): number | null {
+  const s = rowStats(run, row);
+  if (!s) return null;
+  if (mode === 'entropy') return s.entropy[row.li][p];
+  if (mode === 'kl') return s.klToFinal[row.li][p];
+  if (mode === 'rank') return s.finalTop1Rank[row.li][p];
+  return null;
+}
+
+/** The mode the cells can actually show now: stat modes need stats, which come with the last event. */
+export function effectiveMode(run: Run | null, wanted: ColorMode): ColorMode {
+  if (wanted === 'prob' || !run?.result?.stats) return 'prob';
+  return wanted;
+}
+
+export function colorScale(run: Run | null, wanted: ColorMode): Scale {
+  const mode = effectiveMode(run, wanted);
+  let max = 0;
+  if (run && mode !== 'prob') {
+    for (const row of run.rows) {
+      for (let p = 0; p < run.tokens.length; p++) max = Math.max(max, statValue(run, row, p, mode) ?? 0);
+    }
+  }
+  return makeScale(mode, max);
+}
+
+/** The value a cell is coloured by under `scale`; null when it has none (a stat not computed). */
+export function cellValue(run: Run, row: Row, p: number, scale: Scale): number | null {
+  const preds = row.preds?.[p];
+  if (!preds) return null;
+  return scale.mode === 'prob' ? preds[0].prob : statValue(run, row, p, scale.mode);
+}
+
+/** Adds the pin, or removes it when that (position, token) is pinned already; colours are reused. */
+export function togglePin(pins: Pin[], position: number, tokenId: number, text: string): Pin[] {
+  if (pins.some((p) => p.position === position && p.tokenId === tokenId)) {
+    return pins.filter((p) => !(p.position === position && p.tokenId === tokenId));
+  }
+  const used = new Set(pins.map((p) => p.color));
+  const color = PIN_COLORS.find((c) => !used.has(c)) ?? PIN_COLORS[pins.length % PIN_COLORS.length];
+  return [...pins, { position, tokenId, text, color }];
+}
+
+export function isPinned(pins: Pin[], position: number, tokenId: number): boolean {
+  return pins.some((pin) => pin.position === position && pin.tokenId === tokenId);
+}
+
+/**
+ * A pin's probabilities by layer: exact from `tracked` once the run completes with trajectories;
+ * until then (or without them) from the streamed top-k, with gaps where the token was not in it.
+ */
+export function pinSeries(run: Run, pin: Pin): Series {
+  const points: Series['points'] = [];
+  const exact = run.result?.tracked?.find((t) => t.position === pin.position);
+  const exactAttn = run.result?.attention?.tracked?.find((t) => t.position === pin.position);
+  const byKey = new Map(run.rows.map((row) => [`${row.point}/${row.layer}`, row]));
+  for (const [li, layer] of run.layers.entries()) {
+    for (const point of ['ATTENTION_OUTPUT', 'BLOCK_OUTPUT'] as const) {
+      const row = byKey.get(`${point}/${layer}`);
+      if (!row) continue;
+      const tracked = point === 'BLOCK_OUTPUT' ? exact : exactAttn;
+      let y: number | null = null;
+      const j = tracked?.tokenIds.indexOf(pin.tokenId) ?? -1;
+      if (tracked && j >= 0) y = tracked.probs[li][j];
+      else y = row.preds?.[pin.position]?.find((q) => q.id === pin.tokenId)?.prob ?? null;
+      points.push({ x: point === 'ATTENTION_OUTPUT' ? layer - 0.5 : layer, y, hollow: point === 'ATTENTION_OUTPUT' });
+    }
+  }
+  return { color: pin.color, label: `${quoted(pin.text)} @${pin.position}`, points };
+}
+
+/** The timings panel: client-side times, then the server's, as label/value pairs. */
+export function timingRows(run: Run, model: Model | undefined): Array<[string, string]> {
+  const rows: Array<[string, string]> = [
+    ['tokens', String(run.tokens.length)],
+    ['layers', run.layers.length === model?.numLayers ? `all ${run.layers.length}` : run.layers.join(', ')],
+  ];
+  const t = run.result?.timings;
+  if (run.tFirst != null) rows.push(['first layer (client)', ms(run.tFirst - run.t0)]);
+  if (run.tEnd != null) rows.push(['complete (client)', ms(run.tEnd - run.t0)]);
+  if (t) {
+    rows.push(
+      ['server total', ms(t.totalMs)],
+      ['queue', ms(t.queueMs)],
+      ['embed', ms(t.embedMs)],
+      ['blocks', ms(t.blocksMs)],
+      ['lens head', ms(t.headMs)],
+      ['trajectories', ms(t.trackMs)],
+      ['stats', ms(t.statsMs)],
+      ['batch size', String(t.batchSize)],
+    );
+  }
+  if (model && model.id === run.input.model) rows.push(['device', model.device ?? '?']);
+  return rows;
+}

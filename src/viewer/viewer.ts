@@ -1,0 +1,433 @@
+/// <reference lib="dom" />
+// createViewer(root, transport): the viewer as a component over the page's elements under `root`.
+// It holds the state (state.ts decides how it changes) and redraws the view modules; nothing
+// happens until start(). app.ts is the page's entry that creates one over document.body.
+
+import { ModelsDocument, ModelStatusDocument, ViewerLensDocument, ViewerWidgetDocument, type LensInput } from '../client/graphql.js';
+import type { ColorMode } from './colors.js';
+import { findElements } from './dom.js';
+import { ms } from './format.js';
+import { buildHeatmap, cellAt, fillRow, fitCells, markPinned, recolor, renderLegend, type Heatmap } from './heatmap.js';
+import { clearError, modelStatusText, renderModelInfo, renderTimings, setProgress, setRunning, showError } from './run-panel.js';
+import {
+  applyCompleted,
+  applyLayer,
+  colorScale,
+  lensInput,
+  sameTokens,
+  startRun,
+  togglePin,
+  type Model,
+  type Phase,
+  type Pin,
+  type Run,
+  type Settings,
+} from './state.js';
+import { hideTooltip, showTooltip } from './tooltip.js';
+import { renderTrajectories } from './trajectories.js';
+import { GatewayError, type Transport } from './transport.js';
+import { hashFlag, settingsFromHash, settingsToHash } from './url-state.js';
+
+export interface ViewerState {
+  settings: Settings;
+  models: Model[];
+  phase: Phase;
+  /** Runs started so far (tests wait on it). */
+  runs: number;
+  run: Run | null;
+  pins: Pin[];
+  status: string;
+}
+
+export interface Viewer {
+  /** Loads the model list, applies the URL fragment and, unless `#autorun=0`, runs the prompt. */
+  start(): Promise<void>;
+  getState(): ViewerState;
+  /** Changes settings (the form follows) and/or pins; redraws. Does not start a run. */
+  setState(patch: Partial<Settings> & { pins?: Pin[] }): void;
+  /** Runs the lens for the current settings; resolves when the run ends (done, stopped or failed). */
+  run(): Promise<void>;
+  stop(): void;
+  destroy(): void;
+}
+
+export function createViewer(root: HTMLElement, transport: Transport): Viewer {
+  const ui = findElements(root);
+  let models: Model[] = [];
+  let phase: Phase = 'loading';
+  let runs = 0;
+  let current: Run | null = null;
+  let heatmap: Heatmap | null = null;
+  let pins: Pin[] = [];
+  let active = { r: 0, c: 0 };
+  let controller: AbortController | null = null;
+  const cleanup: Array<() => void> = [];
+
+  function readSettings(): Settings {
+    return {
+      model: ui.model.value,
+      prompt: ui.prompt.value,
+      topK: ui.topk.value,
+      layers: ui.layers.value,
+      track: ui.track.checked,
+      stats: ui.stats.checked,
+      attn: ui.attn.checked,
+      color: ui.color.value as ColorMode,
+    };
+  }
+
+  function writeSettings(s: Partial<Settings>): void {
+    if (s.model !== undefined && models.some((m) => m.id === s.model)) ui.model.value = s.model;
+    if (s.prompt !== undefined) ui.prompt.value = s.prompt;
+    if (s.topK !== undefined) ui.topk.value = s.topK;
+    if (s.layers !== undefined) ui.layers.value = s.layers;
+    if (s.track !== undefined) ui.track.checked = s.track;
+    if (s.stats !== undefined) ui.stats.checked = s.stats;
+    if (s.attn !== undefined) ui.attn.checked = s.attn;
+    if (s.color !== undefined && [...ui.color.options].some((o) => o.value === s.color)) ui.color.value = s.color;
+  }
+
+  const selectedModel = () => models.find((m) => m.id === ui.model.value);
+  const wantedColor = () => ui.color.value as ColorMode;
+
+  function setPhase(next: Phase): void {
+    phase = next;
+    root.dataset.state = next;
+    root.dataset.runs = String(runs);
+  }
+
+  function status(text: string): void {
+    ui.status.textContent = text;
+  }
+
+  function saveToHash(): void {
+    history.replaceState(null, '', settingsToHash(readSettings()));
+  }
+
+  function drawLegend(): void {
+    renderLegend(ui.legend, colorScale(current, wantedColor()), wantedColor(), ui.stats.checked);
+  }
+
+  function drawPins(): void {
+    if (heatmap) markPinned(heatmap, pins);
+    renderTrajectories(ui, current, pins, (pin) => {
+      pins = pins.filter((x) => x !== pin);
+      drawPins();
+    });
+  }
+
+  function drawColors(): void {
+    if (heatmap && current) recolor(heatmap, current, colorScale(current, wantedColor()));
+    drawLegend();
+  }
+
+  const isReady = (m: Model) => m.status === 'READY';
+
+  /** Options for every configured model; only READY ones can be picked. */
+  function renderModelOptions(): void {
+    const keep = ui.model.value;
+    ui.model.replaceChildren(
+      ...models.map((m) => {
+        const o = document.createElement('option');
+        o.value = m.id;
+        o.textContent = isReady(m) ? m.id : `${m.id} — ${modelStatusText(m)}`;
+        o.disabled = !isReady(m);
+        return o;
+      }),
+    );
+    if (models.some((m) => m.id === keep && isReady(m))) ui.model.value = keep;
+  }
+
+  /** While no model serves yet: the loading one's progress in the status line and the bar. */
+  function renderLoading(): void {
+    const loading = models.find((m) => m.status === 'LOADING' && m.progress.layersTotal !== null) ?? models.find((m) => m.status === 'LOADING');
+    if (!loading) return;
+    status(`Loading ${loading.id}: ${modelStatusText(loading)}`);
+    // Shown (not selectable) so the header says which model this is and what it will be.
+    ui.model.value = loading.id;
+    renderModelInfo(ui, loading);
+    ui.progress.hidden = false;
+    setProgress(ui, loading.progress.fraction ?? 0, 1);
+  }
+
+  /**
+   * Follows Subscription.modelStatus while models load: options and the run panel update as each
+   * model gets ready or fails. Resolves once a model is READY, or when none is loading any more.
+   */
+  function watchModels(): Promise<void> {
+    if (!models.some((m) => m.status === 'LOADING')) return Promise.resolve();
+    const ac = new AbortController();
+    cleanup.push(() => ac.abort());
+    return new Promise<void>((resolve) => {
+      void (async () => {
+        try {
+          for await (const ev of transport.subscribe(ModelStatusDocument, {}, ac.signal)) {
+            const m = ev.data?.modelStatus;
+            if (!m) continue;
+            models = models.map((x) => (x.id === m.id ? m : x));
+            renderModelOptions();
+            if (phase === 'loading') renderLoading();
+            else renderModelInfo(ui, selectedModel());
+            if (models.some(isReady)) resolve();
+          }
+        } catch {
+          // The list as last seen stays; a reload fetches it again.
+        }
+        resolve();
+      })();
+    });
+  }
+
+  async function loadModels(): Promise<void> {
+    setPhase('loading');
+    try {
+      models = (await transport.query(ModelsDocument, {})).models;
+    } catch (err) {
+      showError(ui, err);
+      status('Could not load the model list.');
+      setPhase('error');
+      return;
+    }
+    renderModelOptions();
+    if (!models.some(isReady)) {
+      // The server listens before its models are loaded: show how far they are.
+      renderLoading();
+      await watchModels();
+      ui.progress.hidden = true;
+    } else void watchModels();
+    const ready = models.filter(isReady);
+    if (!ready.length) {
+      const failed = models.filter((m) => m.status === 'FAILED');
+      showError(ui, new GatewayError(failed[0]?.error?.code ?? 'MODEL_FAILED', failed.length ? `No model could be loaded: ${failed.map((m) => `${m.id}: ${m.error?.message}`).join('; ')}` : 'No models are configured.'));
+      status('No model is available.');
+      setPhase('error');
+      return;
+    }
+    const wanted = settingsFromHash(location.hash, readSettings()).model;
+    ui.model.value = ready.some((m) => m.id === wanted) ? wanted : ready[0].id;
+    ui.model.disabled = false;
+    renderModelInfo(ui, selectedModel());
+    status('Ready.');
+    setPhase('idle');
+  }
+
+  function begin(input: LensInput, ev: Parameters<typeof startRun>[1], t0: number): Run {
+    const next = startRun(input, ev, t0);
+    if (!sameTokens(current, next)) pins = [];
+    current = next;
+    active = { r: 0, c: Math.max(0, next.tokens.length - 1) };
+    heatmap = buildHeatmap(ui.wrap, next, active);
+    drawLegend();
+    drawPins();
+    renderTimings(ui, next, selectedModel());
+    ui.exportBtn.disabled = true;
+    status(`Running: 0 of ${next.rows.length} layer reads…`);
+    return next;
+  }
+
+  async function run(): Promise<void> {
+    controller?.abort();
+    clearError(ui);
+    hideTooltip(ui.tooltip);
+    let input: LensInput;
+    try {
+      input = lensInput(readSettings(), selectedModel());
+    } catch (err) {
+      showError(ui, err);
+      setPhase('error');
+      return;
+    }
+    saveToHash();
+    const abort = new AbortController();
+    controller = abort;
+    runs++;
+    setPhase('running');
+    setRunning(ui, true);
+    setProgress(ui, 0, 1);
+    status('Connecting…');
+    const t0 = performance.now();
+    let r: Run | null = null;
+    try {
+      for await (const res of transport.subscribe(ViewerLensDocument, { input, k: input.topK }, abort.signal)) {
+        if (res.errors?.length) throw GatewayError.from(res.errors);
+        const ev = res.data?.lensLayers;
+        if (!ev) continue;
+        if (ev.__typename === 'LensStarted') {
+          r = begin(input, ev, t0);
+        } else if (ev.__typename === 'LayerResult' && r) {
+          const ri = applyLayer(r, ev, performance.now());
+          if (ri < 0 || !heatmap) continue;
+          fillRow(heatmap, r, ri, colorScale(r, wantedColor()), pins);
+          setProgress(ui, r.received, r.expected);
+          status(`Running: ${r.received} of ${r.expected} layer reads (layer ${ev.layer}${ev.point === 'ATTENTION_OUTPUT' ? ' attn' : ''})…`);
+          if (pins.length) drawPins();
+        } else if (ev.__typename === 'LensCompleted' && r) {
+          applyCompleted(r, ev.result, performance.now());
+          drawColors();
+          drawPins();
+          renderTimings(ui, r, selectedModel());
+          ui.exportBtn.disabled = false;
+          setProgress(ui, 1, 1);
+          const first = r.tFirst != null ? `, first layer after ${ms(r.tFirst - r.t0)}` : '';
+          status(`Done: ${r.layers.length} layers × ${r.tokens.length} tokens in ${ms(r.tEnd! - r.t0)}${first}.`);
+        }
+      }
+      if (controller !== abort) return;
+      if (!r?.result) throw new GatewayError('INCOMPLETE', 'The stream ended before the result was complete');
+      setPhase('done');
+    } catch (err) {
+      if (controller !== abort) return; // superseded by a newer run
+      if (abort.signal.aborted) {
+        status(r ? `Stopped after ${r.received} of ${r.expected} layer reads.` : 'Stopped.');
+        setPhase('stopped');
+      } else {
+        showError(ui, err);
+        status(r ? `Failed after ${r.received} of ${r.expected} layer reads.` : 'Failed.');
+        setPhase('error');
+      }
+    } finally {
+      if (controller === abort) {
+        setRunning(ui, false);
+        controller = null;
+      }
+    }
+  }
+
+  async function exportWidget(): Promise<void> {
+    const id = current?.result?.id;
+    if (!id) return;
+    try {
+      const res = await transport.query(ViewerWidgetDocument, { id });
+      if (!res.lensResult) throw new GatewayError('NOT_FOUND', 'The server no longer holds this result; run it again');
+      const blob = new Blob([JSON.stringify(res.lensResult.widget)], { type: 'application/json' });
+      const a = document.createElement('a');
+      a.href = URL.createObjectURL(blob);
+      a.download = `logit-lens-${id}.json`;
+      a.click();
+      setTimeout(() => URL.revokeObjectURL(a.href), 1000);
+    } catch (err) {
+      showError(ui, err);
+    }
+  }
+
+  function focusCell(r: number, c: number): void {
+    if (!current || !heatmap || current.rows.length === 0) return;
+    r = Math.max(0, Math.min(current.rows.length - 1, r));
+    c = Math.max(0, Math.min(current.tokens.length - 1, c));
+    heatmap.cells[active.r]?.[active.c]?.setAttribute('tabindex', '-1');
+    active = { r, c };
+    const td = heatmap.cells[r][c];
+    td.tabIndex = 0;
+    td.focus();
+  }
+
+  function pinCell(td: HTMLTableCellElement): void {
+    if (!current || td.classList.contains('pending') || td.dataset.tokenId == null) return;
+    pins = togglePin(pins, Number(td.dataset.pos), Number(td.dataset.tokenId), td.dataset.token ?? '');
+    drawPins();
+  }
+
+  function on<K extends keyof HTMLElementEventMap>(target: HTMLElement, type: K, fn: (e: HTMLElementEventMap[K]) => void): void {
+    target.addEventListener(type, fn);
+    cleanup.push(() => target.removeEventListener(type, fn));
+  }
+
+  function wire(): void {
+    on(ui.form, 'submit', (e) => {
+      e.preventDefault();
+      void run();
+    });
+    on(ui.prompt, 'keydown', (e) => {
+      if (e.key === 'Enter' && (e.ctrlKey || e.metaKey || !e.shiftKey)) {
+        // Enter runs (Shift+Enter for a newline), as in a chat box: prompts are usually one line.
+        e.preventDefault();
+        void run();
+      }
+    });
+    on(ui.stop, 'click', () => controller?.abort());
+    on(ui.model, 'change', () => renderModelInfo(ui, selectedModel()));
+    on(ui.color, 'change', () => {
+      drawColors();
+      saveToHash();
+    });
+    on(ui.stats, 'change', drawLegend);
+    on(ui.exportBtn, 'click', () => void exportWidget());
+    on(ui.wrap, 'mouseover', (e) => {
+      const td = cellAt(e.target);
+      if (td) showTooltip(ui.tooltip, ui.wrap, td, current);
+    });
+    on(ui.wrap, 'mouseleave', () => hideTooltip(ui.tooltip));
+    on(ui.wrap, 'focusin', (e) => {
+      const td = cellAt(e.target);
+      if (!td) return;
+      active = { r: Number(td.dataset.row), c: Number(td.dataset.pos) };
+      showTooltip(ui.tooltip, ui.wrap, td, current);
+    });
+    on(ui.wrap, 'focusout', () => hideTooltip(ui.tooltip));
+    on(ui.wrap, 'click', (e) => {
+      const td = cellAt(e.target);
+      if (!td) return;
+      focusCell(Number(td.dataset.row), Number(td.dataset.pos));
+      pinCell(td);
+    });
+    on(ui.wrap, 'keydown', (e) => {
+      const td = cellAt(e.target);
+      if (!td) return;
+      const moves: Record<string, [number, number]> = { ArrowUp: [-1, 0], ArrowDown: [1, 0], ArrowLeft: [0, -1], ArrowRight: [0, 1] };
+      if (moves[e.key]) {
+        e.preventDefault();
+        focusCell(active.r + moves[e.key][0], active.c + moves[e.key][1]);
+      } else if (e.key === 'Home' || e.key === 'End') {
+        e.preventDefault();
+        focusCell(active.r, e.key === 'Home' ? 0 : Infinity);
+      } else if (e.key === 'Enter' || e.key === ' ') {
+        e.preventDefault();
+        pinCell(td);
+      } else if (e.key === 'Escape') {
+        hideTooltip(ui.tooltip);
+      }
+    });
+    const onScroll = () => hideTooltip(ui.tooltip);
+    const onResize = () => {
+      if (heatmap && current) fitCells(ui.wrap, heatmap, current.tokens.length);
+    };
+    window.addEventListener('scroll', onScroll, { passive: true });
+    window.addEventListener('resize', onResize);
+    cleanup.push(() => window.removeEventListener('scroll', onScroll), () => window.removeEventListener('resize', onResize));
+  }
+
+  return {
+    async start() {
+      writeSettings(settingsFromHash(location.hash, readSettings()));
+      wire();
+      drawLegend();
+      await loadModels();
+      // Show something worth looking at straight away: the default prompt on the default model.
+      if (models.some(isReady) && ui.prompt.value.trim() && hashFlag(location.hash, 'autorun') !== '0') await run();
+    },
+    getState: () => ({
+      settings: readSettings(),
+      models,
+      phase,
+      runs,
+      run: current,
+      pins,
+      status: ui.status.textContent ?? '',
+    }),
+    setState(patch) {
+      const { pins: nextPins, ...settings } = patch;
+      writeSettings(settings);
+      if (settings.model !== undefined) renderModelInfo(ui, selectedModel());
+      if (nextPins) pins = nextPins;
+      drawColors();
+      drawPins();
+      if (phase !== 'loading') saveToHash();
+    },
+    run,
+    stop: () => controller?.abort(),
+    destroy() {
+      controller?.abort();
+      for (const undo of cleanup.splice(0)) undo();
+    },
+  };
+}

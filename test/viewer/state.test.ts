@@ -1,0 +1,147 @@
+// The viewer's state logic in Node, no browser: how settings become a lens input, how streamed
+// events fill a run, pins and their trajectories, colour scales and the URL fragment.
+
+import { describe, expect, test } from 'vitest';
+import {
+  applyCompleted,
+  applyLayer,
+  colorScale,
+  effectiveMode,
+  lensInput,
+  parseLayers,
+  pinSeries,
+  sameTokens,
+  startRun,
+  timingRows,
+  togglePin,
+  PIN_COLORS,
+  type Completed,
+  type LayerEvent,
+  type Model,
+  type Settings,
+  type Started,
+} from '../../src/viewer/state.js';
+import { settingsFromHash, settingsToHash, hashFlag } from '../../src/viewer/url-state.js';
+
+const model = { id: 'm', numLayers: 4, device: 'cpu' } as Model;
+const settings: Settings = { model: 'm', prompt: 'a b', topK: '3', layers: '', track: true, stats: false, attn: false, color: 'prob' };
+const tokens = [
+  { position: 0, id: 10, text: 'a' },
+  { position: 1, id: 11, text: ' b' },
+];
+
+function started(layers: number[], points: Started['points']): Started {
+  return { __typename: 'LensStarted', resultId: 'r1', tokens, layers, points } as unknown as Started;
+}
+
+function layer(l: number, point: LayerEvent['point'], top: Array<[number, number]>): LayerEvent {
+  return {
+    __typename: 'LayerResult',
+    layer: l,
+    point,
+    cells: top.map(([id, prob], position) => ({ position, topk: [{ id, text: `t${id}`, prob }] })),
+  } as unknown as LayerEvent;
+}
+
+describe('settings → lens input', () => {
+  test('layer lists: ranges, negatives from the end, "all"', () => {
+    expect(parseLayers('0-2, -1', 12)).toEqual([0, 1, 2, 11]);
+    expect(parseLayers('3..1 5:5', 12)).toEqual([1, 2, 3, 5]);
+    expect(parseLayers(' all ', 12)).toBeNull();
+    expect(parseLayers('', 12)).toBeNull();
+    expect(() => parseLayers('1-x', 12)).toThrow(/cannot read "1-x"/);
+  });
+
+  test('the form becomes the subscription input; bad top-k and no model are coded errors', () => {
+    expect(lensInput({ ...settings, layers: '-1', attn: true }, model)).toEqual({
+      model: 'm',
+      prompt: 'a b',
+      topK: 3,
+      layers: [3],
+      trackAcrossLayers: true,
+      stats: false,
+      points: ['BLOCK_OUTPUT', 'ATTENTION_OUTPUT'],
+    });
+    expect(() => lensInput({ ...settings, topK: '2.5' }, model)).toThrow(expect.objectContaining({ code: 'BAD_USER_INPUT' }));
+    expect(() => lensInput(settings, undefined)).toThrow(expect.objectContaining({ code: 'MODEL_NOT_FOUND' }));
+  });
+});
+
+describe('a run', () => {
+  test('rows: last layer on top, the attention read below its block output', () => {
+    const run = startRun(lensInput(settings, model), started([0, 2], ['BLOCK_OUTPUT', 'ATTENTION_OUTPUT']), 0);
+    expect(run.rows.map((r) => `${r.layer}/${r.point}/${r.li}`)).toEqual([
+      '2/BLOCK_OUTPUT/1',
+      '2/ATTENTION_OUTPUT/1',
+      '0/BLOCK_OUTPUT/0',
+      '0/ATTENTION_OUTPUT/0',
+    ]);
+    expect(run.expected).toBe(4);
+  });
+
+  test('streamed layers fill their row; a layer outside the run is ignored', () => {
+    const run = startRun(lensInput(settings, model), started([0, 2], ['BLOCK_OUTPUT']), 100);
+    expect(applyLayer(run, layer(0, 'BLOCK_OUTPUT', [[5, 0.5], [6, 0.25]]), 130)).toBe(1);
+    expect(run.rows[1].preds?.[1]).toEqual([{ id: 6, text: 't6', prob: 0.25 }]);
+    expect(run.tFirst).toBe(130);
+    expect(applyLayer(run, layer(1, 'BLOCK_OUTPUT', [[5, 0.5], [6, 0.25]]), 140)).toBe(-1);
+    expect(run.received).toBe(1);
+  });
+
+  test('pins: toggling adds and removes, colours are reused; same tokens keep them', () => {
+    let pins = togglePin([], 1, 6, 't6');
+    pins = togglePin(pins, 0, 5, 't5');
+    expect(pins.map((p) => p.color)).toEqual([PIN_COLORS[0], PIN_COLORS[1]]);
+    pins = togglePin(pins, 1, 6, 't6');
+    expect(pins.map((p) => p.tokenId)).toEqual([5]);
+    expect(togglePin(pins, 1, 7, 't7')[1].color).toBe(PIN_COLORS[0]);
+    const a = startRun(lensInput(settings, model), started([0], ['BLOCK_OUTPUT']), 0);
+    const b = startRun(lensInput(settings, model), started([1], ['BLOCK_OUTPUT']), 0);
+    expect(sameTokens(a, b)).toBe(true);
+    expect(sameTokens(null, b)).toBe(false);
+  });
+
+  test('a trajectory comes from the streamed top-k until the run completes, then from `tracked`', () => {
+    const run = startRun(lensInput(settings, model), started([0, 2], ['BLOCK_OUTPUT']), 0);
+    applyLayer(run, layer(0, 'BLOCK_OUTPUT', [[5, 0.5], [6, 0.25]]), 1);
+    const pin = togglePin([], 1, 6, 't6')[0];
+    expect(pinSeries(run, pin).points).toEqual([
+      { x: 0, y: 0.25, hollow: false },
+      { x: 2, y: null, hollow: false },
+    ]);
+    const result = {
+      id: 'r1',
+      tracked: [{ position: 1, tokenIds: [6, 9], probs: [[0.3, 0.1], [0.05, 0.9]] }],
+      attention: null,
+      stats: null,
+      timings: { totalMs: 12, queueMs: 0, embedMs: 1, blocksMs: 5, headMs: 4, trackMs: 1, statsMs: 0, batchSize: 1 },
+    } as unknown as Completed;
+    applyCompleted(run, result, 50);
+    expect(pinSeries(run, pin).points.map((p) => p.y)).toEqual([0.3, 0.05]);
+    expect(timingRows(run, model)).toContainEqual(['complete (client)', '50.0 ms']);
+    expect(timingRows(run, model)).toContainEqual(['server total', '12.0 ms']);
+  });
+
+  test('stat colour modes wait for stats; the scale spans the largest value', () => {
+    const run = startRun(lensInput(settings, model), started([0, 1], ['BLOCK_OUTPUT']), 0);
+    applyLayer(run, layer(0, 'BLOCK_OUTPUT', [[5, 0.5], [6, 0.25]]), 1);
+    expect(effectiveMode(run, 'entropy')).toBe('prob');
+    applyCompleted(
+      run,
+      { stats: { entropy: [[0.5, 1.5], [2.5, 0.1]], klToFinal: [[0, 0], [0, 0]], finalTop1Rank: [[0, 3], [1, 0]] } } as unknown as Completed,
+      2,
+    );
+    expect(effectiveMode(run, 'entropy')).toBe('entropy');
+    expect(colorScale(run, 'entropy').ticks[0]).toBe('2.5');
+    expect(colorScale(run, 'prob').mode).toBe('prob');
+  });
+});
+
+describe('URL fragment', () => {
+  test('round trip; unknown colours and missing keys keep the current settings', () => {
+    const s: Settings = { ...settings, prompt: 'The capital of France is', layers: '0-3', stats: true, color: 'kl' };
+    expect(settingsFromHash(settingsToHash(s), settings)).toEqual(s);
+    expect(settingsFromHash('#color=plaid&k=7', settings)).toEqual({ ...settings, topK: '7' });
+    expect(hashFlag('#autorun=0&k=3', 'autorun')).toBe('0');
+  });
+});
