@@ -17,7 +17,7 @@ WORKDIR /app
 # onnxruntime-node's install script would download CUDA binaries from a feed outside npm; skip it
 # and take the provider libraries from the npm package that ships them for ORT 1.29.
 ENV ONNXRUNTIME_NODE_INSTALL=skip
-COPY package.json package-lock.json .npmrc ./
+COPY package.json package-lock.json ./
 RUN npm ci --omit=dev && npm cache clean --force
 RUN npm pack com.github.asus4.onnxruntime.linux-x64-gpu@0.4.9 \
     && tar -xzf com.github.asus4.onnxruntime.linux-x64-gpu-0.4.9.tgz \
@@ -35,12 +35,13 @@ FROM ${CUDA_IMAGE} AS runtime
 COPY --from=build /usr/local/bin/node /usr/local/bin/node
 RUN groupadd --system --gid 10001 lensgate \
     && useradd --system --uid 10001 --gid lensgate --home-dir /app --shell /usr/sbin/nologin lensgate \
-    && mkdir /models && chown lensgate:lensgate /models
+    && mkdir /models /data && chown lensgate:lensgate /models /data
 WORKDIR /app
 COPY --from=build --chown=lensgate:lensgate /app /app
 ENV NODE_ENV=production \
-    PORT=4000
-VOLUME ["/models"]
+    PORT=4000 \
+    LENSGATE_STORE=/data/lensgate.db
+VOLUME ["/models", "/data"]
 USER lensgate
 EXPOSE 4000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=120s --retries=3 \

@@ -1,31 +1,79 @@
 // The one path from a validated request to a stored result, shared by Query.lens and
-// Subscription.lensLayers.
+// Subscription.lensLayers: an identical earlier request answers from the store, anything else runs
+// through the model's queue (here or on cluster workers) and is stored.
 
 import { randomUUID } from 'node:crypto';
-import type { LensOptions, LensResult } from '../src/lens/types.js';
+import type { LayerEvent, LensOptions, LensResult } from '../src/lens/types.js';
+import { lensCacheKey } from '../src/server/cache-key.js';
 import type { GatewayContext } from './context.js';
-import { toGraphQLError } from './errors.js';
+import { gatewayError, toGraphQLError } from './errors.js';
 import type { ValidLensRequest } from './lens-input.js';
 import type { StoredResult } from './services.js';
 
-/** Runs a validated request through the model's scheduler and stores the result. */
+export interface CacheLookup {
+  /** Null while the model's content hash is not known yet: then nothing is cached. */
+  key: string | null;
+  hit: StoredResult | null;
+}
+
+/** An earlier identical request's stored result, marked `cached`, and the key to store a new one under. */
+export async function lookupCache(ctx: GatewayContext, req: ValidLensRequest): Promise<CacheLookup> {
+  const { served } = req;
+  if (!served.contentHash) return { key: null, hit: null };
+  const info = served.model.info;
+  const key = lensCacheKey({ modelId: info.id, contentHash: served.contentHash, computeType: info.computeType }, req.prompt, req.options);
+  const hit = await ctx.store.findByCacheKey(key);
+  if (hit) served.cache.hits++;
+  else served.cache.misses++;
+  return { key, hit: hit ? { ...hit, cached: true } : null };
+}
+
+/** The per-layer events a live run would have sent, rebuilt from a stored result (residual-stream order). */
+export function replayLayerEvents(r: LensResult): LayerEvent[] {
+  const events: LayerEvent[] = [];
+  r.layers.forEach((layer, index) => {
+    const base = { layer, index, count: r.layers.length };
+    if (r.attention) {
+      events.push({ ...base, point: 'ATTENTION_OUTPUT', topIndices: r.attention.topIndices[index], topProbs: r.attention.topProbs[index] });
+    }
+    events.push({ ...base, point: r.point, topIndices: r.topIndices[index], topProbs: r.topProbs[index] });
+  });
+  return events;
+}
+
+/** Answers from the cache when an identical request is stored, else runs the request and stores the result. */
 export async function computeLens(
   ctx: GatewayContext,
   req: ValidLensRequest,
-  extra: { id?: string; signal?: AbortSignal; onLayer?: LensOptions['onLayer'] } = {},
+  extra: { id?: string; signal?: AbortSignal; onLayer?: LensOptions['onLayer']; cache?: CacheLookup } = {},
 ): Promise<StoredResult> {
+  const cache = extra.cache ?? (await lookupCache(ctx, req));
+  if (cache.hit) return cache.hit;
+  const id = extra.id ?? randomUUID();
+  const { scheduler } = req.served;
   let result: LensResult;
   try {
-    result = await req.served.scheduler.run(req.prompt, { ...req.options, signal: extra.signal, onLayer: extra.onLayer });
+    result = await scheduler.run(
+      req.prompt,
+      { ...req.options, signal: extra.signal, onLayer: extra.onLayer },
+      { id, ...(cache.key ? { cacheKey: cache.key } : {}) },
+    );
   } catch (err) {
     throw toGraphQLError(err);
   }
+  if (scheduler.storesResults) {
+    // A cluster worker stored it before reporting the job done.
+    const stored = await ctx.store.get(id);
+    if (!stored) throw gatewayError('INTERNAL', `result ${id} was computed but is not in the store`);
+    return stored;
+  }
   const stored: StoredResult = {
-    id: extra.id ?? randomUUID(),
+    id,
     modelId: req.served.model.info.id,
     prompt: req.prompt,
     createdAt: new Date(),
     result,
+    ...(cache.key ? { cacheKey: cache.key } : {}),
   };
   await ctx.store.put(stored);
   return stored;

@@ -11,13 +11,16 @@ export type GatewayErrorCode =
   | 'PROMPT_TOO_LONG'
   | 'CANCELLED'
   | 'OVERLOADED'
+  | 'UNAVAILABLE'
+  | 'RESPONSE_TOO_LARGE'
+  | 'TOO_MANY_SUBSCRIPTIONS'
   | 'INTERNAL';
 
 export function gatewayError(code: GatewayErrorCode, message: string): GraphQLError {
   return new GraphQLError(message, { extensions: { code } });
 }
 
-const PASSED_THROUGH = new Set(['MODEL_NOT_FOUND', 'BAD_USER_INPUT', 'PROMPT_TOO_LONG', 'CANCELLED', 'OVERLOADED']);
+const PASSED_THROUGH = new Set(['MODEL_NOT_FOUND', 'BAD_USER_INPUT', 'PROMPT_TOO_LONG', 'CANCELLED', 'OVERLOADED', 'UNAVAILABLE']);
 
 /**
  * Maps core errors onto the public codes. Checkpoint, device and unknown failures are operator

@@ -65,15 +65,39 @@ export function layerCells(
   }));
 }
 
+/**
+ * cells(layers:, positions:, k:) arguments: each list without duplicates and inside the result's
+ * extent (so no list is longer than the result), k within the result's topK; returns how many
+ * cells and predictions per cell the answer will hold, for the response budget.
+ */
 export function checkCellArgs(
-  nPositions: number,
+  extent: { positions: number; topK: number },
   k: number | null | undefined,
   positions: readonly number[] | null | undefined,
-): void {
-  if (k != null && k < 1) throw gatewayError('BAD_USER_INPUT', `k must be ≥ 1, got ${k}`);
-  for (const p of positions ?? []) {
-    if (p < 0 || p >= nPositions) {
-      throw gatewayError('BAD_USER_INPUT', `position ${p} is out of range 0..${nPositions - 1}`);
+): { positions: number; k: number } {
+  if (k != null && (k < 1 || k > extent.topK)) throw gatewayError('BAD_USER_INPUT', `k must be between 1 and the result's topK ${extent.topK}, got ${k}`);
+  if (positions) {
+    const seen = new Set<number>();
+    for (const p of positions) {
+      if (p < 0 || p >= extent.positions) {
+        throw gatewayError('BAD_USER_INPUT', `position ${p} is out of range 0..${extent.positions - 1}`);
+      }
+      if (seen.has(p)) throw gatewayError('BAD_USER_INPUT', `position ${p} is listed twice`);
+      seen.add(p);
     }
   }
+  return { positions: positions?.length ?? extent.positions, k: k ?? extent.topK };
+}
+
+/** Layer indices (into result.layers) for cells(layers:): a subset of the result's layers, no duplicates. */
+export function cellLayerIndices(resultLayers: readonly number[], layers: readonly number[] | null | undefined): number[] {
+  if (!layers) return resultLayers.map((_, i) => i);
+  const seen = new Set<number>();
+  return layers.map((l) => {
+    const li = resultLayers.indexOf(l);
+    if (li < 0) throw gatewayError('BAD_USER_INPUT', `layer ${l} is not in this result (layers ${resultLayers.join(',')})`);
+    if (seen.has(l)) throw gatewayError('BAD_USER_INPUT', `layer ${l} is listed twice`);
+    seen.add(l);
+    return li;
+  });
 }

@@ -9,8 +9,9 @@ import type { GraphQLError } from 'graphql';
 import { builder } from './builder.js';
 import { toGraphQLError } from './errors.js';
 import { LensInputRef, LensPointEnum, validateLensInput } from './lens-input.js';
-import { computeLens } from './compute-lens.js';
+import { computeLens, lookupCache, replayLayerEvents } from './compute-lens.js';
 import { checkCellArgs, layerCells, LensCellRef } from './lens-cell.js';
+import { cellsBytes, gridBytes, ID_BYTES, PROB_BYTES } from './response-budget.js';
 import { LensResultRef } from './lens-result.js';
 import { ModelRef, TokenRef } from './model.js';
 import { PromptRef } from './prompt.js';
@@ -66,15 +67,27 @@ LayerResultRef.implement({
     layer: t.int({ resolve: (s) => s.event.layer }),
     index: t.int({ description: 'Position of this layer among the requested layers.', resolve: (s) => s.event.index }),
     count: t.int({ description: 'Number of requested layers.', resolve: (s) => s.event.count }),
+    worker: t.string({
+      nullable: true,
+      description: 'Distributed mode: the worker that computed this layer (after a worker died, later layers come from the one that took over); null otherwise.',
+      resolve: (s) => s.event.worker ?? null,
+    }),
     point: t.field({ type: LensPointEnum, resolve: (s) => s.event.point }),
-    topIndices: t.field({ type: t.listRef(t.listRef('Int')), description: '[position][k]', resolve: (s) => s.event.topIndices }),
-    topProbs: t.field({ type: t.listRef(t.listRef('Float')), description: '[position][k]', resolve: (s) => s.event.topProbs }),
+    topIndices: t.field({ type: t.listRef(t.listRef('Int')), description: '[position][k]', resolve: (s, _a, ctx) => {
+        ctx.budget.charge(gridBytes([s.event.topIndices], ID_BYTES), 'topIndices');
+        return s.event.topIndices;
+      } }),
+    topProbs: t.field({ type: t.listRef(t.listRef('Float')), description: '[position][k]', resolve: (s, _a, ctx) => {
+        ctx.budget.charge(gridBytes([s.event.topProbs], PROB_BYTES), 'topProbs');
+        return s.event.topProbs;
+      } }),
     cells: t.field({
       type: [LensCellRef],
       description: 'Decoded cells of this layer, one per position.',
       args: { positions: t.arg.intList(), k: t.arg.int() },
-      resolve: (s, args) => {
-        checkCellArgs(s.event.topIndices.length, args.k, args.positions);
+      resolve: (s, args, ctx) => {
+        const size = checkCellArgs({ positions: s.event.topIndices.length, topK: s.event.topIndices[0]?.length ?? 0 }, args.k, args.positions);
+        ctx.budget.charge(cellsBytes(size.positions, size.k), 'cells');
         const r = { topIndices: [s.event.topIndices], topProbs: [s.event.topProbs], stats: null, layers: [s.event.layer] };
         return layerCells(s.modelId, r, 0, args.positions, args.k);
       },
@@ -117,13 +130,22 @@ builder.subscriptionFields((t) => ({
       } catch (err) {
         throw toGraphQLError(err);
       }
-      const resultId = randomUUID();
       const modelId = req.served.model.info.id;
       // A Repeater (not an async generator): its stop promise settles at once on unsubscribe or
       // disconnect, even while a layer is running, and the abort reaches the scheduler from there.
       return new Repeater<EventShape | FailedShape>(async (push, stop) => {
         const abort = new AbortController();
         void stop.then(() => abort.abort());
+        let cache;
+        try {
+          cache = await lookupCache(ctx, req);
+        } catch (err) {
+          await push({ kind: 'failed', error: toGraphQLError(err) });
+          stop();
+          return;
+        }
+        // A cached answer keeps its stored id, so links to it stay the same.
+        const resultId = cache.hit?.id ?? randomUUID();
         await push({
           kind: 'started',
           resultId,
@@ -134,9 +156,16 @@ builder.subscriptionFields((t) => ({
           topK: req.options.topK ?? 5,
           points: req.points,
         });
+        if (cache.hit) {
+          for (const event of replayLayerEvents(cache.hit.result)) await push({ kind: 'layer', resultId, modelId, event, layers: req.layers });
+          await push({ kind: 'completed', result: cache.hit });
+          stop();
+          return;
+        }
         try {
           const result = await computeLens(ctx, req, {
             id: resultId,
+            cache,
             signal: abort.signal,
             onLayer: (event) => void push({ kind: 'layer', resultId, modelId, event, layers: req.layers }),
           });

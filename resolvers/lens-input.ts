@@ -83,6 +83,7 @@ export function validateLensInput(ctx: GatewayContext, input: LensInputValue): V
     layers = [...seen].sort((a, b) => a - b);
   }
   if (input.points && input.points.length === 0) throw gatewayError('BAD_USER_INPUT', 'points must not be empty (omit it for BLOCK_OUTPUT)');
+  if (input.points && new Set(input.points).size !== input.points.length) throw gatewayError('BAD_USER_INPUT', 'points contains duplicates');
   // Same order as the core reports them: block output first.
   const points = POINT_ORDER.filter((p) => (input.points ?? ['BLOCK_OUTPUT']).includes(p));
   const tokens = served.model.tokenize(input.prompt);

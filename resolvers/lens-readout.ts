@@ -3,6 +3,7 @@
 
 import type { LensReadout } from '../src/lens/types.js';
 import { builder } from './builder.js';
+import { gridBytes, ID_BYTES, PROB_BYTES, trackedBytes } from './response-budget.js';
 import { LensStatsRef } from './lens-stats.js';
 import { TrackedPositionRef } from './tracked-position.js';
 
@@ -24,19 +25,28 @@ export function readoutFields<Parent>(
     topIndices: t.field({
       type: t.listRef(t.listRef(t.listRef('Int'))),
       description: descriptions.topIndices,
-      resolve: (p) => of(p).readout.topIndices,
+      resolve: (p, _a, ctx) => {
+        const { topIndices } = of(p).readout;
+        ctx.budget.charge(gridBytes(topIndices, ID_BYTES), 'topIndices');
+        return topIndices;
+      },
     }),
     topProbs: t.field({
       type: t.listRef(t.listRef(t.listRef('Float'))),
       description: descriptions.topProbs,
-      resolve: (p) => of(p).readout.topProbs,
+      resolve: (p, _a, ctx) => {
+        const { topProbs } = of(p).readout;
+        ctx.budget.charge(gridBytes(topProbs, PROB_BYTES), 'topProbs');
+        return topProbs;
+      },
     }),
     tracked: t.field({
       type: [TrackedPositionRef],
       nullable: true,
       description: descriptions.tracked,
-      resolve: (p) => {
+      resolve: (p, _a, ctx) => {
         const { modelId, readout } = of(p);
+        ctx.budget.charge(trackedBytes(readout.tracked, readout.topIndices.length), 'tracked');
         return readout.tracked?.map((tracked) => ({ modelId, tracked })) ?? null;
       },
     }),
@@ -44,7 +54,11 @@ export function readoutFields<Parent>(
       type: LensStatsRef,
       nullable: true,
       description: descriptions.stats,
-      resolve: (p) => of(p).readout.stats,
+      resolve: (p, _a, ctx) => {
+        const { stats } = of(p).readout;
+        if (stats) ctx.budget.charge(3 * gridBytes(stats.entropy, PROB_BYTES), 'stats');
+        return stats;
+      },
     }),
   };
 }

@@ -3,9 +3,9 @@
 import { toWidgetV1, toWidgetV2 } from '../src/lens/widget.js';
 import { builder } from './builder.js';
 import { computeLens } from './compute-lens.js';
-import { gatewayError } from './errors.js';
 import { LensAttentionRef } from './lens-attention.js';
-import { checkCellArgs, layerCells, LensCellRef } from './lens-cell.js';
+import { cellLayerIndices, checkCellArgs, layerCells, LensCellRef } from './lens-cell.js';
+import { cellsBytes, trackedBytes } from './response-budget.js';
 import { LensInputRef, LensPointEnum, validateLensInput } from './lens-input.js';
 import { readoutFields } from './lens-readout.js';
 import { LensTimingsRef } from './lens-timings.js';
@@ -51,14 +51,11 @@ LensResultRef.implement({
           positions: t.arg.intList(),
           k: t.arg.int(),
         },
-        resolve: (s, args) => {
+        resolve: (s, args, ctx) => {
           const r = s.result;
-          checkCellArgs(r.tokens.length, args.k, args.positions);
-          const indices = (args.layers ?? r.layers).map((l) => {
-            const li = r.layers.indexOf(l);
-            if (li < 0) throw gatewayError('BAD_USER_INPUT', `layer ${l} is not in this result (layers ${r.layers.join(',')})`);
-            return li;
-          });
+          const size = checkCellArgs({ positions: r.tokens.length, topK: r.topK }, args.k, args.positions);
+          const indices = cellLayerIndices(r.layers, args.layers);
+          ctx.budget.charge(cellsBytes(indices.length * size.positions, size.k), 'cells');
           return indices.map((li) => layerCells(s.modelId, r, li, args.positions, args.k));
         },
       }),
@@ -67,13 +64,28 @@ LensResultRef.implement({
         description: 'The result as logitlenskit widget data (V2 by default).',
         args: { format: t.arg({ type: WidgetFormatEnum, defaultValue: 'V2' }) },
         resolve: (s, { format }, ctx) => {
+          const r = s.result;
+          const cells = r.layers.length * r.tokens.length;
+          // V1 repeats each trajectory in every cell; V2 keeps texts per cell and trajectories once.
+          ctx.budget.charge(
+            format === 'V1' ? cellsBytes(cells, r.topK) * (1 + r.layers.length / 4) : cells * r.topK * 24 + trackedBytes(r.tracked, r.layers.length),
+            'widget',
+          );
           const decode = decoder(ctx, s.modelId);
           return format === 'V1'
             ? toWidgetV1(s.result, decode)
             : toWidgetV2(s.result, decode, { timestamp: s.createdAt, model: s.modelId });
         },
       }),
-      timings: t.field({ type: LensTimingsRef, resolve: (s) => s.result.timings }),
+      timings: t.field({
+        type: LensTimingsRef,
+        description: 'Of the run that computed this result (also when this response came from the cache).',
+        resolve: (s) => s.result.timings,
+      }),
+      cached: t.boolean({
+        description: 'True when this lens request was answered from an earlier identical request without running the model.',
+        resolve: (s) => s.cached ?? false,
+      }),
       createdAt: t.string({ description: 'ISO 8601.', resolve: (s) => s.createdAt.toISOString() }),
     };
   },
@@ -91,7 +103,7 @@ builder.queryFields((t) => ({
   lensResult: t.field({
     type: LensResultRef,
     nullable: true,
-    description: 'A result this server computed earlier, by id; null when unknown or evicted (results are kept in memory for now).',
+    description: 'A stored result by id; null when unknown or evicted. Results live in the result store (a SQLite file by default, Redis in distributed mode) within its size budget.',
     args: { id: t.arg.id({ required: true }) },
     resolve: async (_root, { id }, ctx) => {
       const stored = await ctx.loaders.result.load(id);

@@ -1,12 +1,13 @@
 // Model (with its load status and progress) and Token types; the model list, tokenization, and
 // Subscription.modelStatus.
 
+import { hostname } from 'node:os';
 import type { ModelInfo, Token } from '../src/lens/types.js';
 import { Repeater } from 'graphql-yoga';
 import { builder } from './builder.js';
 import type { GatewayContext } from './context.js';
 import { gatewayError } from './errors.js';
-import type { ModelLoadError, ModelState } from './services.js';
+import type { ModelLoadError, ModelState, Placement } from './services.js';
 
 /** A served model as results carry it (READY), or any configured model's load state. */
 export type ModelParent = ModelInfo | ModelState;
@@ -55,6 +56,17 @@ ModelLoadErrorRef.implement({
   }),
 });
 
+const PlacementRef = builder.objectRef<Placement>('ModelPlacement');
+PlacementRef.implement({
+  description: 'One process that runs a model: this server, or a cluster worker in distributed mode.',
+  fields: (t) => ({
+    worker: t.exposeString('worker', { description: 'Process id, "host:pid" unless the operator named it.' }),
+    host: t.exposeString('host'),
+    device: t.exposeString('device', { description: 'Execution provider in use there: "cpu" or "cuda".' }),
+    computeType: t.exposeString('computeType'),
+  }),
+});
+
 /** A field of the model's info: known once the checkpoint is read, so null for a model that failed before. */
 function infoField<K extends keyof ModelInfo>(key: K) {
   return (m: ModelParent) => (infoOf(m)?.[key] ?? null) as ModelInfo[K] | null;
@@ -88,6 +100,19 @@ ModelRef.implement({
     computeType: t.string({ nullable: true, description: 'Type the graphs compute in: "float32" or "float16".', resolve: infoField('computeType') }),
     // Float, not Int: parameter counts pass 2^31 (an 8B model) and GraphQL Int is 32-bit.
     parameters: t.float({ nullable: true, description: 'Parameter count (exact up to 2^53).', resolve: infoField('parameters') }),
+    servedBy: t.field({
+      type: [PlacementRef],
+      description: 'Where the model runs: this server, or each live cluster worker holding it (distributed mode); empty until READY.',
+      resolve: (m, _args, ctx) => {
+        const info = ctx.registry.get(m.id)?.model.info ?? ('status' in m ? null : m);
+        if (!info) return [];
+        return (
+          ctx.registry.get(m.id)?.placements ?? [
+            { worker: `${hostname()}:${process.pid}`, host: hostname(), device: info.device, computeType: info.computeType },
+          ]
+        );
+      },
+    }),
   }),
 });
 
@@ -143,8 +168,13 @@ export function decoder(ctx: GatewayContext, modelId: string): (id: number) => s
 builder.queryFields((t) => ({
   models: t.field({
     type: [ModelRef],
-    description: 'Every configured model, in configuration order, whatever its status.',
-    resolve: (_root, _args, ctx) => ctx.registry.all(),
+    description:
+      'Every configured model, in configuration order, whatever its status (in distributed mode, READY models only while a live worker holds them).',
+    resolve: (_root, _args, ctx) =>
+      ctx.registry.all().filter((s) => {
+        const placements = ctx.registry.get(s.id)?.placements;
+        return placements == null || placements.length > 0;
+      }),
   }),
   model: t.field({
     type: ModelRef,

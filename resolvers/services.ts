@@ -2,18 +2,35 @@
 // ModelRegistry, ModelScheduler and result stores satisfy them without the GraphQL layer importing
 // the server (the layer order in docs/architecture.md).
 
-import type { LensErrorCode, LensModel, LensOptions, LensResult, ModelInfo } from '../src/lens/index.js';
+import type { ComputeDtype, LensErrorCode, LensModel, LensOptions, LensResult, ModelInfo } from '../src/lens/index.js';
 
-/** The per-model queue lens work goes through (admission control, batching). */
+/** The per-model queue lens work goes through (admission control, batching), local or cluster-wide. */
 export interface LensQueue {
-  run(prompt: string, options?: LensOptions): Promise<LensResult>;
+  /** `job.id` becomes the result id where the queue's workers store results themselves. */
+  run(prompt: string, options?: LensOptions, job?: { id: string; cacheKey?: string }): Promise<LensResult>;
   /** Throws OVERLOADED when the queue is full, before any work is started for a request. */
   assertCapacity(): void;
+  /** True when whoever computed a result stored it (a cluster worker): callers read it back. */
+  readonly storesResults?: boolean;
+}
+
+/** Where a model runs: this server, or one cluster worker holding it (distributed mode). */
+export interface Placement {
+  worker: string;
+  host: string;
+  device: 'cpu' | 'cuda';
+  computeType: ComputeDtype;
 }
 
 export interface ServedModel {
   readonly model: LensModel;
   readonly scheduler: LensQueue;
+  /** Null for a model this process runs; the live workers holding it in distributed mode. */
+  placements: Placement[] | null;
+  /** sha256 of the checkpoint's bytes; null until known (nothing is cached before). */
+  contentHash: string | null;
+  /** Identical-request cache lookups answered from the store / computed. */
+  readonly cache: { hits: number; misses: number };
 }
 
 export type ModelStatus = 'LOADING' | 'READY' | 'FAILED';
@@ -61,6 +78,10 @@ export interface StoredResult {
   result: LensResult;
   /** Name of the API key that created it; null or absent when the server runs without keys. */
   owner?: string | null;
+  /** Identical requests share this key (src/server/cache-key.ts); absent when the model's hash is unknown. */
+  cacheKey?: string;
+  /** True on a response answered from the store instead of running the model; never stored. */
+  cached?: boolean;
 }
 
 export type EvictionReason = 'bytes' | 'count' | 'ttl' | 'too_large';
@@ -78,8 +99,11 @@ export interface ResultStore {
   put(record: StoredResult): Promise<void>;
   /** null when unknown, expired or evicted. */
   get(id: string): Promise<StoredResult | null>;
+  /** The newest result stored under this identical-request key, if one is still held. */
+  findByCacheKey(key: string): Promise<StoredResult | null>;
   /** Size and evictions for /metrics; optional so a store that cannot count cheaply may leave it out. */
   stats?(): ResultStoreStats;
+  close?(): Promise<void>;
 }
 
 export interface GatewayLimits {
@@ -87,9 +111,11 @@ export interface GatewayLimits {
   maxTopK: number;
   /** Longest prompt in characters, checked before tokenizing. */
   maxPromptChars: number;
+  /** Largest response of one operation (estimated JSON bytes; a subscription counts all its events). */
+  maxResponseBytes: number;
 }
 
-export const DEFAULT_LIMITS: GatewayLimits = { maxTopK: 100, maxPromptChars: 20_000 };
+export const DEFAULT_LIMITS: GatewayLimits = { maxTopK: 100, maxPromptChars: 20_000, maxResponseBytes: 16 * 2 ** 20 };
 
 export interface GatewayServices {
   registry: ModelSource;

@@ -11,6 +11,8 @@ export type LensErrorCode =
   | 'UNKNOWN_MODEL_TYPE'
   | 'CHECKPOINT_INVALID'
   | 'DEVICE_UNAVAILABLE'
+  /** Distributed mode: no live worker holds the model, or its worker died and the retry did too. */
+  | 'UNAVAILABLE'
   | 'INTERNAL';
 
 export class LensError extends Error {

@@ -23,6 +23,11 @@ export function registerArchitecture(spec: ArchitectureSpec): void {
 const BUILT_IN = [gpt2, llama, mistral, qwen2, gptj, gptNeox, phi, phi3, gemma, gemma2, olmo, hfOlmo, qwen3, mixtral];
 for (const spec of BUILT_IN) registerArchitecture(spec);
 
+/** Names of the registered families (no aliases), in registration order. */
+export function registeredFamilies(): string[] {
+  return [...families.keys()];
+}
+
 /** A registered family by its name or one of its aliases (case-insensitive). */
 export function architecture(name: string): ArchitectureSpec | undefined {
   return byName(name);

@@ -26,7 +26,7 @@ function readJson(file: string, what: string): unknown {
   }
 }
 
-function weightFiles(dir: string): string[] {
+export function weightFiles(dir: string): string[] {
   const index = join(dir, 'model.safetensors.index.json');
   if (existsSync(index)) {
     const map = (readJson(index, 'model.safetensors.index.json') as { weight_map?: Record<string, string> }).weight_map;

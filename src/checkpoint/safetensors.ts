@@ -64,19 +64,6 @@ function bad(file: string, why: string): LensError {
   return new LensError('CHECKPOINT_INVALID', `${file}: ${why}`);
 }
 
-/** Reads raw bytes of a byte range (rows of an embedding, a bias, …). */
-export function readBytes(file: string, offset: number, length: number): Buffer {
-  const fd = openSync(file, 'r');
-  try {
-    const buf = Buffer.alloc(length);
-    const n = readSync(fd, buf, 0, length, offset);
-    if (n !== length) throw bad(file, `short read at ${offset} (+${length})`);
-    return buf;
-  } finally {
-    closeSync(fd);
-  }
-}
-
 /**
  * Rows `ids` of a 2-D tensor (or elements of a 1-D one) as float32, read straight from the file:
  * embedding lookups and the few unembedding columns trajectories need, never the whole matrix.

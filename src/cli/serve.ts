@@ -1,17 +1,24 @@
 // npm start -- --model id=./dir[@cuda[,float16]] [--model id2=./dir2] [--port 4000] [--host 0.0.0.0] [--device auto|cpu|cuda]
 //               [--cors-origin https://a.example,https://b.example] [--max-queue 64] [--batch-window-ms 2]
 //               [--trusted-documents src/client/persisted-documents.json [--trusted-only]]
+//               [--store ./lensgate.db | memory] [--store-max-mb N] [--result-ttl-s N]
+//               [--redis redis://host:6379]  (distributed mode: see src/cli/worker.ts)
 // With no --model, serves the embedded default model (models/tiny-facts-gpt2).
 
 import { existsSync } from 'node:fs';
 import { basename, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { modelContentHash, type DigestMemo } from '../checkpoint/content-hash.js';
 import { openModel } from '../lens/index.js';
-import type { Device } from '../lens/types.js';
+import type { Device, LensModel } from '../lens/types.js';
 import { buildApp } from '../server/app.js';
 import { ModelRegistry, type ModelSpec } from '../server/models.js';
-import { MemoryResultStore } from '../server/result-store.js';
+import { ClusterGateway } from '../server/cluster/gateway.js';
+import { ping } from '../server/cluster/redis.js';
+import { ClusterWorker } from '../server/cluster/worker.js';
+import { MemoryResultStore, type ResultStore } from '../server/result-store.js';
+import { SqliteResultStore } from '../server/sqlite-store.js';
 import { gatewayApi } from '../../resolvers/index.js';
 import { loadTrustedDocuments } from '../server/trusted-documents.js';
 import { loadReporter } from './progress.js';
@@ -22,7 +29,9 @@ const DEFAULT_MODEL_DIR = fileURLToPath(new URL('../../models/tiny-facts-gpt2', 
 const USAGE = `usage: npm start -- [--model id=./dir[@DEVICE[,DTYPE]] ...] [--port N] [--host H] [--device auto|cpu|cuda]
                  (per model: @auto|@cpu|@cuda, optionally ,float32|,float16 — e.g. llama=./Llama-3.1-8B@cuda,float16)
                  [--cors-origin ORIGIN[,ORIGIN...]] [--max-queue N] [--batch-window-ms N]
-                 [--store-max-mb N (default 256)] [--result-ttl-s N (default 3600)]`;
+                 [--store FILE|memory] (results and the cache; default ./lensgate.db) [--store-max-mb N]
+                 (default 1024 for a file or Redis, 256 in memory) [--result-ttl-s N] (memory store only, default 3600)
+                 [--redis redis://HOST:PORT] (distributed mode: results in Redis, jobs to workers; --model also runs a worker here)`;
 
 function fail(message: string): never {
   console.error(`lensgate: ${message}\n${USAGE}`);
@@ -57,6 +66,8 @@ async function main(): Promise<void> {
       'result-ttl-s': { type: 'string' },
       'trusted-documents': { type: 'string' },
       'trusted-only': { type: 'boolean', default: false },
+      store: { type: 'string', default: process.env.LENSGATE_STORE ?? './lensgate.db' },
+      redis: { type: 'string', default: process.env.LENSGATE_REDIS },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -70,6 +81,7 @@ async function main(): Promise<void> {
   if (!Number.isInteger(port) || port < 0 || port > 65535) fail(`invalid port ${values.port ?? process.env.PORT}`);
 
   let specs = (values.model ?? []).map(parseModelSpec);
+  if (values.redis) return serveCluster(values.redis, specs, device, port, values);
   if (specs.length === 0) {
     if (!existsSync(resolve(DEFAULT_MODEL_DIR, 'config.json'))) {
       fail(`no --model given and the default model is missing at ${DEFAULT_MODEL_DIR} (it is trained by training/)`);
@@ -100,10 +112,20 @@ async function main(): Promise<void> {
   };
   const storeMb = positive('store-max-mb');
   const ttlS = positive('result-ttl-s');
-  const store = new MemoryResultStore({
-    maxBytes: storeMb === undefined ? undefined : Math.round(storeMb * 2 ** 20),
-    ttlMs: ttlS === undefined ? undefined : ttlS * 1000,
-  });
+  let store: ResultStore;
+  try {
+    store =
+      values.store === 'memory'
+        ? new MemoryResultStore({
+            maxBytes: storeMb === undefined ? undefined : Math.round(storeMb * 2 ** 20),
+            ttlMs: ttlS === undefined ? undefined : ttlS * 1000,
+          })
+        : new SqliteResultStore(values.store!, { maxBytes: Math.round((storeMb ?? 1024) * 2 ** 20) });
+  } catch (err) {
+    fail(`could not open the result store: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  if (store instanceof SqliteResultStore) console.log(`lensgate: results stored in ${store.file} (up to ${storeMb ?? 1024} MB)`);
+  const memo: DigestMemo | undefined = store instanceof SqliteResultStore ? store : undefined;
   const app = buildApp({
     registry,
     store,
@@ -134,6 +156,7 @@ async function main(): Promise<void> {
     app
       .stop()
       .then(() => registry.close())
+      .then(() => store.close?.())
       .then(() => process.exit(0))
       .catch((err: unknown) => {
         console.error('lensgate: error during shutdown', err);
@@ -164,6 +187,16 @@ async function main(): Promise<void> {
           `lensgate: model ${id} (${modelType}, ${numLayers} layers) on ${ep} execution provider, ${computeType}` +
             `${deviceNote ? ` — ${deviceNote}` : ''} [${Math.round(performance.now() - t0)} ms]`,
         );
+        // Identical requests are answered from the store once the weights' hash is known; hashing
+        // runs in the background (first run reads every byte; later runs reuse remembered digests).
+        const hashStart = performance.now();
+        modelContentHash(dir, memo).then(
+          (hash) => {
+            registry.setContentHash(id, hash);
+            console.log(`lensgate: model ${id} content hash ${hash.slice(0, 12)}… [${Math.round(performance.now() - hashStart)} ms]; identical requests are cached`);
+          },
+          (err: unknown) => console.error(`lensgate: model ${id}: no caching, content hash failed: ${err instanceof Error ? err.message : String(err)}`),
+        );
         return model;
       } finally {
         if (!ok) progress.done(false);
@@ -180,6 +213,80 @@ async function main(): Promise<void> {
     process.exit(1);
   }
   console.log(failed.length ? `lensgate: ready (${states.length - failed.length} of ${states.length} models)` : 'lensgate: ready');
+}
+
+/**
+ * Distributed mode: this gateway accepts clients and queues lens jobs for whichever workers hold
+ * each model; results live in Redis. Models given with --model are run by a worker in this process.
+ */
+async function serveCluster(
+  redisUrl: string,
+  specs: ModelSpec[],
+  device: Device,
+  port: number,
+  values: { host?: string; 'max-queue'?: string; 'store-max-mb'?: string; 'cors-origin'?: string },
+): Promise<void> {
+  try {
+    await ping(redisUrl);
+  } catch (err) {
+    fail(`cannot reach Redis at ${redisUrl}: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  const storeMb = Number(values['store-max-mb'] ?? 1024);
+  if (!(storeMb > 0)) fail(`--store-max-mb must be a positive number (got ${values['store-max-mb']})`);
+  const storeMaxBytes = Math.round(storeMb * 2 ** 20);
+  const registry = new ModelRegistry();
+  const models: Array<{ model: LensModel; dir: string }> = [];
+  for (const spec of specs) {
+    const model = await openModel(spec.dir, { id: spec.id, device: spec.device ?? device, dtype: spec.dtype });
+    const i = model.info;
+    console.log(`lensgate: model ${i.id} (${i.modelType}, ${i.numLayers} layers) on ${i.device} execution provider, ${i.computeType}`);
+    models.push({ model, dir: spec.dir });
+  }
+  const worker = models.length ? await ClusterWorker.start({ redisUrl, models, storeMaxBytes }) : null;
+  const cluster = await ClusterGateway.start({
+    redisUrl,
+    registry,
+    storeMaxBytes,
+    maxQueue: values['max-queue'] ? Number(values['max-queue']) : undefined,
+  });
+  const origins = values['cors-origin']?.split(',').map((o) => o.trim()).filter(Boolean);
+  const app = buildApp({
+    registry,
+    api: gatewayApi({ registry, store: cluster.store }),
+    knownDocuments: loadTrustedDocuments(CLIENT_DOCUMENTS).values(),
+    port,
+    host: values.host,
+    cors: origins ? { origin: origins } : undefined,
+    logging: 'info',
+  });
+  const { url } = await app.start();
+  registry.markReady();
+  console.log(`lensgate: viewer at ${new URL('/', url)}`);
+  console.log(`lensgate: listening on ${url} (distributed mode, Redis ${new URL(redisUrl).host})`);
+  const served = registry.list().filter((s) => s.placements?.length).map((s) => s.model.info.id);
+  console.log(`lensgate: ready; the cluster serves ${served.join(', ') || 'no models yet'}`);
+
+  let stopping = false;
+  const shutdown = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    console.log(`lensgate: ${signal}: cancelling jobs, closing connections`);
+    const force = setTimeout(() => process.exit(1), 15_000);
+    force.unref();
+    app
+      .stop()
+      .then(() => cluster.close())
+      .then(() => worker?.close())
+      .then(() => registry.close())
+      .then(() => Promise.allSettled(models.map((m) => m.model.close())))
+      .then(() => process.exit(0))
+      .catch((err: unknown) => {
+        console.error('lensgate: error during shutdown', err);
+        process.exit(1);
+      });
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === resolve(process.argv[1])) {

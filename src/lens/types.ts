@@ -59,6 +59,8 @@ export interface LayerEvent {
   point: LensPoint;
   topIndices: number[][]; // [position][k]
   topProbs: number[][]; // [position][k]
+  /** Distributed mode: the worker process that computed this layer. */
+  worker?: string;
 }
 
 export interface TrackedPosition {

@@ -12,11 +12,13 @@ import { toGraphQLError } from '../../resolvers/errors.js';
 import { LensError } from '../errors.js';
 import { DEFAULT_ARMOR } from './armor.js';
 import { codedArmor, useErrorCodes } from './error-codes.js';
+import { useListArgumentCost } from './list-cost.js';
 import { withBodyLimit } from './body-limit.js';
 import type { ModelRegistry } from './models.js';
 import { readiness } from './readiness.js';
 import type { ResultStore } from './result-store.js';
 import { attachGraphQLWs } from './ws.js';
+import { allowedOrigins, corsOptions, withOriginCheck } from './origin.js';
 import { useCompression } from './compression.js';
 import { operationNames, useLensMetrics } from './metrics.js';
 import { useTrustedDocuments, type TrustedDocumentsOptions } from './trusted-documents.js';
@@ -39,7 +41,14 @@ export interface AppOptions {
   host?: string;
   /** Largest accepted request body; default 64 KiB (lens inputs are small). */
   bodyLimitBytes?: number;
-  /** yoga CORS options; false turns CORS headers off. Default: any origin, no credentials. */
+  /** graphql-ws operations one socket may run at once (default 8). */
+  maxOperationsPerSocket?: number;
+  /** graphql-ws operations all sockets of one client address may run at once (default 32). */
+  maxOperationsPerAddress?: number;
+  /**
+   * yoga CORS options; false turns CORS headers off. Default: any origin, no credentials. An origin
+   * list is also enforced: requests and WebSocket upgrades from other origins get 403.
+   */
   cors?: YogaServerOptions<object, object>['cors'];
   /** Overrides the graphql-armor defaults (depth, cost, aliases, tokens, directives). */
   armor?: GraphQLArmorConfig;
@@ -88,13 +97,14 @@ function knownOperations(options: AppOptions): Set<string> {
 
 export function buildApp(options: AppOptions): App {
   const { registry, api } = options;
+  const armor = codedArmor(DEFAULT_ARMOR, options.armor);
   const yoga = createYoga<object, object>({
     schema: api.schema,
     graphqlEndpoint: '/graphql',
     healthCheckEndpoint: '/health',
     landingPage: false,
     graphiql: options.graphiql ?? process.env.NODE_ENV !== 'production',
-    cors: options.cors,
+    cors: corsOptions(options.cors),
     logging: options.logging ?? 'warn',
     maskedErrors: { maskError: maskGatewayError },
     context: (initial) => {
@@ -102,7 +112,8 @@ export function buildApp(options: AppOptions): App {
       return api.context(request?.signal);
     },
     plugins: [
-      EnvelopArmorPlugin(codedArmor(DEFAULT_ARMOR, options.armor)),
+      EnvelopArmorPlugin(armor),
+      useListArgumentCost(armor.costLimit?.maxCost ?? 5000),
       useErrorCodes(),
       useDeferStream(),
       useReadinessCheck({
@@ -117,8 +128,16 @@ export function buildApp(options: AppOptions): App {
   });
 
   // The web viewer answers GET / and /viewer/*; everything else goes on to GraphQL.
-  const server = createServer(serveViewer(withBodyLimit(options.bodyLimitBytes ?? 64 * 1024, yoga)));
-  const ws = attachGraphQLWs(server, yoga, { trustedDocuments: options.trustedDocuments });
+  const bodyLimit = options.bodyLimitBytes ?? 64 * 1024;
+  const origins = allowedOrigins(options.cors);
+  const server = createServer(withOriginCheck(origins, serveViewer(withBodyLimit(bodyLimit, yoga))));
+  const ws = attachGraphQLWs(server, yoga, {
+    trustedDocuments: options.trustedDocuments,
+    maxPayload: bodyLimit,
+    allowedOrigins: origins,
+    maxOperationsPerSocket: options.maxOperationsPerSocket,
+    maxOperationsPerAddress: options.maxOperationsPerAddress,
+  });
   let stopping: Promise<void> | null = null;
 
   return {

@@ -62,6 +62,20 @@ export function useLensMetrics(
     registers: [registry],
     collect: perModel((s) => s.scheduler.getStats().batches),
   });
+  new Counter({
+    name: 'lensgate_cache_hits_total',
+    help: 'Lens requests answered from the result store without running the model (identical earlier request), per model',
+    labelNames: ['model'],
+    registers: [registry],
+    collect: perModel((s) => s.cache.hits),
+  });
+  new Counter({
+    name: 'lensgate_cache_misses_total',
+    help: 'Lens requests looked up in the cache and computed, per model (not counted before the model content hash is known)',
+    labelNames: ['model'],
+    registers: [registry],
+    collect: perModel((s) => s.cache.misses),
+  });
   new Gauge({
     name: 'lensgate_model_info',
     help: 'Served models (value 1) with their family, layer count, device and compute type',

@@ -4,11 +4,11 @@
 
 import { realpathSync } from 'node:fs';
 import { LensError, type LensErrorCode } from '../errors.js';
-import { ModelScheduler, type SchedulerOptions } from './scheduler.js';
-import type { ComputeDtype, Device, LensModel, LoadProgress } from '../lens/types.js';
-import type { ModelLoadError, ModelSource, ModelState, ModelStatus } from '../../resolvers/services.js';
+import { ModelScheduler, type SchedulerOptions, type SchedulerStats } from './scheduler.js';
+import type { ComputeDtype, Device, LensModel, LensOptions, LensResult, LoadProgress } from '../lens/types.js';
+import type { ModelLoadError, ModelSource, ModelState, ModelStatus, Placement } from '../../resolvers/services.js';
 
-export type { ModelLoadError, ModelState, ModelStatus };
+export type { ModelLoadError, ModelState, ModelStatus, Placement };
 
 export interface ModelSpec {
   id: string;
@@ -19,9 +19,26 @@ export interface ModelSpec {
   dtype?: ComputeDtype;
 }
 
+/** Runs lens jobs for one model: in this process (ModelScheduler) or on the cluster's workers. */
+export interface LensScheduler {
+  assertCapacity(): void;
+  /** `job.id` becomes the result id where the scheduler stores results itself. */
+  run(prompt: string, options?: LensOptions, job?: { id: string; cacheKey?: string }): Promise<LensResult>;
+  getStats(): SchedulerStats;
+  close(): void;
+  /** True when results are stored by whoever computed them (a cluster worker): callers read them back. */
+  readonly storesResults?: boolean;
+}
+
 export interface ServedModel {
   readonly model: LensModel;
-  readonly scheduler: ModelScheduler;
+  readonly scheduler: LensScheduler;
+  /** Null for a model this process runs; the live workers holding it in distributed mode. */
+  placements: Placement[] | null;
+  /** sha256 of the checkpoint's bytes (checkpoint/content-hash.ts); null until known: no caching before. */
+  contentHash: string | null;
+  /** Identical-request cache lookups answered from the store / computed. */
+  readonly cache: { hits: number; misses: number };
 }
 
 export type ModelOpener = (
@@ -52,6 +69,8 @@ export class ModelRegistry implements ModelSource {
   private readonly listeners = new Set<ModelStateListener>();
   private marked = false;
   private closed = false;
+  /** Content hashes by model id; one may be known before its model is added. */
+  private readonly hashes = new Map<string, string>();
 
   constructor(private readonly schedulerOptions: SchedulerOptions = {}) {}
 
@@ -59,7 +78,13 @@ export class ModelRegistry implements ModelSource {
   add(model: LensModel): ServedModel {
     const id = model.info.id;
     if (this.served.has(id) || this.states.get(id)?.status === 'READY') throw new Error(`Duplicate model id "${id}"`);
-    const entry = { model, scheduler: new ModelScheduler(model, this.schedulerOptions) };
+    const entry: ServedModel = {
+      model,
+      scheduler: new ModelScheduler(model, this.schedulerOptions),
+      placements: null,
+      contentHash: this.hashes.get(id) ?? null,
+      cache: { hits: 0, misses: 0 },
+    };
     this.served.set(id, entry);
     const now = Date.now();
     const prev = this.states.get(id);
@@ -134,6 +159,34 @@ export class ModelRegistry implements ModelSource {
       }
     }
     return specs.map((s) => this.states.get(s.id)!);
+  }
+
+  /** Adds a model that runs elsewhere (distributed mode); its scheduler sends jobs to workers. */
+  addServed(entry: ServedModel): void {
+    const id = entry.model.info.id;
+    if (this.served.has(id)) throw new Error(`Duplicate model id "${id}"`);
+    this.served.set(id, entry);
+    const now = Date.now();
+    const info = entry.model.info;
+    this.update({
+      id,
+      status: 'READY',
+      info,
+      layersBuilt: info.numLayers,
+      layersTotal: info.numLayers,
+      bytesMapped: 0,
+      bytesTotal: null,
+      error: null,
+      startedAt: now,
+      finishedAt: now,
+    });
+  }
+
+  /** Turns on identical-request caching for a model once its content hash is known. */
+  setContentHash(id: string, hash: string): void {
+    this.hashes.set(id, hash);
+    const served = this.served.get(id);
+    if (served) served.contentHash = hash;
   }
 
   /** Says ready even with no models (tests and embedders that add() models themselves). */

@@ -32,6 +32,7 @@ interface Entry {
 /** Results packed into typed arrays; oldest evicted first when the byte or count budget is reached. */
 export class MemoryResultStore implements ResultStore {
   private readonly entries = new Map<string, Entry>();
+  private readonly byCacheKey = new Map<string, string>();
   private bytes = 0;
   private readonly evictions: Record<EvictionReason, number> = { bytes: 0, count: 0, ttl: 0, too_large: 0 };
   readonly maxBytes: number;
@@ -47,7 +48,7 @@ export class MemoryResultStore implements ResultStore {
   }
 
   async put(stored: StoredResult): Promise<void> {
-    const { result, ...record } = stored;
+    const { result, cached: _cached, ...record } = stored;
     const packed = packResult(result);
     const bytes = packedBytes(packed, record.prompt);
     this.remove(record.id);
@@ -57,6 +58,7 @@ export class MemoryResultStore implements ResultStore {
       return;
     }
     this.entries.set(record.id, { record, packed, bytes, expiresAt: this.now() + this.ttlMs });
+    if (record.cacheKey) this.byCacheKey.set(record.cacheKey, record.id);
     this.bytes += bytes;
     // Map order is insertion order, so the first key is always the oldest result.
     while (this.bytes > this.maxBytes || this.entries.size > this.maxResults) {
@@ -95,10 +97,28 @@ export class MemoryResultStore implements ResultStore {
     }
   }
 
+  async findByCacheKey(key: string): Promise<StoredResult | null> {
+    const id = this.byCacheKey.get(key);
+    return id ? this.get(id) : null;
+  }
+
   private remove(id: string): void {
     const entry = this.entries.get(id);
     if (!entry) return;
     this.entries.delete(id);
     this.bytes -= entry.bytes;
+    const key = entry.record.cacheKey;
+    if (key && this.byCacheKey.get(key) === id) this.byCacheKey.delete(key);
   }
+}
+
+/** The persisted form (SQLite, Redis): the whole record but the per-response `cached` flag, dates as epoch ms. */
+export function serializeResult(record: StoredResult): string {
+  const { cached: _cached, ...rest } = record;
+  return JSON.stringify({ ...rest, createdAt: record.createdAt.getTime() });
+}
+
+export function deserializeResult(text: string): StoredResult {
+  const raw = JSON.parse(text) as Omit<StoredResult, 'createdAt'> & { createdAt: number };
+  return { ...raw, createdAt: new Date(raw.createdAt) };
 }

@@ -129,13 +129,9 @@ export class ModelScheduler {
     this.idle = new Promise<void>((r) => (release = r));
     await previous;
     const started = performance.now();
-    // Jobs cancelled while they waited never reach the model.
-    const live: number[] = [];
-    const out: Array<LensResult | Error> = jobs.map((job, i) => {
-      if (job.options.signal?.aborted) return cancelled();
-      live.push(i);
-      return cancelled();
-    });
+    // Jobs cancelled while they waited never reach the model; the live ones' slots are filled below.
+    const live = jobs.flatMap((job, i) => (job.options.signal?.aborted ? [] : [i]));
+    const out: Array<LensResult | Error> = jobs.map(() => cancelled());
     this.running = live.length;
     try {
       if (live.length > 0) {

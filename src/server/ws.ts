@@ -2,11 +2,12 @@
 // trusted documents) and failures come back as GraphQLError[] from onSubscribe: a throw there
 // would close the socket (4500) and end every other subscription on it.
 
-import type { Server } from 'node:http';
+import type { IncomingMessage, Server } from 'node:http';
 import { GraphQLError, type ExecutionArgs } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer } from 'ws';
 import type { YogaServerInstance } from 'graphql-yoga';
+import { originAllowed } from './origin.js';
 import { resolveDocument, type TrustedDocumentsOptions } from './trusted-documents.js';
 
 interface EnvelopedRoot {
@@ -16,20 +17,63 @@ interface EnvelopedRoot {
 
 export interface WsOptions {
   trustedDocuments?: TrustedDocumentsOptions;
+  /** Largest message accepted (bytes); larger ones close the socket with 1009. Same as the HTTP body limit. */
+  maxPayload: number;
+  /** Browser origins allowed to open a socket; null: any. */
+  allowedOrigins: Set<string> | null;
+  /** Operations one socket may run at once (default 8). */
+  maxOperationsPerSocket?: number;
+  /** Operations all sockets of one client address may run at once (default 32). */
+  maxOperationsPerAddress?: number;
+}
+
+interface SocketContext {
+  subscriptions: Record<string, unknown>;
+  extra: { request: IncomingMessage };
+}
+
+function tooMany(message: string): GraphQLError {
+  return new GraphQLError(message, { extensions: { code: 'TOO_MANY_SUBSCRIPTIONS' } });
 }
 
 export function attachGraphQLWs(
   server: Server,
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   yoga: YogaServerInstance<any, any>,
-  options: WsOptions = {},
+  options: WsOptions,
 ) {
-  const wss = new WebSocketServer({ server, path: yoga.graphqlEndpoint });
+  const perSocket = options.maxOperationsPerSocket ?? 8;
+  const perAddress = options.maxOperationsPerAddress ?? 32;
+  // graphql-ws keeps each socket's running operations in ctx.subscriptions (the new one included
+  // by the time onSubscribe runs); sockets are grouped by address to count them per client.
+  const byAddress = new Map<string, Set<SocketContext>>();
+  const address = (ctx: SocketContext) => ctx.extra.request.socket.remoteAddress ?? 'unknown';
+  const running = (ctx: SocketContext) => Object.keys(ctx.subscriptions).length;
+  const wss = new WebSocketServer({
+    server,
+    path: yoga.graphqlEndpoint,
+    maxPayload: options.maxPayload,
+    verifyClient: ({ origin }: { origin?: string }, done: (ok: boolean, code?: number, message?: string) => void) =>
+      originAllowed(options.allowedOrigins, origin) ? done(true) : done(false, 403, 'Origin not allowed'),
+  });
   const disposable = useServer(
     {
       execute: (args) => (args.rootValue as EnvelopedRoot).execute(args) as never,
       subscribe: (args) => (args.rootValue as EnvelopedRoot).subscribe(args) as never,
+      onConnect: (ctx) => {
+        const key = address(ctx);
+        byAddress.set(key, (byAddress.get(key) ?? new Set()).add(ctx));
+        return true;
+      },
+      onClose: (ctx) => {
+        const key = address(ctx);
+        byAddress.get(key)?.delete(ctx);
+        if (byAddress.get(key)?.size === 0) byAddress.delete(key);
+      },
       onSubscribe: async (ctx, _id, payload) => {
+        if (running(ctx) > perSocket) return [tooMany(`This socket already runs ${perSocket} operations; complete one first`)];
+        const fromAddress = [...(byAddress.get(address(ctx)) ?? [])].reduce((n, c) => n + running(c), 0);
+        if (fromAddress > perAddress) return [tooMany(`This client already runs ${perAddress} operations over WebSockets; complete one first`)];
         try {
           let query = payload.query;
           if (options.trustedDocuments) {

@@ -2,6 +2,9 @@
 // exits 0 on SIGTERM.
 
 import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { print } from 'graphql';
 import { expect, test } from 'vitest';
 import { LensLayersDocument, type LensLayersSubscription } from '../../src/client/graphql.js';
@@ -48,9 +51,10 @@ test('stop(): running jobs are cancelled and graphql-ws clients get 1001', async
 test('npm start: logs the execution provider, serves, and exits 0 on SIGTERM', async () => {
   const tinyDir = makeCheckpoint(RECIPES['gpt2-tiny']);
   const deepDir = makeCheckpoint(DEEP_GPT2);
+  const storeDir = mkdtempSync(join(tmpdir(), 'lensgate-shutdown-'));
   const child = spawn(
     process.execPath,
-    ['--import', 'tsx', 'src/cli/serve.ts', '--model', `gpt2-tiny=${tinyDir}`, '--model', `gpt2-deep=${deepDir}`, '--device', 'cpu'],
+    ['--import', 'tsx', 'src/cli/serve.ts', '--model', `gpt2-tiny=${tinyDir}`, '--model', `gpt2-deep=${deepDir}`, '--device', 'cpu', '--store', join(storeDir, 'results.db')],
     { env: { ...process.env, PORT: '0', NODE_ENV: 'production' }, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   let out = '';
@@ -75,4 +79,5 @@ test('npm start: logs the execution provider, serves, and exits 0 on SIGTERM', a
   expect(await sub.closed).toBe(1001);
   expect(await exited).toBe(0);
   expect(out).toMatch(/SIGTERM/);
+  rmSync(storeDir, { recursive: true, force: true });
 });

@@ -1,0 +1,29 @@
+// The identical-request key. Two lens requests get the same key exactly when they would compute
+// the same result: same model id and bytes (content hash), same compute type (float16 graphs round
+// differently), same prompt and same options after validation (defaults filled, layers sorted).
+
+import { createHash } from 'node:crypto';
+import type { ComputeDtype, LensOptions } from '../lens/types.js';
+
+/** Bump when a change to the lens core changes what a request returns. */
+export const RESULT_FORMAT_VERSION = 1;
+
+export function lensCacheKey(
+  model: { modelId: string; contentHash: string; computeType: ComputeDtype },
+  prompt: string,
+  options: LensOptions,
+): string {
+  const canonical = {
+    v: RESULT_FORMAT_VERSION,
+    modelId: model.modelId,
+    model: model.contentHash,
+    compute: model.computeType,
+    prompt,
+    topK: options.topK ?? 5,
+    track: options.trackAcrossLayers ?? false,
+    layers: options.layers ?? null,
+    points: options.points ?? ['BLOCK_OUTPUT'],
+    stats: options.stats ?? false,
+  };
+  return createHash('sha256').update(JSON.stringify(canonical)).digest('base64url');
+}
