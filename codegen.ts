@@ -19,7 +19,8 @@ const config: CodegenConfig = {
         useTypeImports: true,
         enumsAsTypes: true,
         strictScalars: true,
-        scalars: { JSON: 'unknown' },
+        // The PACKED arrays' JSON shape is defined next to their decoder.
+        scalars: { JSON: 'unknown', PackedArray: "import('../lens/packed.js').PackedArray" },
       },
     },
   },

@@ -1,12 +1,14 @@
-// npm run bench -- gateway [--tokens 20] [--runs 3] [--clients 8] [--only gpt2|llama80] [--throughput-only]
+// npm run bench -- gateway [--tokens 20] [--runs 3] [--clients 8] [--only gpt2|llama80] [--wire-only | --throughput-only]
 //
 // Through a live gateway (HTTP, graphql-ws), for a GPT-2-small-shaped model and an 80-layer,
 // V=128256, tiny-width Llama (the 70B's bandwidth shape): bytes on the wire for mode 1 (top-k),
-// mode 2 (+ trajectories), the widget JSON and naive full logits, gzip off and on; time to the first
-// LayerResult vs the whole stream; throughput of 1 client vs N concurrent clients, for the default
-// batching and for the pre-tuning one (one padded pass, 128 MB head calls), interleaved in one run.
+// mode 2 (+ trajectories), the widget JSON and naive full logits, gzip off and on; the JSON, JSON
+// with `precision:` and PACKED encodings of mode 2 with encode/decode time and error (bench/wire.ts);
+// streamed events with and without compression; time to the first LayerResult vs the whole stream;
+// throughput of 1 client vs N concurrent clients, for the default batching and for the pre-tuning
+// one (one padded pass, 128 MB head calls), interleaved in one run. --wire-only skips latency and
+// throughput; --throughput-only runs just the throughput rounds.
 
-import { request } from 'node:http';
 import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
 import { gzipSync } from 'node:zlib';
@@ -19,6 +21,7 @@ import { MemoryResultStore } from '../src/server/result-store.js';
 import { gatewayApi } from '../resolvers/index.js';
 import { makeCheckpoint, RECIPES, type FixtureRecipe } from '../test/helpers/fixtures.js';
 import { GPT2_SMALL, gpt2Checkpoint, promptOfTokens } from './checkpoints.js';
+import { measureEncodings, measureStreams, wireBytes, type EncodingRow, type StreamRow } from './wire.js';
 
 const { values } = parseArgs({
   options: {
@@ -27,6 +30,7 @@ const { values } = parseArgs({
     clients: { type: 'string', default: '8' },
     only: { type: 'string' },
     'throughput-only': { type: 'boolean', default: false },
+    'wire-only': { type: 'boolean', default: false },
   },
 });
 const T = Number(values.tokens);
@@ -40,21 +44,6 @@ const LLAMA80: FixtureRecipe = { ...RECIPES['llama-gqa-tied'], name: 'bench-llam
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const kb = (b: number) => (b >= 2 ** 30 ? `${(b / 2 ** 30).toFixed(1)} GiB` : b >= 2 ** 20 ? `${(b / 2 ** 20).toFixed(1)} MiB` : `${(b / 1024).toFixed(1)} KiB`);
 const ms = (x: number) => `${x.toFixed(0)} ms`;
-
-/** Bytes actually received for one POST (no client-side decompression). */
-function wireBytes(url: string, body: unknown, gzip: boolean): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const headers: Record<string, string> = { 'content-type': 'application/json', accept: 'application/graphql-response+json' };
-    if (gzip) headers['accept-encoding'] = 'gzip';
-    const req = request(url, { method: 'POST', headers }, (res) => {
-      let n = 0;
-      res.on('data', (c: Buffer) => (n += c.length));
-      res.on('end', () => (res.statusCode === 200 ? resolve(n) : reject(new Error(`HTTP ${res.statusCode}`))));
-    });
-    req.on('error', reject);
-    req.end(JSON.stringify(body));
-  });
-}
 
 async function post(url: string, query: string, variables: unknown): Promise<{ data?: any; errors?: unknown }> {
   const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query, variables }) });
@@ -158,9 +147,10 @@ async function benchModel(label: string, model: LensModel, url: string, prompt: 
   const tokens = model.tokenize(prompt).length;
   const L = info.numLayers;
   const V = info.vocabSize;
-  await post(url, MODE1, { input }); // warm-up
+  const wireOnly = values['wire-only'];
+  if (!wireOnly) await post(url, MODE1, { input }); // warm-up
 
-  const bytes = {
+  const bytes = wireOnly ? { mode1: [NaN, NaN], mode2: [NaN, NaN], widget: [NaN, NaN] } : {
     mode1: [await wireBytes(url, { query: MODE1, variables: { input } }, false), await wireBytes(url, { query: MODE1, variables: { input } }, true)],
     mode2: [await wireBytes(url, { query: MODE2, variables: { input: inputTracked } }, false), await wireBytes(url, { query: MODE2, variables: { input: inputTracked } }, true)],
     widget: [await wireBytes(url, { query: WIDGET, variables: { input: inputTracked } }, false), await wireBytes(url, { query: WIDGET, variables: { input: inputTracked } }, true)],
@@ -168,6 +158,13 @@ async function benchModel(label: string, model: LensModel, url: string, prompt: 
   const per = naivePerNumber(V);
   const n = L * tokens * V;
   const naive = { f32: n * 4, gzipF32: n * per.gzipF32, json: n * per.json, gzipJson: n * per.gzipJson };
+
+  // Encodings of one mode 2 result, and streams with and without compression.
+  const { rows: encodings, result: direct } = await measureEncodings(url, inputTracked, RUNS);
+  const tracked = direct.tracked!.reduce((a, t) => a + t.tokenIds.length, 0);
+  const streams = await measureStreams(url, inputTracked, RUNS);
+  const wire = { tracked, encodings, streams };
+  if (wireOnly) return { label, info, tokens, bytes, naive, wire, first: NaN, total: NaN, query: NaN };
 
   // Streaming latency over graphql-ws.
   const ws = createClient({ url: url.replace(/^http/, 'ws'), webSocketImpl: WebSocket, retryAttempts: 0 });
@@ -190,18 +187,22 @@ async function benchModel(label: string, model: LensModel, url: string, prompt: 
     queryTimes.push(performance.now() - t0);
   }
 
-  return { label, info, tokens, bytes, naive, first: median(first), total: median(total), query: median(queryTimes) };
+  return { label, info, tokens, bytes, naive, wire, first: median(first), total: median(total), query: median(queryTimes) };
 }
 
 function printPayloads(r: Awaited<ReturnType<typeof benchModel>>): void {
   console.log('| payload | identity | gzip |');
   console.log('|---|---:|---:|');
-  console.log(`| mode 1: top-5 ids + probs per (layer, position) | ${kb(r.bytes.mode1[0])} | ${kb(r.bytes.mode1[1])} |`);
-  console.log(`| mode 2: + trajectories of every top-5 token | ${kb(r.bytes.mode2[0])} | ${kb(r.bytes.mode2[1])} |`);
-  console.log(`| widget JSON V2 (mode 2) | ${kb(r.bytes.widget[0])} | ${kb(r.bytes.widget[1])} |`);
+  if (!values['wire-only']) {
+    console.log(`| mode 1: top-5 ids + probs per (layer, position) | ${kb(r.bytes.mode1[0])} | ${kb(r.bytes.mode1[1])} |`);
+    console.log(`| mode 2: + trajectories of every top-5 token | ${kb(r.bytes.mode2[0])} | ${kb(r.bytes.mode2[1])} |`);
+    console.log(`| widget JSON V2 (mode 2) | ${kb(r.bytes.widget[0])} | ${kb(r.bytes.widget[1])} |`);
+  }
   console.log(`| naive full distributions, float32 binary | ${kb(r.naive.f32)} | ≈ ${kb(r.naive.gzipF32)} |`);
   console.log(`| naive full distributions, JSON numbers (estimated) | ≈ ${kb(r.naive.json)} | ≈ ${kb(r.naive.gzipJson)} |`);
   console.log('');
+  printWire(r.wire, r.naive.f32, r.info.numLayers);
+  if (values['wire-only']) return;
   console.log('| latency | time |');
   console.log('|---|---:|');
   console.log(`| graphql-ws: first LayerResult | ${ms(r.first)} |`);
@@ -228,14 +229,14 @@ async function main() {
     registry.add(await openModel(s.dir(), { id: `${s.id}${LEGACY}`, device: 'auto', batching: { headRows: Number.MAX_SAFE_INTEGER, maxPaddingShare: 1 } }));
   }
   registry.markReady();
-  const app = buildApp({ registry, api: gatewayApi({ registry, store: new MemoryResultStore() }), port: 0, host: '127.0.0.1', logging: false, graphiql: false });
+  const app = buildApp({ registry, api: gatewayApi({ registry, store: new MemoryResultStore() }), port: 0, host: '127.0.0.1', logging: false, graphiql: false, streamCompression: true });
   const { url } = await app.start();
 
   const rows = [];
   for (const [i, s] of specs.entries()) {
     const prompt = promptOfTokens(T);
     const row = values['throughput-only'] ? { label: s.label, info: models[i].info, tokens: models[i].tokenize(prompt).length } : await benchModel(s.label, models[i], url, prompt);
-    const tp = await throughput(url, [{ name: 'tuned (default)', id: s.id }, { name: 'legacy: one padded pass, 128 MB head calls', id: `${s.id}${LEGACY}` }], prompt);
+    const tp = values['wire-only'] ? [] : await throughput(url, [{ name: 'tuned (default)', id: s.id }, { name: 'legacy: one padded pass, 128 MB head calls', id: `${s.id}${LEGACY}` }], prompt);
     rows.push({ ...row, tp });
   }
   await app.stop();
@@ -245,6 +246,7 @@ async function main() {
   for (const r of rows) {
     console.log(`### ${r.label} — ${r.tokens} tokens\n`);
     if ('bytes' in r) printPayloads(r);
+    if (values['wire-only']) continue;
     console.log(`Throughput, mode 1: ${RUNS} interleaved rounds of ${CLIENTS * 2} requests per cell; CPU = process CPU time per request.\n`);
     console.log(`| batching | 1 client req/s | ${CLIENTS} clients req/s | ${CLIENTS} clients / 1 client | per round | mean batch | CPU ms/req 1 client | CPU ms/req ${CLIENTS} clients |`);
     console.log('|---|---:|---:|---:|---|---:|---:|---:|');
@@ -256,6 +258,24 @@ async function main() {
     console.log('');
   }
   console.log('Naive rows: L × T × V probabilities; float32 size is exact, JSON/gzip sizes extrapolate one synthetic softmax row (logit std 3).');
+}
+
+function printWire(wire: { tracked: number; encodings: EncodingRow[]; streams: StreamRow[] }, naiveF32: number, L: number): void {
+  console.log(`Mode 2 (top-5 + trajectories of ${wire.tracked} tracked ids over ${L} layers) by encoding, as received over HTTP; encode = the arrays serialized in-process, decode = JSON.parse (+ unpackLens for PACKED) to arrays; error = worst |p′ − p| / max(p, floor) over every probability:\n`);
+  console.log('| encoding | identity | gzip | naive float32 ÷ gzip | encode | decode | error |');
+  console.log('|---|---:|---:|---:|---:|---:|---|');
+  for (const e of wire.encodings) {
+    const t = (x: number) => (Number.isNaN(x) ? '–' : `${x.toFixed(1)} ms`);
+    console.log(`| ${e.label} | ${kb(e.identity)} | ${kb(e.gzip)} | ${Math.round(naiveF32 / e.gzip).toLocaleString('en-US')}× | ${t(e.encodeMs)} | ${t(e.decodeMs)} | ${e.error} |`);
+  }
+  console.log('');
+  console.log('Streamed mode 2 (every LayerResult, then LensCompleted with the trajectories), bytes received by the client:\n');
+  console.log('| transport, events, compression | bytes | first LayerResult | LensCompleted | mean gap between LayerResults |');
+  console.log('|---|---:|---:|---:|---:|');
+  for (const s of wire.streams) {
+    console.log(`| ${s.label} | ${kb(s.bytes)} | ${ms(s.firstMs)} | ${ms(s.totalMs)} | ${s.gapMs.toFixed(1)} ms |`);
+  }
+  console.log('');
 }
 
 await main();

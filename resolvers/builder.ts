@@ -2,6 +2,7 @@
 
 import SchemaBuilder from '@pothos/core';
 import { GraphQLError, Kind, type ValueNode } from 'graphql';
+import type { PackedArray } from '../src/lens/packed.js';
 import type { GatewayContext } from './context.js';
 
 function literalToJson(node: ValueNode, variables: Record<string, unknown> | null | undefined): unknown {
@@ -31,6 +32,7 @@ export const builder = new SchemaBuilder<{
   DefaultFieldNullability: false;
   Scalars: {
     JSON: { Input: unknown; Output: unknown };
+    PackedArray: { Input: never; Output: PackedArray };
     ID: { Input: string; Output: string };
   };
 }>({

@@ -4,7 +4,7 @@
 
 import { randomUUID } from 'node:crypto';
 import type { LayerEvent, LensOptions, LensResult } from '../src/lens/types.js';
-import { lensCacheKey } from '../src/server/cache-key.js';
+import { lensCacheKey } from '../src/lens/cache-key.js';
 import type { GatewayContext } from './context.js';
 import { gatewayError, toGraphQLError } from './errors.js';
 import type { ValidLensRequest } from './lens-input.js';

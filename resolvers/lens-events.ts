@@ -15,6 +15,7 @@ import { cellsBytes, gridBytes, ID_BYTES, PROB_BYTES } from './response-budget.j
 import { LensResultRef } from './lens-result.js';
 import { ModelRef, TokenRef } from './model.js';
 import { PromptRef } from './prompt.js';
+import { PRECISION_DESCRIPTION, rounded } from './precision.js';
 import type { ModelInfo } from '../src/lens/types.js';
 
 interface StartedShape {
@@ -59,7 +60,7 @@ LensStartedRef.implement({
   }),
 });
 
-const LayerResultRef = builder.objectRef<LayerShape>('LayerResult');
+export const LayerResultRef = builder.objectRef<LayerShape>('LayerResult');
 LayerResultRef.implement({
   description: 'One requested layer, sent as soon as it is computed.',
   fields: (t) => ({
@@ -77,10 +78,15 @@ LayerResultRef.implement({
         ctx.budget.charge(gridBytes([s.event.topIndices], ID_BYTES), 'topIndices');
         return s.event.topIndices;
       } }),
-    topProbs: t.field({ type: t.listRef(t.listRef('Float')), description: '[position][k]', resolve: (s, _a, ctx) => {
+    topProbs: t.field({
+      type: t.listRef(t.listRef('Float')),
+      description: '[position][k]',
+      args: { precision: t.arg.int({ description: PRECISION_DESCRIPTION }) },
+      resolve: (s, { precision }, ctx) => {
         ctx.budget.charge(gridBytes([s.event.topProbs], PROB_BYTES), 'topProbs');
-        return s.event.topProbs;
-      } }),
+        return rounded(s.event.topProbs, precision);
+      },
+    }),
     cells: t.field({
       type: [LensCellRef],
       description: 'Decoded cells of this layer, one per position.',

@@ -5,6 +5,7 @@ import type { LensReadout } from '../src/lens/types.js';
 import { builder } from './builder.js';
 import { gridBytes, ID_BYTES, PROB_BYTES, trackedBytes } from './response-budget.js';
 import { LensStatsRef } from './lens-stats.js';
+import { PRECISION_DESCRIPTION, rounded } from './precision.js';
 import { TrackedPositionRef } from './tracked-position.js';
 
 type Types = typeof builder extends PothosSchemaTypes.SchemaBuilder<infer T> ? T : never;
@@ -34,10 +35,11 @@ export function readoutFields<Parent>(
     topProbs: t.field({
       type: t.listRef(t.listRef(t.listRef('Float'))),
       description: descriptions.topProbs,
-      resolve: (p, _a, ctx) => {
+      args: { precision: t.arg.int({ description: PRECISION_DESCRIPTION }) },
+      resolve: (p, { precision }, ctx) => {
         const { topProbs } = of(p).readout;
         ctx.budget.charge(gridBytes(topProbs, PROB_BYTES), 'topProbs');
-        return topProbs;
+        return rounded(topProbs, precision);
       },
     }),
     tracked: t.field({

@@ -13,5 +13,6 @@ import './lens-attention.js';
 import './widget-format.js';
 import './lens-result.js';
 import './lens-events.js';
+import './packed.js';
 
 export const schema = builder.toSchema({ sortSchema: false });

@@ -78,7 +78,7 @@ export interface StoredResult {
   result: LensResult;
   /** Name of the API key that created it; null or absent when the server runs without keys. */
   owner?: string | null;
-  /** Identical requests share this key (src/server/cache-key.ts); absent when the model's hash is unknown. */
+  /** Identical requests share this key (src/lens/cache-key.ts); absent when the model's hash is unknown. */
   cacheKey?: string;
   /** True on a response answered from the store instead of running the model; never stored. */
   cached?: boolean;

@@ -3,6 +3,7 @@
 import type { TrackedPosition } from '../src/lens/types.js';
 import { builder } from './builder.js';
 import { decoder, TokenRef } from './model.js';
+import { PRECISION_DESCRIPTION, rounded } from './precision.js';
 
 export interface TrackedShape {
   modelId: string;
@@ -26,7 +27,8 @@ TrackedPositionRef.implement({
     probs: t.field({
       type: t.listRef(t.listRef('Float')),
       description: '[layerIndex][j]: probability of tokenIds[j] at the j-th requested layer.',
-      resolve: (s) => s.tracked.probs,
+      args: { precision: t.arg.int({ description: PRECISION_DESCRIPTION }) },
+      resolve: (s, { precision }) => rounded(s.tracked.probs, precision),
     }),
   }),
 });

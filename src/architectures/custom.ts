@@ -29,7 +29,7 @@ export interface LayoutOptions {
 
 const PATH_KEYS = ['embed', 'positions', 'layers', 'finalNorm', 'unembed'] as const;
 // Fields of a plan that hold checkpoint tensor names (Linear, NormSpec, EmbeddingSpec, UnembedSpec).
-const NAME_FIELDS = new Set(['weight', 'bias', 'tokens', 'positions']);
+const NAME_FIELDS = new Set(['weight', 'bias', 'tokens', 'positions', 'ignored']);
 
 /** A spec for `options` (not registered); `registerLayout` registers it too. */
 export function defineLayout(options: LayoutOptions): ArchitectureSpec {

@@ -1,6 +1,7 @@
 import { activation, num, optNum, str } from './config.js';
 import { llamaPlan } from './llama.js';
 import type { ArchitectureSpec, ModelPlan, NormSpec, RawConfig } from './spec.js';
+import { blockPrefix, DECODER_PATHS } from './names.js';
 
 /**
  * HF reads `hidden_activation` and, when a config lacks it, uses tanh-GELU regardless of
@@ -30,7 +31,7 @@ function gemmaPlan(family: string, config: RawConfig, window: (c: RawConfig, lay
 export const gemma: ArchitectureSpec = {
   family: 'gemma',
   architectures: ['GemmaForCausalLM', 'GemmaModel'],
-  paths: { embed: 'model.embed_tokens', layers: 'model.layers', finalNorm: 'model.norm', unembed: 'lm_head' },
+  paths: DECODER_PATHS,
   plan: (config) => gemmaPlan('gemma', config, () => null),
 };
 
@@ -63,7 +64,7 @@ export const gemma2: ArchitectureSpec = {
     return {
       ...base,
       blocks: base.blocks.map((b, i) => {
-        const p = `model.layers.${i}`;
+        const p = blockPrefix(DECODER_PATHS, i);
         return {
           ...b,
           // In Gemma-2 `post_attention_layernorm` normalises the attention *output* before the

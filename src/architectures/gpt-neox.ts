@@ -1,5 +1,8 @@
 import { activation, bool, num, rotary, rotaryDims, str } from './config.js';
-import type { ArchitectureSpec, Linear, NormSpec, RawConfig } from './spec.js';
+import { blockPrefix, layerNorm, linear, unembedding, weightOf } from './names.js';
+import type { ArchitectureSpec, LayoutPaths, RawConfig } from './spec.js';
+
+const PATHS: LayoutPaths = { embed: 'gpt_neox.embed_in', layers: 'gpt_neox.layers', finalNorm: 'gpt_neox.final_layer_norm', unembed: 'embed_out' };
 
 // GPT-NeoX / Pythia: LayerNorm blocks, fused query_key_value whose output is laid out per head as
 // [heads, 3, head_dim], rotate-half rotary on the first rotary_pct of each head, untied embed_out.
@@ -7,7 +10,7 @@ export const gptNeox: ArchitectureSpec = {
   family: 'gpt_neox',
   aliases: ['gpt-neox', 'gptneox', 'pythia'],
   architectures: ['GPTNeoXForCausalLM', 'GPTNeoXModel'],
-  paths: { embed: 'gpt_neox.embed_in', layers: 'gpt_neox.layers', finalNorm: 'gpt_neox.final_layer_norm', unembed: 'embed_out' },
+  paths: PATHS,
   plan(config: RawConfig) {
     const hidden = num(config, ['hidden_size']);
     const heads = num(config, ['num_attention_heads']);
@@ -20,8 +23,8 @@ export const gptNeox: ArchitectureSpec = {
     const parallel = bool(config, 'use_parallel_residual', true);
     const attnBias = bool(config, 'attention_bias', true);
     const act = activation(str(config, 'hidden_act', 'gelu'));
-    const ln = (name: string): NormSpec => ({ kind: 'layernorm', eps, weight: `${name}.weight`, bias: `${name}.bias` });
-    const lin = (name: string, bias: boolean): Linear => ({ weight: `${name}.weight`, bias: bias ? `${name}.bias` : undefined, layout: 'out_in' });
+    const ln = (name: string) => layerNorm(name, eps);
+    const lin = linear;
     const tied = bool(config, 'tie_word_embeddings', false);
     return {
       family: 'gpt_neox',
@@ -29,9 +32,9 @@ export const gptNeox: ArchitectureSpec = {
       hiddenSize: hidden,
       vocabSize: num(config, ['vocab_size']),
       maxPositions: num(config, ['max_position_embeddings']),
-      embedding: { tokens: 'gpt_neox.embed_in.weight' },
+      embedding: { tokens: weightOf(PATHS.embed) },
       blocks: Array.from({ length: numLayers }, (_, i) => {
-        const p = `gpt_neox.layers.${i}`;
+        const p = blockPrefix(PATHS, i);
         return {
           residual: parallel ? ('parallel' as const) : ('sequential' as const),
           ln1: ln(`${p}.input_layernorm`),
@@ -55,8 +58,8 @@ export const gptNeox: ArchitectureSpec = {
           },
         };
       }),
-      finalNorm: ln('gpt_neox.final_layer_norm'),
-      unembed: { weight: tied ? 'gpt_neox.embed_in.weight' : 'embed_out.weight' },
+      finalNorm: ln(PATHS.finalNorm),
+      unembed: unembedding(PATHS, tied),
       // Pythia checkpoints carry the causal-mask buffers and rotary inv_freq.
       skip: [/\.attention\.bias$/, /\.attention\.masked_bias$/, /\.rotary_emb\.inv_freq$/],
     };

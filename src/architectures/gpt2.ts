@@ -1,5 +1,8 @@
 import { activation, bool, gpt2StyleDims, num, str } from './config.js';
-import type { ArchitectureSpec, Linear, NormSpec, RawConfig } from './spec.js';
+import { blockPrefix, layerNorm, linear, unembedding, weightOf } from './names.js';
+import type { ArchitectureSpec, LayoutPaths, RawConfig } from './spec.js';
+
+const PATHS: LayoutPaths = { embed: 'transformer.wte', positions: 'transformer.wpe', layers: 'transformer.h', finalNorm: 'transformer.ln_f', unembed: 'lm_head' };
 
 // GPT-2: learned positions, pre-LN blocks, Conv1D projections stored [in, out], fused c_attn = [q|k|v].
 export const gpt2: ArchitectureSpec = {
@@ -7,14 +10,14 @@ export const gpt2: ArchitectureSpec = {
   architectures: ['GPT2LMHeadModel', 'GPT2Model'],
   // The original "gpt2" checkpoint predates the `transformer.` wrapper.
   optionalPrefixes: ['transformer.'],
-  paths: { embed: 'transformer.wte', positions: 'transformer.wpe', layers: 'transformer.h', finalNorm: 'transformer.ln_f', unembed: 'lm_head' },
+  paths: PATHS,
   plan(config: RawConfig) {
     const { hidden, heads, numLayers, inner, eps, headDim } = gpt2StyleDims(config);
     const scaleWeights = bool(config, 'scale_attn_weights', true);
     const byLayer = bool(config, 'scale_attn_by_inverse_layer_idx', false);
     const act = activation(str(config, 'activation_function', 'gelu_new'));
-    const ln = (name: string): NormSpec => ({ kind: 'layernorm', eps, weight: `${name}.weight`, bias: `${name}.bias` });
-    const conv = (name: string): Linear => ({ weight: `${name}.weight`, bias: `${name}.bias`, layout: 'in_out' });
+    const ln = (name: string) => layerNorm(name, eps);
+    const conv = (name: string) => linear(name, true, 'in_out');
     const tied = bool(config, 'tie_word_embeddings', true);
     return {
       family: 'gpt2',
@@ -22,9 +25,9 @@ export const gpt2: ArchitectureSpec = {
       hiddenSize: hidden,
       vocabSize: num(config, ['vocab_size']),
       maxPositions: num(config, ['n_positions', 'max_position_embeddings']),
-      embedding: { tokens: 'transformer.wte.weight', positions: 'transformer.wpe.weight' },
+      embedding: { tokens: weightOf(PATHS.embed), positions: weightOf(PATHS.positions!) },
       blocks: Array.from({ length: numLayers }, (_, i) => {
-        const p = `transformer.h.${i}`;
+        const p = blockPrefix(PATHS, i);
         return {
           residual: 'sequential' as const,
           ln1: ln(`${p}.ln_1`),
@@ -42,8 +45,8 @@ export const gpt2: ArchitectureSpec = {
           mlp: { kind: 'plain' as const, size: inner, up: conv(`${p}.mlp.c_fc`), down: conv(`${p}.mlp.c_proj`), act },
         };
       }),
-      finalNorm: ln('transformer.ln_f'),
-      unembed: { weight: tied ? 'transformer.wte.weight' : 'lm_head.weight' },
+      finalNorm: ln(PATHS.finalNorm),
+      unembed: unembedding(PATHS, tied),
       // Causal-mask buffers saved by older transformers versions.
       skip: [/\.attn\.bias$/, /\.attn\.masked_bias$/],
     };

@@ -1,5 +1,8 @@
 import { activation, bool, gpt2StyleDims, num, str } from './config.js';
-import type { ArchitectureSpec, Linear, NormSpec, RawConfig } from './spec.js';
+import { blockPrefix, layerNorm, linear, unembedding, weightOf } from './names.js';
+import type { ArchitectureSpec, LayoutPaths, RawConfig } from './spec.js';
+
+const PATHS: LayoutPaths = { embed: 'transformer.wte', layers: 'transformer.h', finalNorm: 'transformer.ln_f', unembed: 'lm_head' };
 
 // GPT-J: one ln_1 feeds attention and MLP side by side (parallel residual), rotary on the first
 // rotary_dim dims of each head in the interleaved (rotate_every_two) pairing, no biases on
@@ -8,7 +11,7 @@ export const gptj: ArchitectureSpec = {
   family: 'gptj',
   aliases: ['gpt-j'],
   architectures: ['GPTJForCausalLM', 'GPTJModel'],
-  paths: { embed: 'transformer.wte', layers: 'transformer.h', finalNorm: 'transformer.ln_f', unembed: 'lm_head' },
+  paths: PATHS,
   plan(config: RawConfig) {
     const { hidden, heads, numLayers, inner, eps, headDim } = gpt2StyleDims(config);
     // HF builds sin/cos for `rotary_dim or n_embd`; without rotary_dim that only broadcasts when the
@@ -18,8 +21,8 @@ export const gptj: ArchitectureSpec = {
     // The sinusoid table is fixed at base 10000: GPTJConfig has no rope_theta.
     const invFreq = Float64Array.from({ length: half }, (_, i) => 1 / 10000 ** ((2 * i) / rotDims));
     const act = activation(str(config, 'activation_function', 'gelu_new'));
-    const ln = (name: string): NormSpec => ({ kind: 'layernorm', eps, weight: `${name}.weight`, bias: `${name}.bias` });
-    const lin = (name: string, bias: boolean): Linear => ({ weight: `${name}.weight`, bias: bias ? `${name}.bias` : undefined, layout: 'out_in' });
+    const ln = (name: string) => layerNorm(name, eps);
+    const lin = linear;
     const tied = bool(config, 'tie_word_embeddings', false);
     return {
       family: 'gptj',
@@ -27,9 +30,9 @@ export const gptj: ArchitectureSpec = {
       hiddenSize: hidden,
       vocabSize: num(config, ['vocab_size']),
       maxPositions: num(config, ['n_positions', 'max_position_embeddings']),
-      embedding: { tokens: 'transformer.wte.weight' },
+      embedding: { tokens: weightOf(PATHS.embed) },
       blocks: Array.from({ length: numLayers }, (_, i) => {
-        const p = `transformer.h.${i}`;
+        const p = blockPrefix(PATHS, i);
         return {
           residual: 'parallel' as const,
           ln1: ln(`${p}.ln_1`),
@@ -51,9 +54,9 @@ export const gptj: ArchitectureSpec = {
           mlp: { kind: 'plain' as const, size: inner, up: lin(`${p}.mlp.fc_in`, true), down: lin(`${p}.mlp.fc_out`, true), act },
         };
       }),
-      finalNorm: ln('transformer.ln_f'),
+      finalNorm: ln(PATHS.finalNorm),
       // The bias stays lm_head's own even when the weight is tied to wte.
-      unembed: { weight: tied ? 'transformer.wte.weight' : 'lm_head.weight', bias: 'lm_head.bias' },
+      unembed: unembedding(PATHS, tied, { bias: `${PATHS.unembed}.bias` }),
       // Causal-mask buffers saved by older transformers versions.
       skip: [/\.attn\.bias$/, /\.attn\.masked_bias$/],
     };

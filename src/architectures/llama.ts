@@ -1,5 +1,6 @@
 import { activation, bool, num, optNum, rotary, str } from './config.js';
-import type { ArchitectureSpec, BlockSpec, Linear, ModelPlan, NormSpec, RawConfig } from './spec.js';
+import { blockPrefix, DECODER_PATHS, linear, rmsNorm, unembedding, weightOf } from './names.js';
+import type { ArchitectureSpec, BlockSpec, LayoutPaths, ModelPlan, RawConfig } from './spec.js';
 
 export interface LlamaVariant {
   /** q/k/v projections carry biases (Qwen2 always; Llama when attention_bias). */
@@ -7,6 +8,8 @@ export interface LlamaVariant {
   /** Sliding window for layer i, or null for full causal attention. */
   window: (config: RawConfig, layer: number) => number | null;
   defaultTied: boolean;
+  /** Default: DECODER_PATHS. */
+  paths?: LayoutPaths;
 }
 
 // Llama-style decoder: RMSNorm, rotate-half RoPE, GQA, SiLU-gated MLP, torch Linear weights [out, in].
@@ -22,14 +25,11 @@ export function llamaPlan(family: string, config: RawConfig, variant: LlamaVaria
   const mlpBias = bool(config, 'mlp_bias', false);
   const act = activation(str(config, 'hidden_act', 'silu'));
   const rope = rotary(config, headDim, 'half');
-  const rms = (name: string): NormSpec => ({ kind: 'rmsnorm', eps, weight: `${name}.weight` });
-  const lin = (name: string, bias: boolean): Linear => ({
-    weight: `${name}.weight`,
-    bias: bias ? `${name}.bias` : undefined,
-    layout: 'out_in',
-  });
+  const paths = variant.paths ?? DECODER_PATHS;
+  const rms = (name: string) => rmsNorm(name, eps);
+  const lin = linear;
   const blocks: BlockSpec[] = Array.from({ length: numLayers }, (_, i) => {
-    const p = `model.layers.${i}`;
+    const p = blockPrefix(paths, i);
     return {
       residual: 'sequential',
       ln1: rms(`${p}.input_layernorm`),
@@ -66,10 +66,10 @@ export function llamaPlan(family: string, config: RawConfig, variant: LlamaVaria
     hiddenSize: hidden,
     vocabSize: num(config, ['vocab_size']),
     maxPositions: num(config, ['max_position_embeddings']),
-    embedding: { tokens: 'model.embed_tokens.weight' },
+    embedding: { tokens: weightOf(paths.embed) },
     blocks,
-    finalNorm: rms('model.norm'),
-    unembed: { weight: tied ? 'model.embed_tokens.weight' : 'lm_head.weight' },
+    finalNorm: rms(paths.finalNorm),
+    unembed: unembedding(paths, tied),
     skip: [/\.rotary_emb\.inv_freq$/],
   };
 }
@@ -78,7 +78,7 @@ export const llama: ArchitectureSpec = {
   family: 'llama',
   aliases: ['llama2', 'llama3', 'codellama'],
   architectures: ['LlamaForCausalLM', 'LlamaModel'],
-  paths: { embed: 'model.embed_tokens', layers: 'model.layers', finalNorm: 'model.norm', unembed: 'lm_head' },
+  paths: DECODER_PATHS,
   plan: (config) =>
     llamaPlan('llama', config, {
       qkvBias: (c) => bool(c, 'attention_bias', false),

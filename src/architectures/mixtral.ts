@@ -1,6 +1,7 @@
 import { bool, num, optNum } from './config.js';
 import { llamaPlan } from './llama.js';
-import type { ArchitectureSpec, Linear, RawConfig } from './spec.js';
+import { blockPrefix, DECODER_PATHS, linear } from './names.js';
+import type { ArchitectureSpec, RawConfig } from './spec.js';
 
 // Mixtral = Mistral attention (sliding window on every layer when set) with a routed MLP:
 // `block_sparse_moe.gate` scores num_local_experts experts, the top num_experts_per_tok run, and
@@ -8,7 +9,7 @@ import type { ArchitectureSpec, Linear, RawConfig } from './spec.js';
 export const mixtral: ArchitectureSpec = {
   family: 'mixtral',
   architectures: ['MixtralForCausalLM', 'MixtralModel'],
-  paths: { embed: 'model.embed_tokens', layers: 'model.layers', finalNorm: 'model.norm', unembed: 'lm_head' },
+  paths: DECODER_PATHS,
   plan(config: RawConfig) {
     const base = llamaPlan('mixtral', config, {
       qkvBias: (c) => bool(c, 'attention_bias', false),
@@ -17,11 +18,11 @@ export const mixtral: ArchitectureSpec = {
     });
     const numExperts = num(config, ['num_local_experts']);
     const topK = num(config, ['num_experts_per_tok'], 2);
-    const lin = (name: string): Linear => ({ weight: `${name}.weight`, layout: 'out_in' });
+    const lin = (name: string) => linear(name, false);
     return {
       ...base,
       blocks: base.blocks.map((b, i) => {
-        const p = `model.layers.${i}.block_sparse_moe`;
+        const p = `${blockPrefix(DECODER_PATHS, i)}.block_sparse_moe`;
         return {
           ...b,
           mlp: {

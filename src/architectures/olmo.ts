@@ -1,7 +1,16 @@
 import { LensError } from '../errors.js';
 import { activation, bool, num, optNum, rotary, str } from './config.js';
 import { llamaPlan } from './llama.js';
-import type { ArchitectureSpec, BlockSpec, Linear, ModelPlan, NormSpec, RawConfig } from './spec.js';
+import { blockPrefix, DECODER_PATHS, linear, unembedding, weightOf } from './names.js';
+import type { ArchitectureSpec, BlockSpec, LayoutPaths, ModelPlan, NormSpec, RawConfig } from './spec.js';
+
+// AI2's OLMo-codebase module names (hf_olmo).
+const HF_OLMO_PATHS: LayoutPaths = {
+  embed: 'model.transformer.wte',
+  layers: 'model.transformer.blocks',
+  finalNorm: 'model.transformer.ln_f',
+  unembed: 'model.transformer.ff_out',
+};
 
 // OLMo's LayerNorm has no weight or bias; HF fixes its eps at 1e-5 whatever the config says.
 const OLMO_LN: NormSpec = { kind: 'layernorm_noparam', eps: 1e-5 };
@@ -53,10 +62,10 @@ function hfOlmoPlan(config: RawConfig): ModelPlan {
     affine
       ? { kind, eps, weight: `${name}.weight`, bias: normBias && kind === 'layernorm' ? `${name}.bias` : undefined }
       : { kind: 'layernorm_noparam', eps };
-  const lin = (name: string): Linear => ({ weight: `${name}.weight`, bias: bias ? `${name}.bias` : undefined, layout: 'out_in' });
+  const lin = (name: string) => linear(name, bias);
   const rope = rotary(config, headDim, 'half');
   const blocks: BlockSpec[] = Array.from({ length: numLayers }, (_, i) => {
-    const p = `model.transformer.blocks.${i}`;
+    const p = blockPrefix(HF_OLMO_PATHS, i);
     return {
       residual: 'sequential',
       ln1: ln(`${p}.attn_norm`),
@@ -84,10 +93,10 @@ function hfOlmoPlan(config: RawConfig): ModelPlan {
     // wte has embedding_size rows (padded past vocab_size) and the logits keep all of them.
     vocabSize: optNum(config, 'embedding_size') ?? num(config, ['vocab_size']),
     maxPositions: num(config, ['max_sequence_length']),
-    embedding: { tokens: 'model.transformer.wte.weight' },
+    embedding: { tokens: weightOf(HF_OLMO_PATHS.embed) },
     blocks,
-    finalNorm: ln('model.transformer.ln_f'),
-    unembed: { weight: tied ? 'model.transformer.wte.weight' : 'model.transformer.ff_out.weight' },
+    finalNorm: ln(HF_OLMO_PATHS.finalNorm),
+    unembed: unembedding(HF_OLMO_PATHS, tied),
     skip: [],
   };
 }
@@ -101,7 +110,7 @@ function isHfOlmo(config: RawConfig): boolean {
 export const olmo: ArchitectureSpec = {
   family: 'olmo',
   architectures: ['OlmoForCausalLM', 'OlmoModel'],
-  paths: { embed: 'model.embed_tokens', layers: 'model.layers', finalNorm: 'model.norm', unembed: 'lm_head' },
+  paths: DECODER_PATHS,
   plan: (config) => (isHfOlmo(config) ? hfOlmoPlan(config) : nativePlan(config)),
 };
 
@@ -109,5 +118,6 @@ export const hfOlmo: ArchitectureSpec = {
   family: 'hf_olmo',
   aliases: ['olmo-ai2'],
   architectures: ['OLMoForCausalLM'],
+  paths: HF_OLMO_PATHS,
   plan: hfOlmoPlan,
 };

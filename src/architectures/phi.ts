@@ -1,5 +1,8 @@
 import { activation, bool, num, optNum, rotary, rotaryDims, str } from './config.js';
-import type { ArchitectureSpec, Linear, NormSpec, RawConfig } from './spec.js';
+import { blockPrefix, DECODER_PATHS, layerNorm, linear, unembedding, weightOf } from './names.js';
+import type { ArchitectureSpec, LayoutPaths, RawConfig } from './spec.js';
+
+const PATHS: LayoutPaths = { ...DECODER_PATHS, finalNorm: 'model.final_layernorm' };
 
 // Phi-1 / 1.5 / 2: one input_layernorm feeds attention and MLP side by side (parallel residual),
 // partial rotate-half rotary, biases everywhere (q/k/v, dense, fc1/fc2, lm_head), final_layernorm.
@@ -8,7 +11,7 @@ export const phi: ArchitectureSpec = {
   family: 'phi',
   aliases: ['phi-1', 'phi-1.5', 'phi-2', 'phi1', 'phi2'],
   architectures: ['PhiForCausalLM', 'PhiModel'],
-  paths: { embed: 'model.embed_tokens', layers: 'model.layers', finalNorm: 'model.final_layernorm', unembed: 'lm_head' },
+  paths: PATHS,
   plan(config: RawConfig) {
     const hidden = num(config, ['hidden_size']);
     const heads = num(config, ['num_attention_heads']);
@@ -19,8 +22,8 @@ export const phi: ArchitectureSpec = {
     // phi-2: partial_rotary_factor 0.4 → int(0.4 · 80) = 32 rotated dims per head.
     const rope = rotary(config, rotaryDims(config, headDim, 0.5), 'half');
     const act = activation(str(config, 'hidden_act', 'gelu_new'));
-    const ln = (name: string): NormSpec => ({ kind: 'layernorm', eps, weight: `${name}.weight`, bias: `${name}.bias` });
-    const lin = (name: string): Linear => ({ weight: `${name}.weight`, bias: `${name}.bias`, layout: 'out_in' });
+    const ln = (name: string) => layerNorm(name, eps);
+    const lin = (name: string) => linear(name, true);
     // qk_layernorm: a LayerNorm over head_dim on q and k before the rotary (off in released Phi-2).
     const qkNorm = bool(config, 'qk_layernorm', false);
     const tied = bool(config, 'tie_word_embeddings', false);
@@ -30,9 +33,9 @@ export const phi: ArchitectureSpec = {
       hiddenSize: hidden,
       vocabSize: num(config, ['vocab_size']),
       maxPositions: num(config, ['max_position_embeddings']),
-      embedding: { tokens: 'model.embed_tokens.weight' },
+      embedding: { tokens: weightOf(PATHS.embed) },
       blocks: Array.from({ length: numLayers }, (_, i) => {
-        const p = `model.layers.${i}`;
+        const p = blockPrefix(PATHS, i);
         return {
           residual: 'parallel' as const,
           ln1: ln(`${p}.input_layernorm`),
@@ -56,8 +59,8 @@ export const phi: ArchitectureSpec = {
           mlp: { kind: 'plain' as const, size: num(config, ['intermediate_size']), up: lin(`${p}.mlp.fc1`), down: lin(`${p}.mlp.fc2`), act },
         };
       }),
-      finalNorm: ln('model.final_layernorm'),
-      unembed: { weight: tied ? 'model.embed_tokens.weight' : 'lm_head.weight', bias: 'lm_head.bias' },
+      finalNorm: ln(PATHS.finalNorm),
+      unembed: unembedding(PATHS, tied, { bias: `${PATHS.unembed}.bias` }),
       skip: [/\.rotary_emb\.inv_freq$/],
     };
   },

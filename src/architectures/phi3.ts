@@ -1,6 +1,7 @@
 import { optNum, rotary, rotaryDims } from './config.js';
 import { llamaPlan } from './llama.js';
 import type { ArchitectureSpec, RawConfig } from './spec.js';
+import { blockPrefix, DECODER_PATHS } from './names.js';
 
 // Phi-3 = Mistral-shaped block (sequential, RMSNorm, sliding window on every layer when set) with
 // fused projections: qkv_proj = [q | k | v] and gate_up_proj = [gate | up]; LongRoPE when
@@ -9,7 +10,7 @@ export const phi3: ArchitectureSpec = {
   family: 'phi3',
   aliases: ['phi-3', 'phi-3.5', 'phi-4'],
   architectures: ['Phi3ForCausalLM', 'Phi3Model'],
-  paths: { embed: 'model.embed_tokens', layers: 'model.layers', finalNorm: 'model.norm', unembed: 'lm_head' },
+  paths: DECODER_PATHS,
   plan(config: RawConfig) {
     const base = llamaPlan('phi3', config, {
       qkvBias: () => false,
@@ -19,7 +20,7 @@ export const phi3: ArchitectureSpec = {
     return {
       ...base,
       blocks: base.blocks.map((b, i) => {
-        const p = `model.layers.${i}`;
+        const p = blockPrefix(DECODER_PATHS, i);
         const hd = b.attn.headDim;
         return {
           ...b,

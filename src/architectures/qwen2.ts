@@ -1,6 +1,7 @@
 import { bool, num, optNum } from './config.js';
 import { llamaPlan } from './llama.js';
 import type { ArchitectureSpec, RawConfig } from './spec.js';
+import { DECODER_PATHS } from './names.js';
 
 // Qwen2 = Llama + biases on q/k/v (not o); sliding window only when use_sliding_window, and only on
 // layers at or past max_window_layers (or as listed in `layer_types`).
@@ -16,6 +17,6 @@ export const qwen2: ArchitectureSpec = {
   family: 'qwen2',
   aliases: ['qwen'],
   architectures: ['Qwen2ForCausalLM', 'Qwen2Model'],
-  paths: { embed: 'model.embed_tokens', layers: 'model.layers', finalNorm: 'model.norm', unembed: 'lm_head' },
+  paths: DECODER_PATHS,
   plan: (config) => llamaPlan('qwen2', config, { qkvBias: () => true, window: qwen2Window, defaultTied: false }),
 };

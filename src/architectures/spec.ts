@@ -113,6 +113,8 @@ export interface UnembedSpec {
   bias?: string;
   /** Gemma-2: logits = c·tanh(logits / c). */
   softcap?: number;
+  /** A tensor the checkpoint may hold but that is not read (the head's own weight when tied). */
+  ignored?: string;
 }
 
 /** Everything the runtime needs about one concrete checkpoint. */

@@ -17,7 +17,7 @@ export function loadReporter(label: string, stream: NodeJS.WriteStream = process
     let bar: cliProgress.SingleBar | null = null;
     return {
       onProgress(p) {
-        const payload = { label, layers: `${p.layersBuilt}/${p.layersTotal} layers`, bytes: `${mib(p.bytesMapped)} / ${mib(p.bytesTotal)}` };
+        const payload = { label, layers: `${p.layersBuilt}/${p.layers} layers`, bytes: `${mib(p.bytesMapped)} / ${mib(p.bytesTotal)}` };
         if (!bar) {
           bar = new cliProgress.SingleBar(
             {
@@ -47,10 +47,10 @@ export function loadReporter(label: string, stream: NodeJS.WriteStream = process
   let lastTenth = -1;
   return {
     onProgress(p) {
-      const tenth = p.layersTotal ? Math.floor((10 * p.layersBuilt) / p.layersTotal) : 0;
+      const tenth = p.layers ? Math.floor((10 * p.layersBuilt) / p.layers) : 0;
       if (tenth === lastTenth) return;
       lastTenth = tenth;
-      stream.write(`${prefix}loading ${label}: ${p.layersBuilt}/${p.layersTotal} layers, ${mib(p.bytesMapped)} / ${mib(p.bytesTotal)} mapped\n`);
+      stream.write(`${prefix}loading ${label}: ${p.layersBuilt}/${p.layers} layers, ${mib(p.bytesMapped)} / ${mib(p.bytesTotal)} mapped\n`);
     },
     done() {},
   };

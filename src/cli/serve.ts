@@ -28,7 +28,7 @@ const DEFAULT_MODEL_DIR = fileURLToPath(new URL('../../models/tiny-facts-gpt2', 
 
 const USAGE = `usage: npm start -- [--model id=./dir[@DEVICE[,DTYPE]] ...] [--port N] [--host H] [--device auto|cpu|cuda]
                  (per model: @auto|@cpu|@cuda, optionally ,float32|,float16 — e.g. llama=./Llama-3.1-8B@cuda,float16)
-                 [--cors-origin ORIGIN[,ORIGIN...]] [--max-queue N] [--batch-window-ms N]
+                 [--cors-origin ORIGIN[,ORIGIN...]] [--max-queue N] [--batch-window-ms N] [--compress-streams]
                  [--store FILE|memory] (results and the cache; default ./lensgate.db) [--store-max-mb N]
                  (default 1024 for a file or Redis, 256 in memory) [--result-ttl-s N] (memory store only, default 3600)
                  [--redis redis://HOST:PORT] (distributed mode: results in Redis, jobs to workers; --model also runs a worker here)`;
@@ -66,6 +66,7 @@ async function main(): Promise<void> {
       'result-ttl-s': { type: 'string' },
       'trusted-documents': { type: 'string' },
       'trusted-only': { type: 'boolean', default: false },
+      'compress-streams': { type: 'boolean', default: false },
       store: { type: 'string', default: process.env.LENSGATE_STORE ?? './lensgate.db' },
       redis: { type: 'string', default: process.env.LENSGATE_REDIS },
       help: { type: 'boolean', short: 'h' },
@@ -138,6 +139,7 @@ async function main(): Promise<void> {
     port,
     host: values.host,
     cors: origins ? { origin: origins } : undefined,
+    streamCompression: values['compress-streams'],
     logging: 'info',
   });
 

@@ -1,17 +1,18 @@
 import type { ModelPlan } from '../architectures/spec.js';
 import { GraphBuilder } from './onnx-builder.js';
-import { type Ctx, norm } from './layers.js';
+import { type Ctx, matMulT, norm } from './layers.js';
 import type { WeightBinder } from './weights.js';
 
 interface UnembedWeights {
-  W: string;
+  /** W [V, D] in row chunks (one chunk unless 16-bit weights are widened per call). */
+  chunks: string[];
   b?: string;
 }
 
 /** W [V, D] (torch Linear or tied embedding) and the optional bias, bound once per graph. */
 function unembedWeights({ g, w }: Ctx, plan: ModelPlan): UnembedWeights {
-  const W = w.bind(g, plan.unembed.weight, [plan.vocabSize, plan.hiddenSize]);
-  return { W, b: plan.unembed.bias ? w.bind(g, plan.unembed.bias, [plan.vocabSize]) : undefined };
+  const chunks = w.bindRowChunks(g, plan.unembed.weight, [plan.vocabSize, plan.hiddenSize]).map((c) => c.value);
+  return { chunks, b: plan.unembed.bias ? w.bind(g, plan.unembed.bias, [plan.vocabSize]) : undefined };
 }
 
 function softcap(g: GraphBuilder, logits: string, plan: ModelPlan): string {
@@ -22,9 +23,14 @@ function softcap(g: GraphBuilder, logits: string, plan: ModelPlan): string {
 }
 
 /** logits = softcap(normed · Wᵀ + b) over all V columns, float32 out; Gemm(transB) reads W in place. */
-function unembed(ctx: Ctx, normed: string, plan: ModelPlan, uw = unembedWeights(ctx, plan)): string {
+function unembed(ctx: Ctx, normed: string, plan: ModelPlan, uw: UnembedWeights): string {
   const { g } = ctx;
-  const { W, b } = uw;
+  const { chunks, b } = uw;
+  if (chunks.length > 1) {
+    const logits = g.op('Concat', chunks.map((c) => matMulT(g, normed, c)), { axis: -1 }, 'Unembed');
+    return softcap(g, b ? g.op('Add', [logits, b], undefined, 'UnembedBias') : logits, plan);
+  }
+  const W = chunks[0];
   if (g.compute === 'float') return softcap(g, g.op('Gemm', b ? [normed, W, b] : [normed, W], { transB: 1 }, 'Unembed'), plan);
   // ORT's CPU Gemm has a float16 kernel ~100× slower than its float32 one, while CPU FusedMatMul runs
   // float16 through float32 casts; on CUDA both are one cuBLAS GEMM.
@@ -56,48 +62,109 @@ function logSumExp(g: GraphBuilder, logits: string): string {
 /** Extra float16 top-k candidates rescored in float32, so near-ties at the k-th place still come out right. */
 const RESCORE_MARGIN = 8;
 
-export const HEAD = {
-  inputs: { hidden: 'hidden', k: 'k' },
-  outputs: { topLogProbs: 'top_logprobs', topIds: 'top_ids', lse: 'lse', normed: 'normed' },
+export const UNEMBED = {
+  inputs: {
+    /** Lens head: residual rows [N, D] and k. */
+    hidden: 'hidden',
+    k: 'k',
+    /** Stats: normed rows of a layer and of the final layer [S, D], the final top-1 ids [S]. */
+    statsNormed: 'stats_normed',
+    statsFinal: 'stats_final_normed',
+    statsTarget: 'stats_target',
+    /** Naive baseline: residual rows [R, D] whose full logits go back to JS. */
+    naiveHidden: 'naive_hidden',
+  },
+  outputs: {
+    topLogProbs: 'top_logprobs',
+    topIds: 'top_ids',
+    lse: 'lse',
+    normed: 'normed',
+    entropy: 'entropy',
+    kl: 'kl_to_final',
+    rank: 'target_rank',
+    naiveLogits: 'naive_logits',
+  },
 } as const;
 
 /**
- * The lens head, shared by every layer. The [N, V] logits never leave ORT.
+ * Everything that multiplies by the [V, D] unembedding, in one graph, so one session holds one copy
+ * of it (or, with 16-bit weights widened per call, maps it once). A caller feeds zero rows to the
+ * parts it does not need (one for the lens head: runtime/unembed.ts); all rows go through one
+ * unembedding MatMul and are split back.
  *
- *   hidden [N,D] ─ final norm ─┬─ normed (kept for trajectories)
- *                              └─ unembed ─ logits [N,V] ─┬─ ReduceLogSumExp ─ lse [N]
- *                                                         └─ TopK(k) ─ values − lse, ids
- *
- * In float16 graphs the logits are rounded to float16 (≈5e-3 at |logit| ≈ 10, too coarse for
- * probabilities within 2e-3), so TopK(k + margin) there only picks candidates: their logits are
- * recomputed in float32 from the gathered weight rows, re-ranked, and the log-sum-exp has the
- * candidates' float16 terms swapped for the float32 ones.
+ *   hidden ─ final norm ─┐                       ┌─ lens head: lse, TopK(k) (float16: rescored), normed
+ *   naive_hidden ─ norm ─┼─ Concat ─ unembed ─ Split ─ naive_logits [R, V]
+ *   stats_normed ────────┤                       ├─ stats: entropy, KL(final ‖ layer), rank of target
+ *   stats_final_normed ──┘                       ┘
  */
-export function buildLensHead(plan: ModelPlan, w: WeightBinder): Uint8Array {
-  const g = new GraphBuilder('lens_head', w.compute);
+export function buildUnembedGraph(plan: ModelPlan, w: WeightBinder): Uint8Array {
+  const g = new GraphBuilder('unembed', w.compute);
   const ctx = { g, w };
   const D = plan.hiddenSize;
-  const h = g.input(HEAD.inputs.hidden, 'float', ['rows', D]);
-  const k = g.input(HEAD.inputs.k, 'int64', [1]);
-  const normed = g.scoped('final_norm', () => norm(ctx, g.toCompute(h), plan.finalNorm, D));
+  const I = UNEMBED.inputs;
+  const O = UNEMBED.outputs;
+  const h = g.input(I.hidden, 'float', ['rows', D]);
+  const k = g.input(I.k, 'int64', [1]);
+  const sNormed = g.input(I.statsNormed, 'float', ['stats_rows', D]);
+  const sFinal = g.input(I.statsFinal, 'float', ['stats_rows', D]);
+  const target = g.input(I.statsTarget, 'int64', ['stats_rows']);
+  const nHidden = g.input(I.naiveHidden, 'float', ['naive_rows', D]);
+  const finalNorm = (x: string) => g.toFloat32(g.scoped('final_norm', () => norm(ctx, g.toCompute(x), plan.finalNorm, D)));
+  const normed32 = finalNorm(h);
+  const naiveNormed = finalNorm(nHidden);
   const uw = unembedWeights(ctx, plan);
-  const normed32 = g.toFloat32(normed);
-  const logits = unembed(ctx, normed32, plan, uw);
-  let lse = g.scoped('lse', () => logSumExp(g, logits));
-  let values: string;
-  let ids: string;
-  if (g.compute === 'float') {
-    [values, ids] = g.node('TopK', [logits, k], { attrs: { axis: -1, largest: 1, sorted: 1 }, outputs: 2 });
-  } else {
-    ({ values, ids, lse } = g.scoped('rescore', () => rescore(ctx, plan, uw, normed32, logits, lse, k)));
-  }
-  const logp = g.op('Sub', [g.op('Cast', [values], { to: DOUBLE }), g.op('Unsqueeze', [lse, g.constInt64([1])])], undefined, 'TopLogProbs');
-  g.output(logp, HEAD.outputs.topLogProbs, 'double', ['rows', 'k']);
-  g.output(ids, HEAD.outputs.topIds, 'int64', ['rows', 'k']);
-  g.output(lse, HEAD.outputs.lse, 'double', ['rows']);
-  // Exact in float32, so the gather/stats graphs cast it back to the same compute-type values.
-  g.output(normed32, HEAD.outputs.normed, 'float', ['rows', D]);
+  const rowsOf = (x: string) => g.op('Slice', [g.op('Shape', [x]), g.constInt64([0]), g.constInt64([1])]);
+  const sizes = g.op('Concat', [rowsOf(h), rowsOf(nHidden), rowsOf(sNormed), rowsOf(sFinal)], { axis: 0 }, 'RowCounts');
+  const all = g.op('Concat', [normed32, naiveNormed, sNormed, sFinal], { axis: 0 }, 'AllRows');
+  const [logits, naiveLogits, pLogits, qLogits] = g.node('Split', [unembed(ctx, all, plan, uw), sizes], { attrs: { axis: 0 }, outputs: 4 });
+
+  g.scoped('head', () => {
+    let lse = g.scoped('lse', () => logSumExp(g, logits));
+    let values: string;
+    let ids: string;
+    if (g.compute === 'float') {
+      [values, ids] = g.node('TopK', [logits, k], { attrs: { axis: -1, largest: 1, sorted: 1 }, outputs: 2 });
+    } else {
+      ({ values, ids, lse } = g.scoped('rescore', () => rescore(ctx, plan, uw, normed32, logits, lse, k)));
+    }
+    const logp = g.op('Sub', [g.op('Cast', [values], { to: DOUBLE }), g.op('Unsqueeze', [lse, g.constInt64([1])])], undefined, 'TopLogProbs');
+    g.output(logp, O.topLogProbs, 'double', ['rows', 'k']);
+    g.output(ids, O.topIds, 'int64', ['rows', 'k']);
+    g.output(lse, O.lse, 'double', ['rows']);
+  });
+  // Exact in float32, so the gather graph and later stats calls cast it back to the same compute-type values.
+  g.output(normed32, O.normed, 'float', ['rows', D]);
+  g.output(naiveLogits, O.naiveLogits, 'float', ['naive_rows', plan.vocabSize]);
+  g.scoped('stats', () => statsOf(g, pLogits, qLogits, target));
   return g.toBytes();
+}
+
+/**
+ * Per row: entropy of the lens distribution, KL(p_final ‖ p_layer), and how many tokens outrank
+ * `target` (the final layer's top-1). Needs the full distributions, so it stays in ORT too.
+ */
+function statsOf(g: GraphBuilder, logits: string, finalLogits: string, target: string): void {
+  const axis1 = g.constInt64([1]);
+  // Shifted logits y = z − max and e = exp(y) in float32; every sum over V in float64 (see logSumExp).
+  const sum64 = (x: string) => g.op('ReduceSum', [g.op('Cast', [x], { to: DOUBLE }), axis1], { keepdims: 0 });
+  const shifted = (z: string) => {
+    const y = g.op('Sub', [z, g.op('ReduceMax', [z, axis1], { keepdims: 1 })]);
+    const e = g.op('Exp', [y]);
+    return { y, e, logS: g.op('Log', [sum64(e)]), S: sum64(e) };
+  };
+  const p = g.scoped('layer', () => shifted(logits));
+  const q = g.scoped('final', () => shifted(finalLogits));
+  // H(p) = log S − Σ e·y / S
+  const entropy = g.op('Sub', [p.logS, g.op('Div', [sum64(g.op('Mul', [p.e, p.y])), p.S])], undefined, 'Entropy');
+  // KL(q ‖ p) = Σ e_q·(y_q − y_p) / S_q − log S_q + log S_p
+  const cross = g.op('Div', [sum64(g.op('Mul', [q.e, g.op('Sub', [q.y, p.y])])), q.S]);
+  const kl = g.op('Add', [g.op('Sub', [cross, q.logS]), p.logS], undefined, 'KL');
+  const targetLogit = g.op('GatherElements', [logits, g.op('Unsqueeze', [target, axis1])], { axis: 1 });
+  const above = g.op('Cast', [g.op('Greater', [logits, targetLogit])], { to: 7 });
+  const rank = g.op('ReduceSum', [above, axis1], { keepdims: 0 });
+  g.output(entropy, UNEMBED.outputs.entropy, 'double', ['stats_rows']);
+  g.output(kl, UNEMBED.outputs.kl, 'double', ['stats_rows']);
+  g.output(rank, UNEMBED.outputs.rank, 'int64', ['stats_rows']);
 }
 
 /**
@@ -117,7 +184,7 @@ function rescore(
   const { g } = ctx;
   const kc = g.op('Min', [g.op('Add', [k, g.constInt64([RESCORE_MARGIN])]), g.constInt64([plan.vocabSize])]);
   const [cand16, cand] = g.node('TopK', [logits, kc], { attrs: { axis: -1, largest: 1, sorted: 1 }, outputs: 2 });
-  const rows = g.toFloat32(g.op('Gather', [uw.W, cand], { axis: 0 }, 'GatherRows'));
+  const rows = g.toFloat32(g.op('Gather', [uw.chunks[0], cand], { axis: 0 }, 'GatherRows'));
   const axis2 = g.constInt64([2]);
   let exact = g.op('ReduceSum', [g.op('Mul', [rows, g.op('Unsqueeze', [normed32, g.constInt64([1])])]), axis2], { keepdims: 0 }, 'Dot');
   if (uw.b) exact = g.op('Add', [exact, g.toFloat32(g.op('Gather', [uw.b, cand], { axis: 0 }, 'GatherBias'))], undefined, 'Bias');
@@ -156,56 +223,3 @@ export function buildGatherGraph(plan: ModelPlan): Uint8Array {
   return g.toBytes();
 }
 
-export const STATS = {
-  inputs: { normed: 'normed', finalNormed: 'final_normed', target: 'target' },
-  outputs: { entropy: 'entropy', kl: 'kl_to_final', rank: 'target_rank' },
-} as const;
-
-/**
- * Per row: entropy of the lens distribution, KL(p_final ‖ p_layer), and how many tokens outrank
- * `target` (the final layer's top-1). Needs the full distributions, so it stays in ORT too.
- */
-export function buildStatsGraph(plan: ModelPlan, w: WeightBinder): Uint8Array {
-  const g = new GraphBuilder('lens_stats', w.compute);
-  const ctx = { g, w };
-  const D = plan.hiddenSize;
-  const normed = g.input(STATS.inputs.normed, 'float', ['rows', D]);
-  const finalNormed = g.input(STATS.inputs.finalNormed, 'float', ['rows', D]);
-  const target = g.input(STATS.inputs.target, 'int64', ['rows']);
-  const axis1 = g.constInt64([1]);
-  const uw = unembedWeights(ctx, plan);
-  const logits = unembed(ctx, normed, plan, uw);
-  // Shifted logits y = z − max and e = exp(y) in float32; every sum over V in float64 (see logSumExp).
-  const sum64 = (x: string) => g.op('ReduceSum', [g.op('Cast', [x], { to: DOUBLE }), axis1], { keepdims: 0 });
-  const shifted = (z: string) => {
-    const y = g.op('Sub', [z, g.op('ReduceMax', [z, axis1], { keepdims: 1 })]);
-    const e = g.op('Exp', [y]);
-    return { y, e, logS: g.op('Log', [sum64(e)]), S: sum64(e) };
-  };
-  const p = g.scoped('layer', () => shifted(logits));
-  const q = g.scoped('final', () => shifted(unembed(ctx, finalNormed, plan, uw)));
-  // H(p) = log S − Σ e·y / S
-  const entropy = g.op('Sub', [p.logS, g.op('Div', [sum64(g.op('Mul', [p.e, p.y])), p.S])], undefined, 'Entropy');
-  // KL(q ‖ p) = Σ e_q·(y_q − y_p) / S_q − log S_q + log S_p
-  const cross = g.op('Div', [sum64(g.op('Mul', [q.e, g.op('Sub', [q.y, p.y])])), q.S]);
-  const kl = g.op('Add', [g.op('Sub', [cross, q.logS]), p.logS], undefined, 'KL');
-  const targetLogit = g.op('GatherElements', [logits, g.op('Unsqueeze', [target, axis1])], { axis: 1 });
-  const above = g.op('Cast', [g.op('Greater', [logits, targetLogit])], { to: 7 });
-  const rank = g.op('ReduceSum', [above, axis1], { keepdims: 0 });
-  g.output(entropy, STATS.outputs.entropy, 'double', ['rows']);
-  g.output(kl, STATS.outputs.kl, 'double', ['rows']);
-  g.output(rank, STATS.outputs.rank, 'int64', ['rows']);
-  return g.toBytes();
-}
-
-export const NAIVE = { inputs: { hidden: 'hidden' }, outputs: { logits: 'logits' } } as const;
-
-/** Benchmarks only: the full [N, V] logits, shipped to JS. */
-export function buildNaiveHead(plan: ModelPlan, w: WeightBinder): Uint8Array {
-  const g = new GraphBuilder('naive_head', w.compute);
-  const ctx = { g, w };
-  const h = g.input(NAIVE.inputs.hidden, 'float', ['rows', plan.hiddenSize]);
-  const normed = g.scoped('final_norm', () => norm(ctx, g.toCompute(h), plan.finalNorm, plan.hiddenSize));
-  g.output(unembed(ctx, g.toFloat32(normed), plan), NAIVE.outputs.logits, 'float', ['rows', plan.vocabSize]);
-  return g.toBytes();
-}

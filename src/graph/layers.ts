@@ -31,11 +31,28 @@ export function norm({ g, w }: Ctx, x: string, spec: NormSpec, dim: number): str
 /** y = x·W (+ b) for Conv1D [in, out] or torch Linear [out, in] weights, without copying W. */
 export function linear({ g, w }: Ctx, x: string, lin: Linear, inDim: number, outDim: number): string {
   const inOut = lin.layout === 'in_out';
-  const W = w.bind(g, lin.weight, inOut ? [inDim, outDim] : [outDim, inDim]);
-  const y = inOut
-    ? g.op('MatMul', [x, W])
-    : g.node('FusedMatMul', [x, W], { domain: 'com.microsoft', attrs: { transB: 1, alpha: { float: 1 } } })[0];
+  const chunks = w.bindRowChunks(g, lin.weight, inOut ? [inDim, outDim] : [outDim, inDim]);
+  let y: string;
+  if (inOut) {
+    // Row chunks of a Conv1D [in, out] weight split the contraction: y = Σ x[…, rows] · W[rows, :].
+    const part = (c: (typeof chunks)[number]) =>
+      chunks.length === 1 ? g.op('MatMul', [x, c.value]) : g.op('MatMul', [sliceLast(g, x, c.from, c.from + c.rows), c.value]);
+    y = chunks.length === 1 ? part(chunks[0]) : g.op('Sum', chunks.map(part), undefined, 'ChunkSum');
+  } else {
+    // Row chunks of a torch Linear [out, in] weight are slices of the output features.
+    const parts = chunks.map((c) => matMulT(g, x, c.value));
+    y = parts.length === 1 ? parts[0] : g.op('Concat', parts, { axis: -1 }, 'ChunkConcat');
+  }
   return lin.bias ? g.op('Add', [y, w.bind(g, lin.bias, [outDim])], undefined, 'Bias') : y;
+}
+
+/** x · Wᵀ for a torch-layout [out, in] weight, read in place. */
+export function matMulT(g: GraphBuilder, x: string, W: string): string {
+  return g.node('FusedMatMul', [x, W], { domain: 'com.microsoft', attrs: { transB: 1, alpha: { float: 1 } } })[0];
+}
+
+function sliceLast(g: GraphBuilder, x: string, from: number, to: number): string {
+  return g.op('Slice', [x, g.constInt64([from]), g.constInt64([to]), g.constInt64([-1])]);
 }
 
 export function activate(g: GraphBuilder, x: string, act: Activation): string {

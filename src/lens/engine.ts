@@ -7,11 +7,13 @@ import { roundToDtype } from '../checkpoint/dtype.js';
 import { readRows, type StTensor } from '../checkpoint/safetensors.js';
 import { loadTokenizer, type TextTokenizer } from '../checkpoint/tokenizer.js';
 import { buildBlockGraph } from '../graph/block.js';
-import { buildGatherGraph, buildLensHead, buildNaiveHead, buildStatsGraph, HEAD } from '../graph/head.js';
+import { buildGatherGraph, buildUnembedGraph, UNEMBED } from '../graph/head.js';
 import { WeightBinder } from '../graph/weights.js';
 import { BlockStack } from '../runtime/blocks.js';
 import { Embedder } from '../runtime/inputs.js';
 import { ort, sessionFactory, type SessionFactory } from '../runtime/sessions.js';
+import { runUnembed } from '../runtime/unembed.js';
+import { planPrepacking } from './prepack.js';
 import { naiveLens } from './naive.js';
 import { cellStats, trajectories } from './post.js';
 import { chunkByRows } from './reduce.js';
@@ -70,8 +72,6 @@ interface Job {
 export class OnnxLensModel implements LensModel {
   private lock: Promise<unknown> = Promise.resolve();
   private gatherSession?: Promise<Session>;
-  private statsSession?: Promise<Session>;
-  private naiveSession?: Promise<Session>;
 
   private constructor(
     readonly info: ModelInfo,
@@ -79,9 +79,10 @@ export class OnnxLensModel implements LensModel {
     private readonly tokenizer: TextTokenizer,
     private readonly embedder: Embedder,
     private readonly blocks: Session[],
+    /** The one session holding the unembedding: lens head, stats and the naive baseline. */
     private readonly head: Session,
     private readonly factory: SessionFactory,
-    private readonly graphs: { gather: Uint8Array; stats: Uint8Array; naive: Uint8Array },
+    private readonly gatherGraph: Uint8Array,
     /** The unembedding in the checkpoint; trajectories read just their rows from it. */
     private readonly unembedRows: { weight: StTensor; bias?: StTensor },
     private readonly batching: { headRows: number; maxPaddingShare: number },
@@ -98,27 +99,27 @@ export class OnnxLensModel implements LensModel {
     const factory = await sessionFactory(ckpt.dataRoot, opts.device ?? 'auto');
     const ckptDtype = new WeightBinder(ckpt).dominantDtype();
     const computeType = opts.dtype ?? (factory.provider === 'cuda' && (ckptDtype === 'F16' || ckptDtype === 'BF16') ? 'float16' : 'float32');
-    const w = new WeightBinder(ckpt, spec.optionalPrefixes, computeType === 'float16' ? 'float16' : 'float');
+    // On CPU, 16-bit weights stay memory-mapped and are widened per call, a chunk at a time: folding
+    // them to float32 at load held 2× the file (an 8B BF16 checkpoint needs > 32 GB that way).
+    const castPerCall = factory.provider === 'cpu' && computeType === 'float32' && (ckptDtype === 'F16' || ckptDtype === 'BF16');
+    const w = new WeightBinder(ckpt, spec.optionalPrefixes, computeType === 'float16' ? 'float16' : 'float', castPerCall, opts.weightChunkBytes);
     const embedder = new Embedder(plan.embedding, w, plan.hiddenSize, plan.vocabSize, plan.maxPositions);
-    // Bytes each session maps: what its graph newly bound (blocks share no weights).
-    const usedBytes = () => [...w.used].reduce((a, name) => a + ckpt.tensors.get(name)!.byteLength, 0);
-    const headGraph = buildLensHead(plan, w);
-    const headBytes = usedBytes();
-    const blockBytes: number[] = [];
-    const blockGraphs = plan.blocks.map((b, i) => {
-      const before = usedBytes();
-      const g = buildBlockGraph(b, i, plan.hiddenSize, w);
-      blockBytes.push(usedBytes() - before);
-      return g;
-    });
-    const graphs = { gather: buildGatherGraph(plan), stats: buildStatsGraph(plan, w), naive: buildNaiveHead(plan, w) };
+    const headGraph = buildUnembedGraph(plan, w);
+    // The first session's share counts the embedding too (read by the Embedder, bound before it), so
+    // the bytes mapped reach bytesTotal once every session exists.
+    const headBytes = w.usedBytes();
+    const blockGraphs: Array<{ graph: Uint8Array; bytes: number }> = [];
+    for (const [i, b] of plan.blocks.entries()) {
+      const before = w.usedBytes();
+      blockGraphs.push({ graph: buildBlockGraph(b, i, plan.hiddenSize, w), bytes: w.usedBytes() - before });
+    }
+    const gatherGraph = buildGatherGraph(plan);
     const unembedRows = {
       weight: w.tensor(plan.unembed.weight, [plan.vocabSize, plan.hiddenSize]),
       bias: plan.unembed.bias ? w.tensor(plan.unembed.bias, [plan.vocabSize]) : undefined,
     };
-    // With tied embeddings transformers re-points lm_head at the embedding, so a stored copy is ignored.
-    const tied = w.find(plan.unembed.weight) === w.find(plan.embedding.tokens);
-    const unused = w.unused(tied ? [...plan.skip, /^lm_head\.weight$/] : plan.skip);
+    const ignored = plan.unembed.ignored;
+    const unused = w.unused(plan.skip).filter((name) => ignored === undefined || w.find(ignored)?.name !== name);
     if (unused.length) {
       throw new LensError(
         'CHECKPOINT_INVALID',
@@ -141,34 +142,46 @@ export class OnnxLensModel implements LensModel {
       computeType,
       parameters,
     };
-    const bytesTotal = usedBytes();
-    let bytesMapped = 0;
-    const progress = (layersBuilt: number) =>
-      opts.onProgress?.({ layersBuilt, layersTotal: plan.numLayers, bytesMapped, bytesTotal, info });
-    await progress(0);
-    const blocks: Session[] = [];
-    const release = () => Promise.allSettled(blocks.map((s) => s.release()));
-    let head: Session | undefined;
-    try {
-      head = await factory.create(headGraph);
-      bytesMapped = headBytes;
-      for (const [i, g] of blockGraphs.entries()) {
-        blocks.push(await factory.create(g));
-        bytesMapped += blockBytes[i];
-        await progress(i + 1);
-      }
-    } catch (e) {
-      // A failed or abandoned load gives back what it mapped so far.
-      await release();
-      await head?.release();
-      throw e;
-    }
+    const prepack = planPrepacking({
+      mode: opts.prepack ?? 'auto',
+      budget: opts.memoryBudget,
+      castPerCall,
+      provider: factory.provider,
+      headFloat32Bytes: plan.vocabSize * plan.hiddenSize * 4,
+      blocksFloat32Bytes: blockGraphs.reduce((a, b) => a + (b.bytes * 4) / bytesPerElement(ckptDtype), 0),
+      weightBytes: w.usedBytes(),
+    });
     const memoryRows = Math.max(1, Math.floor(HEAD_BYTES / (plan.vocabSize * 4)));
     const batching = {
       headRows: Math.max(1, Math.min(memoryRows, opts.batching?.headRows ?? (factory.provider === 'cpu' ? CPU_HEAD_ROWS : memoryRows))),
       maxPaddingShare: opts.batching?.maxPaddingShare ?? MAX_PADDING_SHARE,
     };
-    return new OnnxLensModel(info, plan, tokenizer, embedder, blocks, head, factory, graphs, unembedRows, batching);
+    const progress = { sessionsBuilt: 0, sessions: blockGraphs.length + 1, layersBuilt: 0, layers: plan.numLayers, bytesMapped: 0, bytesTotal: w.usedBytes() };
+    // Awaited, so a slow listener holds the load back and a throwing one abandons it.
+    const report = () => opts.onProgress?.({ ...progress, info });
+    const sessions: Session[] = [];
+    try {
+      await report();
+      const head = await factory.create(headGraph, { castPerCall, prepack: prepack.head });
+      sessions.push(head);
+      Object.assign(progress, { sessionsBuilt: 1, bytesMapped: headBytes });
+      await report();
+      const blocks: Session[] = [];
+      for (const b of blockGraphs) {
+        const s = await factory.create(b.graph, { castPerCall, prepack: prepack.blocks });
+        sessions.push(s);
+        blocks.push(s);
+        progress.sessionsBuilt++;
+        progress.layersBuilt++;
+        progress.bytesMapped += b.bytes;
+        await report();
+      }
+      return new OnnxLensModel(info, plan, tokenizer, embedder, blocks, head, factory, gatherGraph, unembedRows, batching);
+    } catch (e) {
+      // A failed or abandoned load releases what it built, so a server that goes on without this model leaks nothing.
+      for (const s of sessions) await s.release().catch(() => undefined);
+      throw e;
+    }
   }
 
   tokenize(text: string): Token[] {
@@ -225,7 +238,7 @@ export class OnnxLensModel implements LensModel {
         info: this.info,
         embed: (rows, T) => this.embedder.embed(rows, T),
         blocks: (lengths, T) => new BlockStack(this.plan, this.blocks, lengths, T),
-        head: await this.lazySession('naive'),
+        head: this.head,
         decode: (id) => this.tokenizer.decodeOne(id),
       }),
     );
@@ -233,8 +246,8 @@ export class OnnxLensModel implements LensModel {
 
   async close(): Promise<void> {
     await this.lock.catch(() => undefined);
-    const lazy = await Promise.all([this.gatherSession, this.statsSession, this.naiveSession].map((s) => s?.catch(() => undefined)));
-    for (const s of [this.head, ...this.blocks, ...lazy]) await s?.release();
+    const gather = await this.gatherSession?.catch(() => undefined);
+    for (const s of [this.head, ...this.blocks, gather]) await s?.release();
   }
 
   private exclusive<T>(fn: () => Promise<T>): Promise<T> {
@@ -243,10 +256,10 @@ export class OnnxLensModel implements LensModel {
     return next;
   }
 
-  private lazySession(which: 'gather' | 'stats' | 'naive'): Promise<Session> {
-    const key = `${which}Session` as const;
-    this[key] ??= this.factory.create(this.graphs[which]);
-    return this[key]!;
+  /** The trajectories' gather session (no weights), created on first use. */
+  private gather(): Promise<Session> {
+    this.gatherSession ??= this.factory.create(this.gatherGraph);
+    return this.gatherSession;
   }
 
   // ---- the forward pass: embed → blocks (→ lens head per layer) → trajectories → stats ----
@@ -360,14 +373,11 @@ export class OnnxLensModel implements LensModel {
         stacked.set(s.hidden, at * D);
         at += s.rows;
       }
-      const out = await this.head.run({
-        [HEAD.inputs.hidden]: new ort.Tensor('float32', stacked, [N, D]),
-        [HEAD.inputs.k]: new ort.Tensor('int64', BigInt64Array.from([BigInt(k)]), [1]),
-      });
-      const logp = out[HEAD.outputs.topLogProbs].data as Float64Array;
-      const ids = out[HEAD.outputs.topIds].data as BigInt64Array;
-      const lse = out[HEAD.outputs.lse].data as Float64Array;
-      const normed = out[HEAD.outputs.normed].data as Float32Array;
+      const out = await runUnembed(this.head, this.plan, { head: { hidden: stacked, k } });
+      const logp = out[UNEMBED.outputs.topLogProbs].data as Float64Array;
+      const ids = out[UNEMBED.outputs.topIds].data as BigInt64Array;
+      const lse = out[UNEMBED.outputs.lse].data as Float64Array;
+      const normed = out[UNEMBED.outputs.normed].data as Float32Array;
       if (!lse.every(Number.isFinite)) {
         const hint = this.info.computeType === 'float16' ? '; float16 activations overflowed? open the model with dtype float32' : '';
         throw new LensError('INTERNAL', `the lens head produced non-finite logits${hint}`);
@@ -427,7 +437,7 @@ export class OnnxLensModel implements LensModel {
 
   /** Mode 2, for each read point of the job. */
   private async track(job: Job): Promise<void> {
-    const session = await this.lazySession('gather');
+    const session = await this.gather();
     const columns = (ids: number[]) => ({
       weight: this.unembedColumns(this.unembedRows.weight, ids),
       bias: this.unembedRows.bias ? this.unembedColumns(this.unembedRows.bias, ids) : undefined,
@@ -437,9 +447,12 @@ export class OnnxLensModel implements LensModel {
 
   /** Stats of one read point against the final layer's distribution. */
   private async cellStats(job: Job, st: PointState): Promise<CellStats> {
-    const session = await this.lazySession('stats');
-    return cellStats(st.normed, job.len, job.finalNormed!, job.finalTop1!, session, this.plan);
+    return cellStats(st.normed, job.len, job.finalNormed!, job.finalTop1!, this.head, this.plan);
   }
+}
+
+function bytesPerElement(dtype: string): number {
+  return dtype === 'F32' ? 4 : dtype === 'F64' ? 8 : 2;
 }
 
 function asLensError(e: unknown): LensError {

@@ -2,9 +2,10 @@
 // head exists to avoid. Same blocks, same answers (tested), very different bytes and time.
 import { performance } from 'node:perf_hooks';
 import type { ModelPlan } from '../architectures/spec.js';
-import { NAIVE } from '../graph/head.js';
+import { UNEMBED } from '../graph/head.js';
 import type { BlockStack } from '../runtime/blocks.js';
-import { ort } from '../runtime/sessions.js';
+import type { ort } from '../runtime/sessions.js';
+import { runUnembed } from '../runtime/unembed.js';
 import { topKFromLogits, unionIds } from './reduce.js';
 import type { LensResult, ModelInfo, TrackedPosition } from './types.js';
 import type { ValidRequest } from './validate.js';
@@ -14,7 +15,7 @@ export interface NaiveParts {
   info: ModelInfo;
   embed(rows: number[][], T: number): Float32Array;
   blocks(lengths: number[], T: number): BlockStack;
-  /** final norm → unembedding, full logits out */
+  /** The shared unembedding session; its naive part returns full logits. */
   head: ort.InferenceSession;
   decode(id: number): string;
 }
@@ -37,8 +38,8 @@ export async function naiveLens(req: ValidRequest, parts: NaiveParts): Promise<L
     blocksMs += performance.now() - tb;
     if (!req.layers.includes(l)) continue;
     const th = performance.now();
-    const out = await parts.head.run({ [NAIVE.inputs.hidden]: new ort.Tensor('float32', hidden, [T, D]) });
-    const logits = out[NAIVE.outputs.logits].data as Float32Array;
+    const out = await runUnembed(parts.head, parts.plan, { naive: hidden });
+    const logits = out[UNEMBED.outputs.naiveLogits].data as Float32Array;
     const rows = Array.from({ length: T }, (_, p) => topKFromLogits(logits, p * V, V, req.topK));
     topIndices.push(rows.map((r) => r.ids));
     topProbs.push(rows.map((r) => r.probs));

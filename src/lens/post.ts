@@ -2,8 +2,9 @@
 // log-sum-exps of each requested layer. Neither needs the [rows, V] logits of the lens head again
 // except the stats pass, which recomputes them inside ORT in row chunks.
 import type { ModelPlan } from '../architectures/spec.js';
-import { GATHER, STATS } from '../graph/head.js';
+import { GATHER, UNEMBED } from '../graph/head.js';
 import { ort } from '../runtime/sessions.js';
+import { runUnembed } from '../runtime/unembed.js';
 import { chunkByRows, unionIds } from './reduce.js';
 import type { CellStats, TrackedPosition } from './types.js';
 
@@ -58,6 +59,7 @@ export async function cellStats(
   len: number,
   finalNormed: Float32Array,
   finalTop1: number[],
+  /** The shared unembedding session (runtime/unembed.ts). */
   session: ort.InferenceSession,
   plan: ModelPlan,
 ): Promise<CellStats> {
@@ -75,14 +77,10 @@ export async function cellStats(
       fin.set(finalNormed, i * len * D);
       finalTop1.forEach((id, p) => (target[i * len + p] = BigInt(id)));
     });
-    const out = await session.run({
-      [STATS.inputs.normed]: new ort.Tensor('float32', normed, [N, D]),
-      [STATS.inputs.finalNormed]: new ort.Tensor('float32', fin, [N, D]),
-      [STATS.inputs.target]: new ort.Tensor('int64', target, [N]),
-    });
-    const ent = out[STATS.outputs.entropy].data as Float64Array;
-    const kl = out[STATS.outputs.kl].data as Float64Array;
-    const rank = out[STATS.outputs.rank].data as BigInt64Array;
+    const out = await runUnembed(session, plan, { stats: { normed, finalNormed: fin, target } });
+    const ent = out[UNEMBED.outputs.entropy].data as Float64Array;
+    const kl = out[UNEMBED.outputs.kl].data as Float64Array;
+    const rank = out[UNEMBED.outputs.rank].data as BigInt64Array;
     chunk.forEach((c, i) => {
       const at = (p: number) => i * len + p;
       stats.entropy[c.li] = Array.from({ length: len }, (_, p) => ent[at(p)]);

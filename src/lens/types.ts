@@ -125,10 +125,27 @@ export interface OpenOptions {
    */
   dtype?: ComputeDtype;
   /**
-   * Called as the model opens: once the graphs are built (0 layers), then after each block's
-   * session exists. Awaited, so a slow listener holds the load back (tests pause loads this way).
+   * Which sessions let ORT repack their constant weights into its GEMM layout (faster GEMMs, one
+   * packed float32 copy of those weights in memory). 'auto' (default): the lens head, then the blocks,
+   * as far as `memoryBudget` allows; never for 16-bit weights widened per call (nothing constant to pack).
    */
-  onProgress?: (progress: LoadProgress) => void | Promise<void>;
+  prepack?: 'auto' | 'none' | 'head' | 'all';
+  /**
+   * Bytes of memory the model may use beyond its memory-mapped weight files, for packed weight copies.
+   * Default: 30% of the weight files, at least 1 GiB.
+   */
+  memoryBudget?: number;
+  /**
+   * float32 bytes per chunk when 16-bit weights are widened per call on CPU (default 8 MiB, at most
+   * 64 chunks per weight). A tuning knob; tests set it small to exercise many chunks.
+   */
+  weightChunkBytes?: number;
+  /**
+   * Called as sessions are built: once before any (nothing built), then after the unembedding session
+   * and after each block's. Awaited, so a slow listener holds the load back (tests pause loads this
+   * way) and one that throws abandons the load with its error.
+   */
+  onProgress?: (p: LoadProgress) => void | Promise<void>;
   /** Tuning of batched work (defaults are measured; see docs/engineering-notes.md). */
   batching?: {
     /** Most residual rows per lens-head call (default: 256 on CPU; on CUDA as many as 128 MB of logits hold). */
@@ -140,10 +157,13 @@ export interface OpenOptions {
 
 /** How far opening a model has got. */
 export interface LoadProgress {
-  /** Block sessions created so far, of `layersTotal`. */
+  /** Sessions created so far, of `sessions` (the blocks plus the unembedding session). */
+  sessionsBuilt: number;
+  sessions: number;
+  /** Block sessions created so far, of `layers`. */
   layersBuilt: number;
-  layersTotal: number;
-  /** Checkpoint bytes handed to ONNX Runtime (memory-mapped external data) so far, of `bytesTotal`. */
+  layers: number;
+  /** Checkpoint bytes the created sessions map (memory-mapped external data), of `bytesTotal`. */
   bytesMapped: number;
   bytesTotal: number;
   /** What the model will be once it is open (known before any session is created). */

@@ -16,23 +16,40 @@ export interface SessionFactory {
   provider: Provider;
   /** Why the provider differs from the request (e.g. CUDA unavailable → CPU). */
   note: string | null;
-  create(model: Uint8Array): Promise<ort.InferenceSession>;
+  create(model: Uint8Array, tuning?: SessionTuning): Promise<ort.InferenceSession>;
 }
 
-function options(dataRoot: string, provider: Provider): ort.InferenceSession.SessionOptions {
+export interface SessionTuning {
+  /**
+   * The graph widens 16-bit weights per call (WeightBinder.castPerCall): constant folding must stay
+   * off, or ORT would fold every Cast into a float32 copy of the weights at session creation.
+   */
+  castPerCall?: boolean;
+  /**
+   * Let ORT repack constant MatMul/Gemm weights into its GEMM layout: faster GEMMs, but a packed
+   * copy of each weight in anonymous memory next to the memory-mapped original.
+   */
+  prepack?: boolean;
+}
+
+function options(dataRoot: string, provider: Provider, tuning: SessionTuning = {}): ort.InferenceSession.SessionOptions {
   return {
     executionProviders: provider === 'cuda' ? ['cuda', 'cpu'] : ['cpu'],
-    graphOptimizationLevel: 'all',
+    // Level 'all' adds only layout (NCHWc) passes, none of which apply to these graphs; with constant
+    // folding off it also crashes ORT 1.29 on float16 initializers feeding a Cast (a failed assertion).
+    graphOptimizationLevel: tuning.castPerCall ? 'extended' : 'all',
     extra: {
       session: {
         // External-data locations are relative to this folder (the checkpoint's real directory).
         model_external_initializers_file_folder_path: dataRoot,
-        // Keeps weights memory-mapped instead of repacked copies (GPT-2 head: 77 MB RSS vs 224 MB).
-        disable_prepacking: '1',
+        // Off: weights stay memory-mapped instead of repacked copies (GPT-2 head: 77 MB RSS vs 224 MB).
+        disable_prepacking: tuning.prepack ? '0' : '1',
         // Blocks and heads are separate sessions run back to back; a finished session's pool spinning
         // for work stole the cores from the next one (GPT-2 small, 20 tokens: 400 → 95 ms).
         intra_op: { allow_spinning: '0' },
       },
+      // Semicolon-separated; a comma-separated list is silently ignored.
+      ...(tuning.castPerCall ? { optimization: { disable_specified_optimizers: 'ConstantFolding' } } : {}),
     },
   };
 }
@@ -89,7 +106,7 @@ export async function sessionFactory(dataRoot: string, device: Device, opts: Fac
       } finally {
         await s.release();
       }
-      return { provider: 'cuda', note: null, create: (m) => ort.InferenceSession.create(m, options(dataRoot, 'cuda')) };
+      return { provider: 'cuda', note: null, create: (m, t) => ort.InferenceSession.create(m, options(dataRoot, 'cuda', t)) };
     } catch (e) {
       let reason = (e as Error).message.split('\n')[0];
       // ORT names the missing dependency only in its own log; say where to look.
@@ -103,9 +120,9 @@ export async function sessionFactory(dataRoot: string, device: Device, opts: Fac
   return {
     provider: 'cpu',
     note,
-    create: async (m) => {
+    create: async (m, t) => {
       try {
-        return await ort.InferenceSession.create(m, options(dataRoot, 'cpu'));
+        return await ort.InferenceSession.create(m, options(dataRoot, 'cpu', t));
       } catch (e) {
         throw new LensError('CHECKPOINT_INVALID', `ONNX Runtime rejected a graph: ${(e as Error).message}`);
       }

@@ -56,6 +56,11 @@ export interface AppOptions {
   logging?: boolean | 'debug' | 'info' | 'warn' | 'error';
   /** gzip whole JSON responses when the client accepts it (default true). */
   compression?: boolean;
+  /**
+   * Also compress streams: SSE/multipart gzip flushed after every event, permessage-deflate on
+   * graphql-ws (default false: see docs/wire-format.md, cancellation took longer with it under load).
+   */
+  streamCompression?: boolean;
   /** Persisted operations (see trusted-documents.ts); enforced on HTTP and graphql-ws alike. */
   trustedDocuments?: TrustedDocumentsOptions;
   /** Documents whose operation names label metrics (besides trusted documents); other names count as "other". */
@@ -121,7 +126,7 @@ export function buildApp(options: AppOptions): App {
         check: ({ request }) => readiness(registry, request),
       }),
       ...(options.trustedDocuments ? [useTrustedDocuments(options.trustedDocuments)] : []),
-      ...(options.compression === false ? [] : [useCompression()]),
+      ...(options.compression === false ? [] : [useCompression({ streams: options.streamCompression === true })]),
       ...(options.metrics === false ? [] : [useLensMetrics(registry, options.store, knownOperations(options))]),
       ...(options.plugins ?? []),
     ],
@@ -137,6 +142,7 @@ export function buildApp(options: AppOptions): App {
     allowedOrigins: origins,
     maxOperationsPerSocket: options.maxOperationsPerSocket,
     maxOperationsPerAddress: options.maxOperationsPerAddress,
+    compression: options.streamCompression === true,
   });
   let stopping: Promise<void> | null = null;
 

@@ -1,20 +1,74 @@
-// gzip for whole JSON responses. Streams (SSE, multipart @defer) are left alone: a compressor
-// buffers, and a LayerResult must leave as soon as it exists.
+// gzip for responses. Whole JSON responses are compressed in one go. Streams (SSE, multipart
+// @defer/@stream) are compressed only when asked (`streams`), with a sync flush after every chunk
+// yoga writes (one event):
+// the compressor never holds an event back, and its window still spans the stream, so each
+// LayerResult costs only what differs from the ones before it.
 
 import { promisify } from 'node:util';
-import { gzip } from 'node:zlib';
+import { constants, createGzip, gzip } from 'node:zlib';
 import type { Plugin } from 'graphql-yoga';
 
 const gzipAsync = promisify(gzip);
 const COMPRESSIBLE = /^application\/(graphql-response\+)?json\b/;
+const STREAMING = /^(text\/event-stream|multipart\/mixed)\b/;
 
-export function useCompression(options: { thresholdBytes?: number; level?: number } = {}): Plugin {
+export interface CompressionOptions {
+  thresholdBytes?: number;
+  level?: number;
+  /** Also gzip SSE and multipart streams, flushing after every event (default false). */
+  streams?: boolean;
+}
+
+/** gzip as a web TransformStream that emits everything it has after each input chunk. */
+export function flushingGzip(level = 6): TransformStream<Uint8Array, Uint8Array> {
+  const z = createGzip({ level });
+  // Paused mode: after a write's flush callback, read() returns everything the flush produced.
+  const drain = (controller: TransformStreamDefaultController<Uint8Array>) => {
+    for (let chunk = z.read() as Buffer | null; chunk; chunk = z.read() as Buffer | null) controller.enqueue(new Uint8Array(chunk));
+  };
+  return new TransformStream({
+    transform(chunk, controller) {
+      return new Promise<void>((resolve, reject) => {
+        z.write(chunk, (err) => {
+          if (err) return reject(err);
+          z.flush(constants.Z_SYNC_FLUSH, () => {
+            drain(controller);
+            resolve();
+          });
+        });
+      });
+    },
+    flush(controller) {
+      // The trailer is pushed after 'finish': flow until 'end'.
+      return new Promise<void>((resolve, reject) => {
+        z.once('error', reject);
+        z.once('end', resolve);
+        z.on('data', (chunk: Buffer) => controller.enqueue(new Uint8Array(chunk)));
+        z.end();
+      });
+    },
+  });
+}
+
+export function useCompression(options: CompressionOptions = {}): Plugin {
   const threshold = options.thresholdBytes ?? 1024;
+  const level = options.level ?? 6;
   return {
     async onResponse({ request, response, setResponse }) {
       const accepted = (request.headers.get('accept-encoding') ?? '').split(',').map((e) => e.trim().split(';')[0]);
-      if (!accepted.includes('gzip') || !response.body || response.headers.has('content-encoding')) return;
-      if (!COMPRESSIBLE.test(response.headers.get('content-type') ?? '')) return;
+      // yoga marks SSE `content-encoding: none` so that proxies leave it alone; that is not an encoding.
+      const encoding = response.headers.get('content-encoding');
+      if (!accepted.includes('gzip') || !response.body || (encoding && encoding !== 'none' && encoding !== 'identity')) return;
+      const type = response.headers.get('content-type') ?? '';
+      if (options.streams === true && STREAMING.test(type)) {
+        const headers = new Headers(response.headers);
+        headers.append('vary', 'accept-encoding');
+        headers.set('content-encoding', 'gzip');
+        headers.delete('content-length');
+        setResponse(new Response(response.body.pipeThrough(flushingGzip(level)), { status: response.status, statusText: response.statusText, headers }));
+        return;
+      }
+      if (!COMPRESSIBLE.test(type)) return;
       const raw = new Uint8Array(await response.arrayBuffer());
       const headers = new Headers(response.headers);
       headers.append('vary', 'accept-encoding');
@@ -22,7 +76,7 @@ export function useCompression(options: { thresholdBytes?: number; level?: numbe
         setResponse(new Response(raw, { status: response.status, statusText: response.statusText, headers }));
         return;
       }
-      const body = await gzipAsync(raw, { level: options.level ?? 6 });
+      const body = await gzipAsync(raw, { level });
       headers.set('content-encoding', 'gzip');
       headers.set('content-length', String(body.byteLength));
       setResponse(new Response(body, { status: response.status, statusText: response.statusText, headers }));

@@ -143,7 +143,7 @@ export class ModelRegistry implements ModelSource {
             this.patch(spec.id, {
               info: p.info,
               layersBuilt: p.layersBuilt,
-              layersTotal: p.layersTotal,
+              layersTotal: p.layers,
               bytesMapped: p.bytesMapped,
               bytesTotal: p.bytesTotal,
             });

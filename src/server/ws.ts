@@ -17,6 +17,8 @@ interface EnvelopedRoot {
 
 export interface WsOptions {
   trustedDocuments?: TrustedDocumentsOptions;
+  /** permessage-deflate (RFC 7692) when the client offers it; default false. */
+  compression?: boolean;
   /** Largest message accepted (bytes); larger ones close the socket with 1009. Same as the HTTP body limit. */
   maxPayload: number;
   /** Browser origins allowed to open a socket; null: any. */
@@ -35,6 +37,16 @@ interface SocketContext {
 function tooMany(message: string): GraphQLError {
   return new GraphQLError(message, { extensions: { code: 'TOO_MANY_SUBSCRIPTIONS' } });
 }
+
+// Each message is deflated and sync-flushed on its own (nothing waits for the next one), with the
+// window kept across messages, so a LayerResult mostly costs what differs from the previous ones.
+// Small messages (LensStarted, pings, errors) are not worth a deflate call.
+const PER_MESSAGE_DEFLATE = {
+  threshold: 1024,
+  zlibDeflateOptions: { level: 6 },
+  serverNoContextTakeover: false,
+  clientNoContextTakeover: false,
+} as const;
 
 export function attachGraphQLWs(
   server: Server,
@@ -55,6 +67,7 @@ export function attachGraphQLWs(
     maxPayload: options.maxPayload,
     verifyClient: ({ origin }: { origin?: string }, done: (ok: boolean, code?: number, message?: string) => void) =>
       originAllowed(options.allowedOrigins, origin) ? done(true) : done(false, 403, 'Origin not allowed'),
+    perMessageDeflate: options.compression === true ? PER_MESSAGE_DEFLATE : false,
   });
   const disposable = useServer(
     {

@@ -3,6 +3,7 @@
 // input a form produces. The view modules draw this; test/viewer/state.test.ts checks it in Node.
 
 import type { LensInput, LensPoint, ModelsQuery, ViewerLensSubscription } from '../client/graphql.js';
+import { decodeLayer } from '../client/packed.js';
 import type { Series } from './chart.js';
 import { makeScale, type ColorMode, type Scale } from './colors.js';
 import { ms, quoted } from './format.js';
@@ -130,11 +131,21 @@ export function applyLayer(run: Run, ev: LayerEvent, now: number): number {
   const ri = run.rows.findIndex((x) => x.layer === ev.layer && x.point === ev.point);
   if (ri < 0) return -1;
   run.tFirst ??= now;
-  const preds: Pred[][] = [];
-  for (const cell of ev.cells) preds[cell.position] = cell.topk;
-  run.rows[ri].preds = preds;
+  run.rows[ri].preds = layerPreds(ev);
   run.received++;
   return ri;
+}
+
+/** A PACKED LayerResult as [position] → top-k predictions with their texts. */
+export function layerPreds(ev: LayerEvent): Pred[][] {
+  const { positions, k, topIndices, topProbs } = decodeLayer(ev.packed);
+  const text = new Map(ev.packed.tokens.map((t) => [t.id, t.text]));
+  return Array.from({ length: positions }, (_, p) =>
+    Array.from({ length: k }, (_, j) => {
+      const id = topIndices[p * k + j];
+      return { id, text: text.get(id) ?? '', prob: topProbs[p * k + j] };
+    }),
+  );
 }
 
 export function applyCompleted(run: Run, result: Completed, now: number): void {

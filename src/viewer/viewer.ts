@@ -248,7 +248,7 @@ export function createViewer(root: HTMLElement, transport: Transport): Viewer {
     const t0 = performance.now();
     let r: Run | null = null;
     try {
-      for await (const res of transport.subscribe(ViewerLensDocument, { input, k: input.topK }, abort.signal)) {
+      for await (const res of transport.subscribe(ViewerLensDocument, { input }, abort.signal)) {
         if (res.errors?.length) throw GatewayError.from(res.errors);
         const ev = res.data?.lensLayers;
         if (!ev) continue;

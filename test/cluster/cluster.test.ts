@@ -33,8 +33,9 @@ function startWorker(id: string, models: string[]): Child {
   const child = spawnTsx('src/cli/worker.ts', [
     '--redis', redis.url, '--device', 'cpu', '--id', id,
     ...models.flatMap((m) => ['--model', m]),
-    // Fast failure detection for the test: a dead worker's job is retried within ~5 s.
-    '--lock-ms', '4000', '--stalled-ms', '1000', '--heartbeat-ms', '500',
+    // Fast failure detection for the test: a dead worker's job is retried within ~10 s (a shorter lock
+    // is falsely lost on a heavily loaded CI machine whose event loop stalls).
+    '--lock-ms', '8000', '--stalled-ms', '2000', '--heartbeat-ms', '500',
   ]);
   children.push(child);
   return child;
@@ -83,7 +84,7 @@ run(`distributed mode (${redisAvailable ? 'redis' : noRedisReason})`, () => {
     for (let i = 0; i < 50; i++) {
       const r = await http(gwA.url, ModelPlacementsDocument);
       models = (r.data?.models ?? []) as typeof models;
-      if (models.find((m) => m.id === 'deep')?.servedBy.length === 2) break;
+      if (models.find((m) => m.id === 'deep')?.servedBy.length === 2 && models.some((m) => m.id === 'tiny')) break;
       await new Promise((res) => setTimeout(res, 200));
     }
     const where = Object.fromEntries(models.map((m) => [m.id, m.servedBy.map((p) => p.worker).sort()]));

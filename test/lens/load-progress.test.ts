@@ -17,20 +17,21 @@ function tensorBytes(file: string): number {
     .reduce((a, [, t]) => a + t.data_offsets![1] - t.data_offsets![0], 0);
 }
 
-test('progress goes 0..N layers with the bytes mapped rising to every byte the model uses', async () => {
+test('progress goes 0..N layers (the unembedding session first) with the bytes mapped rising to every byte the model uses', async () => {
   const recipe = { ...RECIPES['gpt2-tiny'], name: 'gpt2-progress-5', layers: 5 };
   const dir = makeCheckpoint(recipe);
   const events: LoadProgress[] = [];
   const model = await openModel(dir, { device: 'cpu', onProgress: (p) => void events.push(p) });
   try {
-    expect(events.map((e) => e.layersBuilt)).toEqual([0, 1, 2, 3, 4, 5]);
-    expect(events.every((e) => e.layersTotal === 5)).toBe(true);
+    expect(events.map((e) => e.layersBuilt)).toEqual([0, 0, 1, 2, 3, 4, 5]);
+    expect(events.map((e) => e.sessionsBuilt)).toEqual([0, 1, 2, 3, 4, 5, 6]);
+    expect(events.every((e) => e.layers === 5 && e.sessions === 6)).toBe(true);
     const total = tensorBytes(join(dir, 'model.safetensors'));
     expect(events.every((e) => e.bytesTotal === total)).toBe(true);
     const mapped = events.map((e) => e.bytesMapped);
     expect(mapped[0]).toBe(0);
     for (let i = 1; i < mapped.length; i++) expect(mapped[i]).toBeGreaterThan(mapped[i - 1]);
-    expect(mapped[5]).toBe(total);
+    expect(mapped[6]).toBe(total);
     // Blocks are the same shape, so each adds the same bytes.
     const steps = mapped.slice(2).map((m, i) => m - mapped[i + 1]);
     expect(new Set(steps).size).toBe(1);
@@ -53,5 +54,5 @@ test('a progress hook that throws abandons the load with its error', async () =>
       },
     }),
   ).rejects.toBe(stop);
-  expect(seen).toEqual([0, 1, 2]);
+  expect(seen).toEqual([0, 0, 1, 2]);
 });

@@ -73,7 +73,7 @@ test('when no model loads, npm start exits with status 1', async () => {
 });
 
 const info = { id: 'm', numLayers: 4 } as ModelInfo;
-const step = (layersBuilt: number): LoadProgress => ({ layersBuilt, layersTotal: 4, bytesMapped: layersBuilt * 2 ** 20, bytesTotal: 4 * 2 ** 20, info });
+const step = (layersBuilt: number): LoadProgress => ({ sessionsBuilt: layersBuilt + 1, sessions: 5, layersBuilt, layers: 4, bytesMapped: layersBuilt * 2 ** 20, bytesTotal: 4 * 2 ** 20, info });
 
 test('on a terminal the reporter draws one bar that it redraws in place', () => {
   const tty = Object.assign(new PassThrough(), { isTTY: true, columns: 120, cursorTo: () => true, clearLine: () => true, moveCursor: () => true });

@@ -22,6 +22,7 @@ import {
   type Started,
 } from '../../src/viewer/state.js';
 import { settingsFromHash, settingsToHash, hashFlag } from '../../src/viewer/url-state.js';
+import { packLayer } from '../../src/lens/packed.js';
 
 const model = { id: 'm', numLayers: 4, device: 'cpu' } as Model;
 const settings: Settings = { model: 'm', prompt: 'a b', topK: '3', layers: '', track: true, stats: false, attn: false, color: 'prob' };
@@ -39,7 +40,11 @@ function layer(l: number, point: LayerEvent['point'], top: Array<[number, number
     __typename: 'LayerResult',
     layer: l,
     point,
-    cells: top.map(([id, prob], position) => ({ position, topk: [{ id, text: `t${id}`, prob }] })),
+    // What the server sends: the PACKED arrays and the text of each id once.
+    packed: {
+      ...packLayer({ topIndices: top.map(([id]) => [id]), topProbs: top.map(([, prob]) => [prob]) }),
+      tokens: top.map(([id]) => ({ id, text: `t${id}` })),
+    },
   } as unknown as LayerEvent;
 }
 
@@ -82,7 +87,7 @@ describe('a run', () => {
   test('streamed layers fill their row; a layer outside the run is ignored', () => {
     const run = startRun(lensInput(settings, model), started([0, 2], ['BLOCK_OUTPUT']), 100);
     expect(applyLayer(run, layer(0, 'BLOCK_OUTPUT', [[5, 0.5], [6, 0.25]]), 130)).toBe(1);
-    expect(run.rows[1].preds?.[1]).toEqual([{ id: 6, text: 't6', prob: 0.25 }]);
+    expect(run.rows[1].preds?.[1]).toEqual([{ id: 6, text: 't6', prob: expect.closeTo(0.25, 3) }]);
     expect(run.tFirst).toBe(130);
     expect(applyLayer(run, layer(1, 'BLOCK_OUTPUT', [[5, 0.5], [6, 0.25]]), 140)).toBe(-1);
     expect(run.received).toBe(1);
@@ -106,7 +111,7 @@ describe('a run', () => {
     applyLayer(run, layer(0, 'BLOCK_OUTPUT', [[5, 0.5], [6, 0.25]]), 1);
     const pin = togglePin([], 1, 6, 't6')[0];
     expect(pinSeries(run, pin).points).toEqual([
-      { x: 0, y: 0.25, hollow: false },
+      { x: 0, y: expect.closeTo(0.25, 3), hollow: false },
       { x: 2, y: null, hollow: false },
     ]);
     const result = {

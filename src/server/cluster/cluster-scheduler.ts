@@ -6,6 +6,7 @@
 
 import { randomUUID } from 'node:crypto';
 import type { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
 import { LensError, type LensOptions, type LensResult } from '../../lens/types.js';
 import type { SchedulerStats } from '../scheduler.js';
 import type { LensScheduler } from '../models.js';
@@ -15,6 +16,8 @@ import { CANCEL_TOPIC, decodeFailure, JOB_TOPIC, type ClusterPubSub, type JobEve
 export interface ClusterSchedulerDeps {
   modelId: string;
   queue: Queue<LensJobData>;
+  /** For reading a running job's lock. */
+  redis: Redis;
   pubsub: ClusterPubSub;
   store: ResultStore;
   /** Live workers holding this model right now (from heartbeats). */
@@ -153,7 +156,10 @@ export class ClusterScheduler implements LensScheduler {
           );
         }
         if (state === 'unknown') return finish(new LensError('UNAVAILABLE', 'The request left the queue without a result; retry'));
-        if (liveWorkers() === 0) {
+        // A running job whose lock is still renewed has a live worker, whatever the heartbeats say
+        // (a worker busy computing may miss a heartbeat; it never holds a lock once dead).
+        const locked = state === 'active' && (await this.deps.redis.exists(queue.toKey(`${id}:lock`))) === 1;
+        if (liveWorkers() === 0 && !locked) {
           orphanSince ??= Date.now();
           if (Date.now() - orphanSince > orphanGraceMs) {
             return giveUp(new LensError('UNAVAILABLE', `No worker is serving model "${this.deps.modelId}" any more; retry later`));

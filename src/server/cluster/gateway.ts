@@ -99,6 +99,7 @@ export class ClusterGateway {
     const scheduler = new ClusterScheduler({
       modelId: id,
       queue,
+      redis: this.redis,
       pubsub: this.pubsub,
       store: this.store,
       liveWorkers: () => entry.placements?.length ?? 0,

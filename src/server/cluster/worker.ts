@@ -36,7 +36,7 @@ export interface ClusterWorkerOptions {
   lockDurationMs?: number;
   /** How often workers look for such jobs. Default 5 s. */
   stalledIntervalMs?: number;
-  /** Heartbeat period; a worker silent for 3 periods is considered gone. Default 1 s. */
+  /** Heartbeat period; a worker silent for 3 periods (at least 5 s) is considered gone. Default 1 s. */
   heartbeatMs?: number;
   storeMaxBytes?: number;
   scheduler?: SchedulerOptions;
@@ -193,7 +193,8 @@ export class ClusterWorker {
         contentHash: h.contentHash,
       })),
     };
-    const ttl = this.heartbeatMs * 3;
+    // Lenient: a worker whose event loop is busy with a forward pass must not look gone.
+    const ttl = Math.max(this.heartbeatMs * 3, 5000);
     await this.redis
       .multi()
       .set(keys.worker(this.id), JSON.stringify(record), 'PX', ttl)

@@ -3,7 +3,7 @@
 // differently), same prompt and same options after validation (defaults filled, layers sorted).
 
 import { createHash } from 'node:crypto';
-import type { ComputeDtype, LensOptions } from '../lens/types.js';
+import type { ComputeDtype, LensOptions } from './types.js';
 
 /** Bump when a change to the lens core changes what a request returns. */
 export const RESULT_FORMAT_VERSION = 1;

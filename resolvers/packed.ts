@@ -1,0 +1,198 @@
+// The PACKED encoding in GraphQL: `LensResult.packed` and `LayerResult.packed` return base64
+// little-endian typed arrays (src/lens/packed.ts, docs/wire-format.md) next to the JSON fields, which
+// stay as they are. A separate field rather than an `encoding:` argument because a GraphQL field's
+// type cannot depend on an argument. Each array is encoded only when selected.
+
+import {
+  packF32,
+  packP16,
+  trackedMatrix,
+  packU32,
+  probCode,
+  DEFAULT_PACK,
+  type PackedArray,
+  type ProbCode,
+} from '../src/lens/packed.js';
+import type { LensResult } from '../src/lens/types.js';
+import { GraphQLError } from 'graphql';
+import { builder } from './builder.js';
+import { toGraphQLError } from './errors.js';
+import { LayerResultRef } from './lens-events.js';
+import { LensResultRef } from './lens-result.js';
+import { decoder } from './model.js';
+
+// An array is one atomic value (its bytes mean nothing without dtype and shape), so it is a scalar:
+// clients select `topProbs`, not five sub-fields, and deep packed selections stay cheap for the
+// query-cost limit.
+const PackedArrayRef = builder.scalarType('PackedArray', {
+  description:
+    'A row-major array as JSON: { dtype, shape, data, scale, maxCode }. data is base64 (RFC 4648, padded) of the bytes; ' +
+    'dtype U32 = uint32 LE, F32 = float32 LE, P16 = 16-bit probability codes c, delta-coded along the first axis (mod 65536) ' +
+    'and stored as two byte planes (all low bytes, then all high bytes): p = exp((c − maxCode) / scale) for c ≥ scale, ' +
+    'else c · exp((scale − maxCode) / scale) / scale. scale and maxCode are null except for P16. See docs/wire-format.md.',
+  serialize: (v) => v as PackedArray,
+  parseValue: () => {
+    throw new GraphQLError('PackedArray is an output type only');
+  },
+});
+
+type Read = Pick<LensResult, 'topIndices' | 'topProbs' | 'tracked' | 'stats'>;
+/** One read point, or the whole result when `attention` is set (the after-attention read). */
+interface ReadShape {
+  read: Read;
+  attention?: Read | null;
+  layers: number;
+  positions: number;
+  k: number;
+  code: ProbCode;
+}
+
+const PackedReadRef = builder.objectRef<ReadShape>('PackedRead');
+const PackedLensRef = builder.objectRef<ReadShape>('PackedLens');
+// Flat on purpose: trajectories and stats are sibling arrays rather than nested objects, which keeps
+// a whole packed subscription well inside the query depth limit.
+for (const [ref, description] of [
+  [PackedReadRef, 'One read point (the after-attention read) in the PACKED encoding.'],
+  [PackedLensRef, 'A LensResult in the PACKED encoding (docs/wire-format.md).'],
+] as const) {
+  ref.implement({
+    description,
+    fields: (t) => ({
+      topIndices: t.field({
+        type: PackedArrayRef,
+        description: 'U32 [layers, positions, k]: vocabulary ids, most likely first.',
+        resolve: (s) => packU32(s.read.topIndices.flat(2), [s.layers, s.positions, s.k]),
+      }),
+      topProbs: t.field({
+        type: PackedArrayRef,
+        description: 'P16 [layers, positions, k].',
+        resolve: (s) => packP16(s.read.topProbs.flat(2), [s.layers, s.positions, s.k], s.code),
+      }),
+      trackedCounts: t.field({
+        type: PackedArrayRef,
+        nullable: true,
+        description: 'U32 [positions]: how many ids each position tracks; null unless trackAcrossLayers was set.',
+        resolve: (s) => (s.read.tracked ? packU32(s.read.tracked.map((p) => p.tokenIds.length), [s.positions]) : null),
+      }),
+      trackedIds: t.field({
+        type: PackedArrayRef,
+        nullable: true,
+        description: 'U32 [N]: each position’s ascending ids (top-k at any requested layer), concatenated in position order; N = sum of trackedCounts.',
+        resolve: (s) => {
+          if (!s.read.tracked) return null;
+          const ids = s.read.tracked.flatMap((p) => p.tokenIds);
+          return packU32(ids, [ids.length]);
+        },
+      }),
+      trackedProbs: t.field({
+        type: PackedArrayRef,
+        nullable: true,
+        description: 'P16 [layers, N]: probability of each tracked id at each requested layer.',
+        resolve: (s) => {
+          if (!s.read.tracked) return null;
+          const m = trackedMatrix(s.read.tracked, s.layers);
+          return packP16(m.probs, [s.layers, m.ids.length], s.code);
+        },
+      }),
+      entropy: t.field({
+        type: PackedArrayRef,
+        nullable: true,
+        description: 'F32 [layers, positions], nats; null unless stats were requested.',
+        resolve: (s) => (s.read.stats ? packF32(s.read.stats.entropy.flat(), [s.layers, s.positions]) : null),
+      }),
+      klToFinal: t.field({
+        type: PackedArrayRef,
+        nullable: true,
+        description: 'F32 [layers, positions], KL(final ‖ layer) in nats; null unless stats were requested.',
+        resolve: (s) => (s.read.stats ? packF32(s.read.stats.klToFinal.flat(), [s.layers, s.positions]) : null),
+      }),
+      finalTop1Rank: t.field({
+        type: PackedArrayRef,
+        nullable: true,
+        description: 'U32 [layers, positions]; null unless stats were requested.',
+        resolve: (s) => (s.read.stats ? packU32(s.read.stats.finalTop1Rank.flat(), [s.layers, s.positions]) : null),
+      }),
+      ...(ref === PackedLensRef
+        ? {
+            attention: t.field({
+              type: PackedReadRef,
+              nullable: true,
+              description: 'Present when points included ATTENTION_OUTPUT.',
+              resolve: (s) => (s.attention ? { ...s, read: s.attention, attention: null } : null),
+            }),
+          }
+        : {}),
+    }),
+  });
+}
+
+const TokenTextRef = builder.objectRef<{ id: number; text: string }>('TokenText');
+TokenTextRef.implement({
+  description: 'A vocabulary id and its decoded text.',
+  fields: (t) => ({ id: t.exposeInt('id'), text: t.exposeString('text') }),
+});
+
+const PackedLayerRef = builder.objectRef<{ modelId: string; event: { topIndices: number[][]; topProbs: number[][] }; code: ProbCode }>('PackedLayer');
+PackedLayerRef.implement({
+  description: 'One LayerResult in the PACKED encoding.',
+  fields: (t) => ({
+    topIndices: t.field({
+      type: PackedArrayRef,
+      description: 'U32 [positions, k].',
+      resolve: (s) => packU32(s.event.topIndices.flat(), [s.event.topIndices.length, s.event.topIndices[0]?.length ?? 0]),
+    }),
+    topProbs: t.field({
+      type: PackedArrayRef,
+      description: 'P16 [positions, k].',
+      resolve: (s) => packP16(s.event.topProbs.flat(), [s.event.topProbs.length, s.event.topProbs[0]?.length ?? 0], s.code),
+    }),
+    tokens: t.field({
+      type: [TokenTextRef],
+      description: 'Each distinct id of topIndices once (ascending) with its text, so a front end can label cells without a vocabulary.',
+      resolve: (s, _a, ctx) => {
+        const decode = decoder(ctx, s.modelId);
+        return [...new Set(s.event.topIndices.flat())].sort((a, b) => a - b).map((id) => ({ id, text: decode(id) }));
+      },
+    }),
+  }),
+});
+
+const BOUND = {
+  relativeError: 'P16 bound: |p′ − p| ≤ relativeError · max(p, floor); 1e-5 … 0.5, and with floor it must fit 16 bits.',
+  floor: 'Below this the P16 error is absolute: at most relativeError · floor. 1e-30 … 0.5.',
+};
+
+function code(args: { relativeError?: number | null; floor?: number | null }): ProbCode {
+  try {
+    return probCode({ relativeError: args.relativeError ?? undefined, floor: args.floor ?? undefined });
+  } catch (err) {
+    throw toGraphQLError(err);
+  }
+}
+
+builder.objectField(LensResultRef, 'packed', (t) =>
+  t.field({
+    type: PackedLensRef,
+    description: 'The same result as base64 typed arrays, probabilities within the stated bound (docs/wire-format.md).',
+    args: {
+      relativeError: t.arg.float({ defaultValue: DEFAULT_PACK.relativeError, description: BOUND.relativeError }),
+      floor: t.arg.float({ defaultValue: DEFAULT_PACK.floor, description: BOUND.floor }),
+    },
+    resolve: (s, args) => {
+      const r = s.result;
+      return { read: r, attention: r.attention, layers: r.layers.length, positions: r.tokens.length, k: r.topK, code: code(args) };
+    },
+  }),
+);
+
+builder.objectField(LayerResultRef, 'packed', (t) =>
+  t.field({
+    type: PackedLayerRef,
+    description: 'This layer as base64 typed arrays (docs/wire-format.md).',
+    args: {
+      relativeError: t.arg.float({ defaultValue: DEFAULT_PACK.relativeError, description: BOUND.relativeError }),
+      floor: t.arg.float({ defaultValue: DEFAULT_PACK.floor, description: BOUND.floor }),
+    },
+    resolve: (s, args) => ({ modelId: s.modelId, event: s.event, code: code(args) }),
+  }),
+);

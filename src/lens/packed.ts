@@ -1,0 +1,359 @@
+// The PACKED wire encoding of lens results: little-endian typed arrays in base64, probabilities as
+// 16-bit log-linear codes. Pure (no GraphQL, no Node-only API), so the server encodes with it and
+// browsers and the typed client decode with it. The byte-level specification, the error bound and
+// the measurements that chose this code are in docs/wire-format.md; keep the two in step.
+//
+// Probability code P16 (parameters S = `scale`, C = `maxCode`, both sent with every array):
+//   code c ≥ S: p = exp((c − C) / S)        log region: p = 1 ↔ c = C, one code per 1/S in ln p
+//   code c < S: p = c · exp((S − C) / S) / S linear region below p0 = exp((S − C) / S) ≤ floor
+// so |p' − p| ≤ relativeError · max(p, floor), p = 0 and p = 1 decode exactly. The codes of an
+// array are delta-coded along its first axis (mod 2^16: a trajectory changes little from one layer
+// to the next) and stored as two byte planes (all low bytes, then all high bytes), which is what
+// gzip compresses best (measured, docs/wire-format.md).
+
+import { LensError } from '../errors.js';
+import type { LayerEvent, LensResult, TrackedPosition } from './types.js';
+
+export type PackedDtype = 'U32' | 'F32' | 'P16';
+
+/** One array: row-major `shape`, `data` = base64 of the bytes described by `dtype`. */
+export interface PackedArray {
+  dtype: PackedDtype;
+  shape: number[];
+  data: string;
+  /** P16 only: codes per unit of ln p (S). */
+  scale: number | null;
+  /** P16 only: the code of p = 1 (C). */
+  maxCode: number | null;
+}
+
+export interface PackOptions {
+  /** Relative error bound for p ≥ floor; default 1e-3. */
+  relativeError?: number;
+  /** Below this, the error is at most relativeError · floor; default 1e-4. */
+  floor?: number;
+}
+
+export const DEFAULT_PACK: Required<PackOptions> = { relativeError: 1e-3, floor: 1e-4 };
+
+/** One read point; the tracked* and stats arrays are null when they were not requested. */
+export interface PackedRead {
+  topIndices: PackedArray; // U32 [layers, positions, k]
+  topProbs: PackedArray; // P16 [layers, positions, k]
+  trackedCounts: PackedArray | null; // U32 [positions]: ids tracked per position
+  trackedIds: PackedArray | null; // U32 [N]: every position's ascending ids, concatenated (N = sum of counts)
+  trackedProbs: PackedArray | null; // P16 [layers, N]
+  entropy: PackedArray | null; // F32 [layers, positions]
+  klToFinal: PackedArray | null; // F32 [layers, positions]
+  finalTop1Rank: PackedArray | null; // U32 [layers, positions]
+}
+
+export interface PackedLens extends PackedRead {
+  attention: PackedRead | null;
+}
+
+export interface PackedLayer {
+  topIndices: PackedArray; // U32 [positions, k]
+  topProbs: PackedArray; // P16 [positions, k]
+}
+
+// ---------------------------------------------------------------------------------------------
+// Probability codes
+
+export interface ProbCode {
+  scale: number;
+  maxCode: number;
+}
+
+/** The code for a bound; BAD_USER_INPUT when the bound is out of range or needs more than 16 bits. */
+export function probCode(options: PackOptions = {}): ProbCode {
+  const { relativeError: eps, floor } = { ...DEFAULT_PACK, ...options };
+  if (!(eps >= 1e-5 && eps <= 0.5)) throw new LensError('BAD_USER_INPUT', `relativeError must be in [1e-5, 0.5], got ${eps}`);
+  if (!(floor >= 1e-30 && floor <= 0.5)) throw new LensError('BAD_USER_INPUT', `floor must be in [1e-30, 0.5], got ${floor}`);
+  // Half a code step in ln p must stay within ln(1 + eps); the log region must reach down to floor.
+  const scale = Math.ceil(0.5 / Math.log1p(eps));
+  const maxCode = scale + Math.ceil(scale * -Math.log(floor));
+  if (maxCode > 0xffff) {
+    throw new LensError('BAD_USER_INPUT', `relativeError ${eps} down to floor ${floor} needs ${maxCode + 1} codes, more than 16 bits hold; raise one of them`);
+  }
+  return { scale, maxCode };
+}
+
+export function encodeProb(p: number, { scale, maxCode }: ProbCode): number {
+  if (Number.isNaN(p)) throw new RangeError('cannot encode NaN as a probability');
+  if (p <= 0) return 0;
+  const t = Math.log(p) * scale + maxCode;
+  if (t >= scale) return Math.min(maxCode, Math.round(t));
+  return Math.round((p * scale) / Math.exp((scale - maxCode) / scale));
+}
+
+export function decodeProb(code: number, { scale, maxCode }: ProbCode): number {
+  return code >= scale ? Math.exp((code - maxCode) / scale) : (code * Math.exp((scale - maxCode) / scale)) / scale;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Base64 (Buffer where there is one, atob/btoa in browsers)
+
+type BufferLike = { from(data: ArrayBufferLike | string, a?: number | string, b?: number): Uint8Array & { toString(enc: string): string } };
+const NodeBuffer = (globalThis as { Buffer?: BufferLike }).Buffer;
+
+export function toBase64(bytes: Uint8Array): string {
+  if (NodeBuffer) return NodeBuffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64');
+  let s = '';
+  for (let i = 0; i < bytes.length; i += 0x8000) s += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  return btoa(s);
+}
+
+export function fromBase64(text: string): Uint8Array {
+  if (NodeBuffer) {
+    const b = NodeBuffer.from(text, 'base64');
+    return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
+  }
+  const s = atob(text);
+  const out = new Uint8Array(s.length);
+  for (let i = 0; i < s.length; i++) out[i] = s.charCodeAt(i);
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Arrays
+
+const size = (shape: readonly number[]) => shape.reduce((a, d) => a * d, 1);
+
+function checkLength(values: ArrayLike<number>, shape: readonly number[]): void {
+  if (values.length !== size(shape)) throw new RangeError(`${values.length} values do not fill shape [${shape.join(', ')}]`);
+}
+
+export function packU32(values: ArrayLike<number>, shape: number[]): PackedArray {
+  checkLength(values, shape);
+  const view = new DataView(new ArrayBuffer(values.length * 4));
+  for (let i = 0; i < values.length; i++) view.setUint32(i * 4, values[i], true);
+  return { dtype: 'U32', shape, data: toBase64(new Uint8Array(view.buffer)), scale: null, maxCode: null };
+}
+
+export function packF32(values: ArrayLike<number>, shape: number[]): PackedArray {
+  checkLength(values, shape);
+  const view = new DataView(new ArrayBuffer(values.length * 4));
+  for (let i = 0; i < values.length; i++) view.setFloat32(i * 4, values[i], true);
+  return { dtype: 'F32', shape, data: toBase64(new Uint8Array(view.buffer)), scale: null, maxCode: null };
+}
+
+export function packP16(values: ArrayLike<number>, shape: number[], code: ProbCode): PackedArray {
+  checkLength(values, shape);
+  const n = values.length;
+  const row = shape.length > 1 ? size(shape.slice(1)) : 1;
+  const codes = new Uint16Array(n);
+  for (let i = 0; i < n; i++) codes[i] = encodeProb(values[i], code);
+  const bytes = new Uint8Array(2 * n);
+  for (let i = 0; i < n; i++) {
+    const d = i < row ? codes[i] : (codes[i] - codes[i - row]) & 0xffff;
+    bytes[i] = d & 0xff;
+    bytes[n + i] = d >>> 8;
+  }
+  return { dtype: 'P16', shape, data: toBase64(bytes), ...code };
+}
+
+/** U32 → Uint32Array, F32 → Float32Array, P16 → Float64Array of probabilities. */
+export function unpackArray(a: PackedArray): Uint32Array | Float32Array | Float64Array {
+  const bytes = fromBase64(a.data);
+  const n = size(a.shape);
+  const width = a.dtype === 'P16' ? 2 : 4;
+  if (bytes.length !== n * width) throw new RangeError(`${a.dtype} [${a.shape.join(', ')}] needs ${n * width} bytes, got ${bytes.length}`);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (a.dtype === 'U32') {
+    const out = new Uint32Array(n);
+    for (let i = 0; i < n; i++) out[i] = view.getUint32(i * 4, true);
+    return out;
+  }
+  if (a.dtype === 'F32') {
+    const out = new Float32Array(n);
+    for (let i = 0; i < n; i++) out[i] = view.getFloat32(i * 4, true);
+    return out;
+  }
+  if (a.scale == null || a.maxCode == null) throw new RangeError('P16 array without scale/maxCode');
+  const code: ProbCode = { scale: a.scale, maxCode: a.maxCode };
+  const row = a.shape.length > 1 ? size(a.shape.slice(1)) : 1;
+  const codes = new Uint16Array(n);
+  const out = new Float64Array(n);
+  // A table of every code's probability is faster than exp() per element once n exceeds the codes.
+  const table = n > a.maxCode ? Float64Array.from({ length: a.maxCode + 1 }, (_, c) => decodeProb(c, code)) : null;
+  for (let i = 0; i < n; i++) {
+    const d = bytes[i] | (bytes[n + i] << 8);
+    codes[i] = i < row ? d : (codes[i - row] + d) & 0xffff;
+    const c = codes[i];
+    if (c > a.maxCode) throw new RangeError(`P16 code ${c} above maxCode ${a.maxCode}`);
+    out[i] = table ? table[c] : decodeProb(c, code);
+  }
+  return out;
+}
+
+export function unpackU32(a: PackedArray): Uint32Array {
+  if (a.dtype !== 'U32') throw new RangeError(`expected U32, got ${a.dtype}`);
+  return unpackArray(a) as Uint32Array;
+}
+
+export function unpackF32(a: PackedArray): Float32Array {
+  if (a.dtype !== 'F32') throw new RangeError(`expected F32, got ${a.dtype}`);
+  return unpackArray(a) as Float32Array;
+}
+
+export function unpackP16(a: PackedArray): Float64Array {
+  if (a.dtype !== 'P16') throw new RangeError(`expected P16, got ${a.dtype}`);
+  return unpackArray(a) as Float64Array;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Lens results
+
+function flat3(x: number[][][]): number[] {
+  const out: number[] = [];
+  for (const a of x) for (const b of a) for (const v of b) out.push(v);
+  return out;
+}
+
+function flat2(x: number[][]): number[] {
+  const out: number[] = [];
+  for (const a of x) for (const v of a) out.push(v);
+  return out;
+}
+
+/** Every position's trajectories side by side: [layer][N], N = all positions' ids in position order. */
+export function trackedMatrix(tracked: TrackedPosition[], nLayers: number): { counts: number[]; ids: number[]; probs: Float64Array } {
+  const counts = tracked.map((t) => t.tokenIds.length);
+  const n = counts.reduce((a, b) => a + b, 0);
+  const probs = new Float64Array(nLayers * n);
+  let offset = 0;
+  for (const t of tracked) {
+    for (let l = 0; l < nLayers; l++) probs.set(t.probs[l], l * n + offset);
+    offset += t.tokenIds.length;
+  }
+  return { counts, ids: tracked.flatMap((t) => t.tokenIds), probs };
+}
+
+function packTracked(tracked: TrackedPosition[], nLayers: number, code: ProbCode): Pick<PackedRead, 'trackedCounts' | 'trackedIds' | 'trackedProbs'> {
+  const m = trackedMatrix(tracked, nLayers);
+  return {
+    trackedCounts: packU32(m.counts, [m.counts.length]),
+    trackedIds: packU32(m.ids, [m.ids.length]),
+    trackedProbs: packP16(m.probs, [nLayers, m.ids.length], code),
+  };
+}
+
+type Read = Pick<LensResult, 'topIndices' | 'topProbs' | 'tracked' | 'stats'>;
+
+function packRead(r: Read, shape: [number, number, number], code: ProbCode): PackedRead {
+  const cells = [shape[0], shape[1]];
+  const none = { trackedCounts: null, trackedIds: null, trackedProbs: null };
+  return {
+    topIndices: packU32(flat3(r.topIndices), shape),
+    topProbs: packP16(flat3(r.topProbs), shape, code),
+    ...(r.tracked ? packTracked(r.tracked, shape[0], code) : none),
+    entropy: r.stats ? packF32(flat2(r.stats.entropy), cells) : null,
+    klToFinal: r.stats ? packF32(flat2(r.stats.klToFinal), cells) : null,
+    finalTop1Rank: r.stats ? packU32(flat2(r.stats.finalTop1Rank), cells) : null,
+  };
+}
+
+export function packLens(r: Pick<LensResult, 'layers' | 'tokens' | 'topK' | 'attention'> & Read, options: PackOptions = {}): PackedLens {
+  const code = probCode(options);
+  const shape: [number, number, number] = [r.layers.length, r.tokens.length, r.topK];
+  return { ...packRead(r, shape, code), attention: r.attention ? packRead(r.attention, shape, code) : null };
+}
+
+export function packLayer(e: Pick<LayerEvent, 'topIndices' | 'topProbs'>, options: PackOptions = {}): PackedLayer {
+  const code = probCode(options);
+  const shape = [e.topIndices.length, e.topIndices[0]?.length ?? 0];
+  return { topIndices: packU32(flat2(e.topIndices), shape), topProbs: packP16(flat2(e.topProbs), shape, code) };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Decoded (plain typed arrays), for front ends
+
+export interface UnpackedTracked {
+  /** Position p's ids are tokenIds[offsets[p] .. offsets[p + 1]). */
+  offsets: Uint32Array;
+  tokenIds: Uint32Array;
+  /** [layer][N], row-major: probs[layer * N + j]. */
+  probs: Float64Array;
+}
+
+export interface UnpackedStats {
+  entropy: Float32Array;
+  klToFinal: Float32Array;
+  finalTop1Rank: Uint32Array;
+}
+
+export interface UnpackedRead {
+  layers: number;
+  positions: number;
+  k: number;
+  /** [layer][position][k], row-major. */
+  topIndices: Uint32Array;
+  topProbs: Float64Array;
+  tracked: UnpackedTracked | null;
+  stats: UnpackedStats | null;
+}
+
+export interface UnpackedLens extends UnpackedRead {
+  attention: UnpackedRead | null;
+}
+
+/** What a decoder reads: a GraphQL selection may leave out the optional arrays. */
+export type PackedReadIn = Pick<PackedRead, 'topIndices' | 'topProbs'> & Partial<Omit<PackedRead, 'topIndices' | 'topProbs'>>;
+export type PackedLensIn = PackedReadIn & { attention?: PackedReadIn | null };
+
+export function unpackTracked(counts: PackedArray, ids: PackedArray, probs: PackedArray): UnpackedTracked {
+  const n = unpackU32(counts);
+  const offsets = new Uint32Array(n.length + 1);
+  for (let p = 0; p < n.length; p++) offsets[p + 1] = offsets[p] + n[p];
+  const tokenIds = unpackU32(ids);
+  if (offsets[n.length] !== tokenIds.length) throw new RangeError(`trackedCounts sum to ${offsets[n.length]}, trackedIds has ${tokenIds.length}`);
+  return { offsets, tokenIds, probs: unpackP16(probs) };
+}
+
+function unpackRead(r: PackedReadIn): UnpackedRead {
+  const [layers, positions, k] = r.topIndices.shape;
+  return {
+    layers,
+    positions,
+    k,
+    topIndices: unpackU32(r.topIndices),
+    topProbs: unpackP16(r.topProbs),
+    tracked: r.trackedCounts && r.trackedIds && r.trackedProbs ? unpackTracked(r.trackedCounts, r.trackedIds, r.trackedProbs) : null,
+    stats:
+      r.entropy && r.klToFinal && r.finalTop1Rank
+        ? { entropy: unpackF32(r.entropy), klToFinal: unpackF32(r.klToFinal), finalTop1Rank: unpackU32(r.finalTop1Rank) }
+        : null,
+  };
+}
+
+export function unpackLens(p: PackedLensIn): UnpackedLens {
+  return { ...unpackRead(p), attention: p.attention ? unpackRead(p.attention) : null };
+}
+
+export interface UnpackedLayer {
+  positions: number;
+  k: number;
+  /** [position][k], row-major. */
+  topIndices: Uint32Array;
+  topProbs: Float64Array;
+}
+
+export function unpackLayer(p: PackedLayer): UnpackedLayer {
+  const [positions, k] = p.topIndices.shape;
+  return { positions, k, topIndices: unpackU32(p.topIndices), topProbs: unpackP16(p.topProbs) };
+}
+
+// ---------------------------------------------------------------------------------------------
+// JSON precision
+
+/** `x` rounded to `digits` significant digits (1…17); 17 keeps every float64 exactly. */
+export function roundSignificant(x: number, digits: number): number {
+  return Number.isFinite(x) && x !== 0 ? Number(x.toPrecision(digits)) : x;
+}
+
+export function checkPrecision(digits: number): void {
+  if (!Number.isInteger(digits) || digits < 1 || digits > 17) {
+    throw new LensError('BAD_USER_INPUT', `precision must be a whole number of significant digits in 1…17, got ${digits}`);
+  }
+}

@@ -1,0 +1,33 @@
+import type { ModelPlan } from '../architectures/spec.js';
+import { UNEMBED } from '../graph/head.js';
+import { ort } from './sessions.js';
+
+export interface UnembedFeeds {
+  /** Lens head rows [N, D] and k. */
+  head?: { hidden: Float32Array; k: number };
+  /** Stats rows: a layer's normed rows, the final layer's, [S, D] each, and the final top-1 [S]. */
+  stats?: { normed: Float32Array; finalNormed: Float32Array; target: BigInt64Array };
+  /** Naive baseline rows [R, D]. */
+  naive?: Float32Array;
+}
+
+/**
+ * One call of the shared unembedding session (graph/head.ts buildUnembedGraph). The stats and naive
+ * parts not asked for get zero rows; the lens head part gets one row of zeros when it is not asked
+ * for, because ORT 1.29's CPU kernels on its path die with SIGFPE on zero rows (a division by the
+ * row count), and its outputs are then ignored.
+ */
+export async function runUnembed(session: ort.InferenceSession, plan: ModelPlan, f: UnembedFeeds): Promise<ort.InferenceSession.OnnxValueMapType> {
+  const D = plan.hiddenSize;
+  const I = UNEMBED.inputs;
+  const rows = (x: Float32Array) => new ort.Tensor('float32', x, [x.length / D, D]);
+  const none = () => new ort.Tensor('float32', new Float32Array(0), [0, D]);
+  return session.run({
+    [I.hidden]: rows(f.head?.hidden ?? new Float32Array(D)),
+    [I.k]: new ort.Tensor('int64', BigInt64Array.from([BigInt(f.head?.k ?? 1)]), [1]),
+    [I.statsNormed]: f.stats ? rows(f.stats.normed) : none(),
+    [I.statsFinal]: f.stats ? rows(f.stats.finalNormed) : none(),
+    [I.statsTarget]: new ort.Tensor('int64', f.stats?.target ?? new BigInt64Array(0), [f.stats?.target.length ?? 0]),
+    [I.naiveHidden]: f.naive ? rows(f.naive) : none(),
+  });
+}

@@ -1,0 +1,69 @@
+// 16-bit checkpoints on CPU: weights stay 16-bit in the graphs and are widened per call in row chunks
+// (never folded into a float32 copy). Tiny chunks here force many chunks per weight, so the
+// Concat (torch Linear) and Sum (GPT-2 Conv1D) paths and the chunked unembedding all run, and the
+// lens must still match the float64 reference like the float32 checkpoints do.
+import onnxProto from 'onnx-proto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { detectArchitecture } from '../../src/architectures/registry.js';
+import { openCheckpoint } from '../../src/checkpoint/hf-dir.js';
+import { buildBlockGraph } from '../../src/graph/block.js';
+import { buildUnembedGraph } from '../../src/graph/head.js';
+import { WeightBinder } from '../../src/graph/weights.js';
+import { type LensModel, openModel } from '../../src/lens/index.js';
+import { makeCheckpoint, RECIPES } from '../helpers/fixtures.js';
+import { referenceLens } from '../helpers/reference.js';
+import { expectMatchesReference, idsOf } from './helpers.js';
+
+const PROMPT = 'The capital of France is Paris. The capital of Germany is';
+const TINY_CHUNKS = 4096; // float32 bytes: 16 rows of a 64-wide weight
+
+const models: Record<string, LensModel> = {};
+beforeAll(async () => {
+  for (const name of ['llama-gqa-tied-bf16', 'gpt2-f16'] as const) {
+    models[name] = await openModel(makeCheckpoint(RECIPES[name]), { device: 'cpu', weightChunkBytes: TINY_CHUNKS });
+  }
+});
+afterAll(async () => {
+  for (const m of Object.values(models)) await m.close();
+});
+
+describe('16-bit weights widened per call', () => {
+  it('bind each 16-bit weight as several 16-bit external chunks, each widened by its own Cast', () => {
+    const ckpt = openCheckpoint(makeCheckpoint(RECIPES['llama-gqa-tied-bf16']));
+    const spec = detectArchitecture(ckpt.config);
+    const plan = spec.plan(ckpt.config);
+    const w = new WeightBinder(ckpt, spec.optionalPrefixes, 'float', true, TINY_CHUNKS);
+    const graph = onnxProto.onnx.ModelProto.decode(buildBlockGraph(plan.blocks[0], 0, plan.hiddenSize, w)).graph!;
+    const BF16 = onnxProto.onnx.TensorProto.DataType.BFLOAT16;
+    const gate = graph.initializer!.filter((t) => t.name!.startsWith('w:model.layers.0.mlp.gate_proj.weight:'));
+    expect(gate.length).toBeGreaterThan(1);
+    expect(gate.every((t) => t.dataType === BF16 && t.dataLocation === onnxProto.onnx.TensorProto.DataLocation.EXTERNAL)).toBe(true);
+    const rows = gate.reduce((a, t) => a + Number(t.dims![0]), 0);
+    expect(rows).toBe(plan.blocks[0].mlp.kind === 'gated' ? plan.blocks[0].mlp.size : -1);
+    expect(graph.node!.filter((n) => n.opType === 'Cast' && n.input![0].startsWith('w:model.layers.0.mlp.gate_proj.weight:'))).toHaveLength(gate.length);
+    // No float32 initializer of any weight's size: nothing for ORT to hold widened.
+    expect(graph.initializer!.filter((t) => t.dataType === onnxProto.onnx.TensorProto.DataType.FLOAT && Number(t.dims?.[0] ?? 0) > 64)).toEqual([]);
+    const head = onnxProto.onnx.ModelProto.decode(buildUnembedGraph(plan, w)).graph!;
+    expect(head.initializer!.filter((t) => t.name!.startsWith('w:model.embed_tokens.weight:')).length).toBeGreaterThan(1);
+  });
+
+  it.each(['llama-gqa-tied-bf16', 'gpt2-f16'] as const)('%s: the lens matches the float64 reference within 1e-5 (both read points, trajectories)', async (name) => {
+    const m = models[name];
+    const r = await m.lens(PROMPT, { topK: 5, trackAcrossLayers: true, points: ['BLOCK_OUTPUT', 'ATTENTION_OUTPUT'] });
+    const ref = referenceLens(makeCheckpoint(RECIPES[name]), idsOf(r));
+    expectMatchesReference(r, ref, m.info.numLayers, 1e-5);
+  });
+
+  it('stats and the naive baseline from the shared unembedding session agree with the lens head', async () => {
+    const m = models['llama-gqa-tied-bf16'];
+    const r = await m.lens(PROMPT, { topK: 3, stats: true });
+    const naive = await m.lensNaive(PROMPT, { topK: 3 });
+    expect(naive.topIndices).toEqual(r.topIndices);
+    naive.topProbs.flat(2).forEach((p, i) => expect(p).toBeCloseTo(r.topProbs.flat(2)[i], 6));
+    const L = m.info.numLayers;
+    // The last layer's distribution is the final one: KL 0, its own top-1 ranks first.
+    expect(r.stats!.klToFinal[L - 1].every((x) => Math.abs(x) < 1e-9)).toBe(true);
+    expect(r.stats!.finalTop1Rank[L - 1].every((x) => x === 0)).toBe(true);
+    r.stats!.entropy.flat().forEach((h) => expect(h).toBeGreaterThan(0));
+  });
+});
