@@ -21,6 +21,7 @@ import { MemoryResultStore, type ResultStore } from '../server/result-store.js';
 import { SqliteResultStore } from '../server/sqlite-store.js';
 import { gatewayApi } from '../../resolvers/index.js';
 import { loadTrustedDocuments } from '../server/trusted-documents.js';
+import { exitOnSignals } from './shutdown.js';
 
 const CLIENT_DOCUMENTS = fileURLToPath(new URL('../client/persisted-documents.json', import.meta.url));
 const DEFAULT_MODEL_DIR = fileURLToPath(new URL('../../models/tiny-facts-gpt2', import.meta.url));
@@ -154,25 +155,16 @@ async function main(): Promise<void> {
   console.log(`lensgate: viewer at ${new URL('/', url)}`);
   console.log(`lensgate: listening on ${url} (graphql-ws on the same path, SSE via Accept: text/event-stream)`);
 
-  let stopping = false;
-  const shutdown = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    console.log(`lensgate: ${signal}: cancelling jobs, closing connections`);
-    const force = setTimeout(() => process.exit(1), 10_000);
-    force.unref();
-    app
-      .stop()
-      .then(() => registry.close())
-      .then(() => store.close?.())
-      .then(() => process.exit(0))
-      .catch((err: unknown) => {
-        console.error('lensgate: error during shutdown', err);
-        process.exit(1);
-      });
-  };
-  process.on('SIGTERM', () => shutdown('SIGTERM'));
-  process.on('SIGINT', () => shutdown('SIGINT'));
+  exitOnSignals({
+    label: 'lensgate',
+    message: 'cancelling jobs, closing connections',
+    graceMs: 10_000,
+    close: () =>
+      app
+        .stop()
+        .then(() => registry.close())
+        .then(() => store.close?.()),
+  });
 
   try {
     await registry.load(specs, async (dir, opts) => {
@@ -254,27 +246,18 @@ async function serveCluster(
   const served = registry.list().filter((s) => s.placements?.length).map((s) => s.model.info.id);
   console.log(`lensgate: ready; the cluster serves ${served.join(', ') || 'no models yet'}`);
 
-  let stopping = false;
-  const shutdown = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    console.log(`lensgate: ${signal}: cancelling jobs, closing connections`);
-    const force = setTimeout(() => process.exit(1), 15_000);
-    force.unref();
-    app
-      .stop()
-      .then(() => cluster.close())
-      .then(() => worker?.close())
-      .then(() => registry.close())
-      .then(() => Promise.allSettled(models.map((m) => m.model.close())))
-      .then(() => process.exit(0))
-      .catch((err: unknown) => {
-        console.error('lensgate: error during shutdown', err);
-        process.exit(1);
-      });
-  };
-  process.on('SIGTERM', () => shutdown('SIGTERM'));
-  process.on('SIGINT', () => shutdown('SIGINT'));
+  exitOnSignals({
+    label: 'lensgate',
+    message: 'cancelling jobs, closing connections',
+    graceMs: 15_000,
+    close: () =>
+      app
+        .stop()
+        .then(() => cluster.close())
+        .then(() => worker?.close())
+        .then(() => registry.close())
+        .then(() => Promise.allSettled(models.map((m) => m.model.close()))),
+  });
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === resolve(process.argv[1])) {

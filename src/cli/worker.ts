@@ -15,6 +15,7 @@ import type { Device, LensModel } from '../lens/types.js';
 import { ClusterWorker } from '../server/cluster/worker.js';
 import { ping } from '../server/cluster/redis.js';
 import { parseModelSpec } from './serve.js';
+import { exitOnSignals } from './shutdown.js';
 
 const USAGE = `usage: npm run worker -- --model id=./dir[@DEVICE[,DTYPE]] [--model ...] --redis redis://HOST:PORT
                  [--device auto|cpu|cuda] [--concurrency N] [--port N] [--id NAME]
@@ -107,22 +108,16 @@ async function main(): Promise<void> {
   }
   console.log(`lensgate worker: ready as ${worker.id}`);
 
-  let stopping = false;
-  const shutdown = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    console.log(`lensgate worker: ${signal}: finishing running jobs, leaving the cluster`);
-    const force = setTimeout(() => process.exit(1), 30_000);
-    force.unref();
-    worker
-      .close()
-      .then(() => Promise.allSettled(models.map((m) => m.model.close())))
-      .then(() => server?.close())
-      .then(() => process.exit(0))
-      .catch(() => process.exit(1));
-  };
-  process.on('SIGTERM', () => shutdown('SIGTERM'));
-  process.on('SIGINT', () => shutdown('SIGINT'));
+  exitOnSignals({
+    label: 'lensgate worker',
+    message: 'finishing running jobs, leaving the cluster',
+    graceMs: 30_000,
+    close: () =>
+      worker
+        .close()
+        .then(() => Promise.allSettled(models.map((m) => m.model.close())))
+        .then(() => server?.close()),
+  });
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === resolve(process.argv[1])) {
