@@ -17,6 +17,7 @@ import { withBodyLimit } from './body-limit.js';
 import type { ModelRegistry } from './models.js';
 import type { ResultStore } from './result-store.js';
 import { attachGraphQLWs } from './ws.js';
+import { StreamCounts, withStreamCaps } from './stream-caps.js';
 import { allowedOrigins, corsOptions, withOriginCheck } from './origin.js';
 import { useCompression } from './compression.js';
 import { operationNames, useLensMetrics } from './metrics.js';
@@ -44,7 +45,7 @@ export interface AppOptions {
   bodyLimitBytes?: number;
   /** graphql-ws operations one socket may run at once (default 8). */
   maxOperationsPerSocket?: number;
-  /** graphql-ws operations all sockets of one client address may run at once (default 32). */
+  /** Streamed operations (graphql-ws operations and SSE/multipart responses together) one client address may run at once (default 32). */
   maxOperationsPerAddress?: number;
   /**
    * yoga CORS options; false turns CORS headers off. Default: any origin, no credentials. An origin
@@ -144,18 +145,19 @@ export function buildApp(options: AppOptions): App {
   const bodyLimit = options.bodyLimitBytes ?? 64 * 1024;
   const origins = allowedOrigins(options.cors);
   const bodyTimeoutMs = options.bodyTimeoutMs ?? 10_000;
+  const streams = new StreamCounts(options.maxOperationsPerAddress ?? 32);
   const server = createServer(
     // Node's own limits as the backstop for what the body timer does not see (slow headers); its
     // default request timeout is 300 s, checked every 30 s.
     { requestTimeout: bodyTimeoutMs * 3, headersTimeout: bodyTimeoutMs, connectionsCheckingInterval: Math.min(1000, bodyTimeoutMs) },
-    withOriginCheck(origins, serveViewer(withBodyLimit(bodyLimit, yoga, bodyTimeoutMs))),
+    withOriginCheck(origins, serveViewer(withStreamCaps(streams, yoga.graphqlEndpoint, withBodyLimit(bodyLimit, yoga, bodyTimeoutMs)))),
   );
   const ws = attachGraphQLWs(server, yoga, {
     trustedDocuments: options.trustedDocuments,
     maxPayload: bodyLimit,
     allowedOrigins: origins,
     maxOperationsPerSocket: options.maxOperationsPerSocket,
-    maxOperationsPerAddress: options.maxOperationsPerAddress,
+    streams,
     compression: options.streamCompression === true,
   });
   let stopping: Promise<void> | null = null;

@@ -8,6 +8,7 @@ import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer } from 'ws';
 import type { YogaServerInstance } from 'graphql-yoga';
 import { originAllowed } from './origin.js';
+import { StreamCounts } from './stream-caps.js';
 import { resolveDocument, type TrustedDocumentsOptions } from './trusted-documents.js';
 
 interface EnvelopedRoot {
@@ -27,6 +28,8 @@ export interface WsOptions {
   maxOperationsPerSocket?: number;
   /** Operations all sockets of one client address may run at once (default 32). */
   maxOperationsPerAddress?: number;
+  /** Shared with the SSE cap: the address's streamed HTTP responses count toward maxOperationsPerAddress too. */
+  streams?: StreamCounts;
 }
 
 interface SocketContext {
@@ -55,12 +58,14 @@ export function attachGraphQLWs(
   options: WsOptions,
 ) {
   const perSocket = options.maxOperationsPerSocket ?? 8;
-  const perAddress = options.maxOperationsPerAddress ?? 32;
+  const streams = options.streams ?? new StreamCounts(options.maxOperationsPerAddress ?? 32);
+  const perAddress = streams.perAddress;
   // graphql-ws keeps each socket's running operations in ctx.subscriptions (the new one included
   // by the time onSubscribe runs); sockets are grouped by address to count them per client.
   const byAddress = new Map<string, Set<SocketContext>>();
   const address = (ctx: SocketContext) => ctx.extra.request.socket.remoteAddress ?? 'unknown';
   const running = (ctx: SocketContext) => Object.keys(ctx.subscriptions).length;
+  streams.wsOperations = (key) => [...(byAddress.get(key) ?? [])].reduce((n, c) => n + running(c), 0);
   const wss = new WebSocketServer({
     server,
     path: yoga.graphqlEndpoint,
@@ -85,8 +90,9 @@ export function attachGraphQLWs(
       },
       onSubscribe: async (ctx, _id, payload) => {
         if (running(ctx) > perSocket) return [tooMany(`This socket already runs ${perSocket} operations; complete one first`)];
-        const fromAddress = [...(byAddress.get(address(ctx)) ?? [])].reduce((n, c) => n + running(c), 0);
-        if (fromAddress > perAddress) return [tooMany(`This client already runs ${perAddress} operations over WebSockets; complete one first`)];
+        if (streams.total(address(ctx)) > perAddress) {
+          return [tooMany(`This client already runs ${perAddress} streamed operations (WebSocket and SSE together); complete one first`)];
+        }
         try {
           let query = payload.query;
           if (options.trustedDocuments) {
