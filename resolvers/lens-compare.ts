@@ -9,6 +9,14 @@ import { toGraphQLError } from './errors.js';
 import { LensInputRef, validateLensInput } from './lens-input.js';
 import { computeLens } from './compute-lens.js';
 import { LensResultRef } from './lens-result.js';
+import { gridBytes, ID_BYTES, PROB_BYTES } from './response-budget.js';
+import type { GatewayContext } from './context.js';
+
+/** Each grid counts toward the operation's response budget before it is returned. */
+function charged<T extends readonly (readonly unknown[])[]>(ctx: GatewayContext, grid: T, perEntry: number, what: string): T {
+  ctx.budget.charge(gridBytes(grid, perEntry), what);
+  return grid;
+}
 
 interface ComparisonShape {
   a: StoredResult;
@@ -30,21 +38,21 @@ LensComparisonRef.implement({
     kl: t.field({
       type: t.listRef(t.listRef('Float')),
       description: '[layerIndex][position] KL(a ‖ b).',
-      resolve: (s) => s.c.kl,
+      resolve: (s, _a, ctx) => charged(ctx, s.c.kl, PROB_BYTES, 'kl'),
     }),
-    klReverse: t.field({ type: t.listRef(t.listRef('Float')), description: '[layerIndex][position] KL(b ‖ a).', resolve: (s) => s.c.klReverse }),
+    klReverse: t.field({ type: t.listRef(t.listRef('Float')), description: '[layerIndex][position] KL(b ‖ a).', resolve: (s, _a, ctx) => charged(ctx, s.c.klReverse, PROB_BYTES, 'klReverse') }),
     js: t.field({
       type: t.listRef(t.listRef('Float')),
       description: '[layerIndex][position] Jensen–Shannon divergence, 0 ≤ js ≤ ln 2.',
-      resolve: (s) => s.c.js,
+      resolve: (s, _a, ctx) => charged(ctx, s.c.js, PROB_BYTES, 'js'),
     }),
     top1Differs: t.field({
       type: t.listRef(t.listRef('Boolean')),
       description: '[layerIndex][position] the two top-1 predictions differ.',
-      resolve: (s) => s.c.top1Differs,
+      resolve: (s, _a, ctx) => charged(ctx, s.c.top1Differs, 6, 'top1Differs'),
     }),
-    top1A: t.field({ type: t.listRef(t.listRef('Int')), description: '[layerIndex][position] top-1 id of a.', resolve: (s) => s.c.top1A }),
-    top1B: t.field({ type: t.listRef(t.listRef('Int')), description: '[layerIndex][position] top-1 id of b.', resolve: (s) => s.c.top1B }),
+    top1A: t.field({ type: t.listRef(t.listRef('Int')), description: '[layerIndex][position] top-1 id of a.', resolve: (s, _a, ctx) => charged(ctx, s.c.top1A, ID_BYTES, 'top1A') }),
+    top1B: t.field({ type: t.listRef(t.listRef('Int')), description: '[layerIndex][position] top-1 id of b.', resolve: (s, _a, ctx) => charged(ctx, s.c.top1B, ID_BYTES, 'top1B') }),
     sameToken: t.field({
       type: ['Boolean'],
       description: 'Per aligned position: both sequences hold the same token there.',

@@ -124,14 +124,29 @@ PositionResultRef.implement({
     token: t.field({ type: TokenRef, description: 'The token at this position (generated: true).', resolve: (s) => s.event.token }),
     point: t.field({ type: LensPointEnum, resolve: (s) => s.event.point }),
     layers: t.intList({ resolve: (s) => s.layers }),
-    topIndices: t.field({ type: t.listRef(t.listRef('Int')), description: '[layerIndex][k]', resolve: (s) => s.event.topIndices }),
-    topProbs: t.field({ type: t.listRef(t.listRef('Float')), description: '[layerIndex][k]', resolve: (s) => s.event.topProbs }),
+    topIndices: t.field({
+      type: t.listRef(t.listRef('Int')),
+      description: '[layerIndex][k]',
+      resolve: (s, _a, ctx) => {
+        ctx.budget.charge(gridBytes([s.event.topIndices], ID_BYTES), 'topIndices');
+        return s.event.topIndices;
+      },
+    }),
+    topProbs: t.field({
+      type: t.listRef(t.listRef('Float')),
+      description: '[layerIndex][k]',
+      resolve: (s, _a, ctx) => {
+        ctx.budget.charge(gridBytes([s.event.topProbs], PROB_BYTES), 'topProbs');
+        return s.event.topProbs;
+      },
+    }),
     cells: t.field({
       type: [LensCellRef],
       description: 'Decoded cells of this position, one per requested layer (ascending).',
       args: { k: t.arg.int() },
-      resolve: (s, args) => {
-        checkCellArgs({ positions: 1, topK: s.event.topIndices[0]?.length ?? 1 }, args.k, null);
+      resolve: (s, args, ctx) => {
+        const size = checkCellArgs({ positions: 1, topK: s.event.topIndices[0]?.length ?? 1 }, args.k, null);
+        ctx.budget.charge(cellsBytes(s.layers.length, size.k), 'cells');
         const r = { topIndices: s.event.topIndices.map((c) => [c]), topProbs: s.event.topProbs.map((c) => [c]), stats: null, layers: s.layers };
         return s.layers.map((_, li) => ({ ...layerCells(s.modelId, r, li, [0], args.k)[0], position: s.event.position }));
       },

@@ -20,6 +20,8 @@ import { toGraphQLError } from './errors.js';
 import { LayerResultRef } from './lens-events.js';
 import { LensResultRef } from './lens-result.js';
 import { decoder } from './model.js';
+import type { GatewayContext } from './context.js';
+import { packedBytes } from './response-budget.js';
 
 // An array is one atomic value (its bytes mean nothing without dtype and shape), so it is a scalar:
 // clients select `topProbs`, not five sub-fields, and deep packed selections stay cheap for the
@@ -47,6 +49,15 @@ interface ReadShape {
   code: ProbCode;
 }
 
+/** Packed arrays count toward the operation's response budget like the JSON fields (RESPONSE_TOO_LARGE). */
+function charge(ctx: GatewayContext, elements: number, bytesPerElement: number, what: string): void {
+  ctx.budget.charge(packedBytes(elements, bytesPerElement), what);
+}
+
+function trackedCount(tracked: NonNullable<Read['tracked']>): number {
+  return tracked.reduce((n, p) => n + p.tokenIds.length, 0);
+}
+
 const PackedReadRef = builder.objectRef<ReadShape>('PackedRead');
 const PackedLensRef = builder.objectRef<ReadShape>('PackedLens');
 // Flat on purpose: trajectories and stats are sibling arrays rather than nested objects, which keeps
@@ -61,25 +72,36 @@ for (const [ref, description] of [
       topIndices: t.field({
         type: PackedArrayRef,
         description: 'U32 [layers, positions, k]: vocabulary ids, most likely first.',
-        resolve: (s) => packU32(s.read.topIndices.flat(2), [s.layers, s.positions, s.k]),
+        resolve: (s, _a, ctx) => {
+          charge(ctx, s.layers * s.positions * s.k, 4, 'packed.topIndices');
+          return packU32(s.read.topIndices.flat(2), [s.layers, s.positions, s.k]);
+        },
       }),
       topProbs: t.field({
         type: PackedArrayRef,
         description: 'P16 [layers, positions, k].',
-        resolve: (s) => packP16(s.read.topProbs.flat(2), [s.layers, s.positions, s.k], s.code),
+        resolve: (s, _a, ctx) => {
+          charge(ctx, s.layers * s.positions * s.k, 2, 'packed.topProbs');
+          return packP16(s.read.topProbs.flat(2), [s.layers, s.positions, s.k], s.code);
+        },
       }),
       trackedCounts: t.field({
         type: PackedArrayRef,
         nullable: true,
         description: 'U32 [positions]: how many ids each position tracks; null unless trackAcrossLayers was set.',
-        resolve: (s) => (s.read.tracked ? packU32(s.read.tracked.map((p) => p.tokenIds.length), [s.positions]) : null),
+        resolve: (s, _a, ctx) => {
+          if (!s.read.tracked) return null;
+          charge(ctx, s.positions, 4, 'packed.trackedCounts');
+          return packU32(s.read.tracked.map((p) => p.tokenIds.length), [s.positions]);
+        },
       }),
       trackedIds: t.field({
         type: PackedArrayRef,
         nullable: true,
         description: 'U32 [N]: each position’s ascending ids (top-k at any requested layer), concatenated in position order; N = sum of trackedCounts.',
-        resolve: (s) => {
+        resolve: (s, _a, ctx) => {
           if (!s.read.tracked) return null;
+          charge(ctx, trackedCount(s.read.tracked), 4, 'packed.trackedIds');
           const ids = s.read.tracked.flatMap((p) => p.tokenIds);
           return packU32(ids, [ids.length]);
         },
@@ -88,8 +110,9 @@ for (const [ref, description] of [
         type: PackedArrayRef,
         nullable: true,
         description: 'P16 [layers, N]: probability of each tracked id at each requested layer.',
-        resolve: (s) => {
+        resolve: (s, _a, ctx) => {
           if (!s.read.tracked) return null;
+          charge(ctx, s.layers * trackedCount(s.read.tracked), 2, 'packed.trackedProbs');
           const m = trackedMatrix(s.read.tracked, s.layers);
           return packP16(m.probs, [s.layers, m.ids.length], s.code);
         },
@@ -98,19 +121,31 @@ for (const [ref, description] of [
         type: PackedArrayRef,
         nullable: true,
         description: 'F32 [layers, positions], nats; null unless stats were requested.',
-        resolve: (s) => (s.read.stats ? packF32(s.read.stats.entropy.flat(), [s.layers, s.positions]) : null),
+        resolve: (s, _a, ctx) => {
+          if (!s.read.stats) return null;
+          charge(ctx, s.layers * s.positions, 4, 'packed.entropy');
+          return packF32(s.read.stats.entropy.flat(), [s.layers, s.positions]);
+        },
       }),
       klToFinal: t.field({
         type: PackedArrayRef,
         nullable: true,
         description: 'F32 [layers, positions], KL(final ‖ layer) in nats; null unless stats were requested.',
-        resolve: (s) => (s.read.stats ? packF32(s.read.stats.klToFinal.flat(), [s.layers, s.positions]) : null),
+        resolve: (s, _a, ctx) => {
+          if (!s.read.stats) return null;
+          charge(ctx, s.layers * s.positions, 4, 'packed.klToFinal');
+          return packF32(s.read.stats.klToFinal.flat(), [s.layers, s.positions]);
+        },
       }),
       finalTop1Rank: t.field({
         type: PackedArrayRef,
         nullable: true,
         description: 'U32 [layers, positions]; null unless stats were requested.',
-        resolve: (s) => (s.read.stats ? packU32(s.read.stats.finalTop1Rank.flat(), [s.layers, s.positions]) : null),
+        resolve: (s, _a, ctx) => {
+          if (!s.read.stats) return null;
+          charge(ctx, s.layers * s.positions, 4, 'packed.finalTop1Rank');
+          return packU32(s.read.stats.finalTop1Rank.flat(), [s.layers, s.positions]);
+        },
       }),
       ...(ref === PackedLensRef
         ? {
@@ -139,19 +174,27 @@ PackedLayerRef.implement({
     topIndices: t.field({
       type: PackedArrayRef,
       description: 'U32 [positions, k].',
-      resolve: (s) => packU32(s.event.topIndices.flat(), [s.event.topIndices.length, s.event.topIndices[0]?.length ?? 0]),
+      resolve: (s, _a, ctx) => {
+        charge(ctx, s.event.topIndices.length * (s.event.topIndices[0]?.length ?? 0), 4, 'packed.topIndices');
+        return packU32(s.event.topIndices.flat(), [s.event.topIndices.length, s.event.topIndices[0]?.length ?? 0]);
+      },
     }),
     topProbs: t.field({
       type: PackedArrayRef,
       description: 'P16 [positions, k].',
-      resolve: (s) => packP16(s.event.topProbs.flat(), [s.event.topProbs.length, s.event.topProbs[0]?.length ?? 0], s.code),
+      resolve: (s, _a, ctx) => {
+        charge(ctx, s.event.topProbs.length * (s.event.topProbs[0]?.length ?? 0), 2, 'packed.topProbs');
+        return packP16(s.event.topProbs.flat(), [s.event.topProbs.length, s.event.topProbs[0]?.length ?? 0], s.code);
+      },
     }),
     tokens: t.field({
       type: [TokenTextRef],
       description: 'Each distinct id of topIndices once (ascending) with its text, so a front end can label cells without a vocabulary.',
       resolve: (s, _a, ctx) => {
         const decode = decoder(ctx, s.modelId);
-        return [...new Set(s.event.topIndices.flat())].sort((a, b) => a - b).map((id) => ({ id, text: decode(id) }));
+        const ids = new Set(s.event.topIndices.flat());
+        ctx.budget.charge(ids.size * 40, 'packed.tokens');
+        return [...ids].sort((a, b) => a - b).map((id) => ({ id, text: decode(id) }));
       },
     }),
   }),

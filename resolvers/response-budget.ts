@@ -41,3 +41,8 @@ export function trackedBytes(tracked: LensReadout['tracked'], layers: number): n
 export function cellsBytes(cells: number, k: number): number {
   return cells * (CELL_BYTES + k * TOKEN_PROB_BYTES);
 }
+
+/** JSON bytes of one PackedArray: base64 of `elements` values of `bytesPerElement` each, plus its envelope. */
+export function packedBytes(elements: number, bytesPerElement: number): number {
+  return Math.ceil((elements * bytesPerElement) / 3) * 4 + 120;
+}
