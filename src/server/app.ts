@@ -18,6 +18,7 @@ import type { ModelRegistry } from './models.js';
 import type { ResultStore } from './result-store.js';
 import { attachGraphQLWs } from './ws.js';
 import { StreamCounts, withStreamCaps } from './stream-caps.js';
+import { HttpDrain } from './drain.js';
 import { allowedOrigins, corsOptions, withOriginCheck } from './origin.js';
 import { useCompression } from './compression.js';
 import { operationNames, useLensMetrics } from './metrics.js';
@@ -71,6 +72,11 @@ export interface AppOptions {
   metrics?: boolean;
   /** Extra yoga plugins. */
   plugins?: Plugin[];
+  /**
+   * stop() waits this long (default 5 s) for in-flight HTTP, SSE and graphql-ws operations to be
+   * answered (lens work ends with CANCELLED) before ending what is left.
+   */
+  drainMs?: number;
 }
 
 export interface App {
@@ -146,11 +152,12 @@ export function buildApp(options: AppOptions): App {
   const origins = allowedOrigins(options.cors);
   const bodyTimeoutMs = options.bodyTimeoutMs ?? 10_000;
   const streams = new StreamCounts(options.maxOperationsPerAddress ?? 32);
+  const drain = new HttpDrain();
   const server = createServer(
     // Node's own limits as the backstop for what the body timer does not see (slow headers); its
     // default request timeout is 300 s, checked every 30 s.
     { requestTimeout: bodyTimeoutMs * 3, headersTimeout: bodyTimeoutMs, connectionsCheckingInterval: Math.min(1000, bodyTimeoutMs) },
-    withOriginCheck(origins, serveViewer(withStreamCaps(streams, yoga.graphqlEndpoint, withBodyLimit(bodyLimit, yoga, bodyTimeoutMs)))),
+    drain.handler(withOriginCheck(origins, serveViewer(withStreamCaps(streams, yoga.graphqlEndpoint, withBodyLimit(bodyLimit, yoga, bodyTimeoutMs))))),
   );
   const ws = attachGraphQLWs(server, yoga, {
     trustedDocuments: options.trustedDocuments,
@@ -177,20 +184,26 @@ export function buildApp(options: AppOptions): App {
       });
     },
     stop() {
-      // Order matters: cancel the work first so streams end with CANCELLED, then tell ws clients
-      // (1001), then close HTTP. SSE responses are open connections: close them after a grace period.
+      // Order matters: stop accepting (no new connections, requests or sockets), cancel the work so
+      // every operation ends with CANCELLED, wait until each in-flight HTTP response, SSE stream and
+      // graphql-ws operation has been answered, and only then close sockets (1001) and connections.
       stopping ??= (async () => {
+        drain.start();
+        ws.startDraining();
+        const closed = new Promise<void>((resolve) => server.close(() => resolve()));
         registry.cancelAll();
+        const drainMs = options.drainMs ?? 5000;
+        const deadline = Date.now() + drainMs;
+        await drain.settled(drainMs);
+        while (ws.running() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+        ws.cancelRunning();
+        drain.finish();
         await ws.dispose();
         await yoga.dispose();
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(() => server.closeAllConnections(), 2000);
-          server.close(() => {
-            clearTimeout(timer);
-            resolve();
-          });
-          server.closeIdleConnections();
-        });
+        server.closeIdleConnections();
+        const timer = setTimeout(() => server.closeAllConnections(), 2000);
+        await closed;
+        clearTimeout(timer);
       })();
       return stopping;
     },

@@ -34,7 +34,11 @@ export interface WsOptions {
 
 interface SocketContext {
   subscriptions: Record<string, unknown>;
-  extra: { request: IncomingMessage };
+  extra: { request: IncomingMessage; socket: { readyState: number; send(data: string): void } };
+}
+
+function unavailable(): GraphQLError {
+  return new GraphQLError('The server is shutting down; retry on another instance', { extensions: { code: 'UNAVAILABLE' } });
 }
 
 function tooMany(message: string): GraphQLError {
@@ -66,12 +70,15 @@ export function attachGraphQLWs(
   const address = (ctx: SocketContext) => ctx.extra.request.socket.remoteAddress ?? 'unknown';
   const running = (ctx: SocketContext) => Object.keys(ctx.subscriptions).length;
   streams.wsOperations = (key) => [...(byAddress.get(key) ?? [])].reduce((n, c) => n + running(c), 0);
+  let draining = false;
   const wss = new WebSocketServer({
     server,
     path: yoga.graphqlEndpoint,
     maxPayload: options.maxPayload,
-    verifyClient: ({ origin }: { origin?: string }, done: (ok: boolean, code?: number, message?: string) => void) =>
-      originAllowed(options.allowedOrigins, origin) ? done(true) : done(false, 403, 'Origin not allowed'),
+    verifyClient: ({ origin }: { origin?: string }, done: (ok: boolean, code?: number, message?: string) => void) => {
+      if (draining) return done(false, 503, 'Shutting down');
+      return originAllowed(options.allowedOrigins, origin) ? done(true) : done(false, 403, 'Origin not allowed');
+    },
     perMessageDeflate: options.compression === true ? PER_MESSAGE_DEFLATE : false,
   });
   const disposable = useServer(
@@ -89,6 +96,7 @@ export function attachGraphQLWs(
         if (byAddress.get(key)?.size === 0) byAddress.delete(key);
       },
       onSubscribe: async (ctx, _id, payload) => {
+        if (draining) return [unavailable()];
         if (running(ctx) > perSocket) return [tooMany(`This socket already runs ${perSocket} operations; complete one first`)];
         if (streams.total(address(ctx)) > perAddress) {
           return [tooMany(`This client already runs ${perAddress} streamed operations (WebSocket and SSE together); complete one first`)];
@@ -131,8 +139,28 @@ export function attachGraphQLWs(
     },
     wss,
   );
+  const contexts = () => [...byAddress.values()].flatMap((set) => [...set]);
   return {
     wss,
+    /** New sockets get 503 and new operations UNAVAILABLE; running operations go on (to end with CANCELLED). */
+    startDraining(): void {
+      draining = true;
+    },
+    /** Operations running on all sockets. */
+    running(): number {
+      return contexts().reduce((n, c) => n + running(c), 0);
+    },
+    /**
+     * Backstop before the 1001 close: every operation still running gets a CANCELLED error message,
+     * so no client sees its socket close without being told why its operation ended.
+     */
+    cancelRunning(): void {
+      const payload = [{ message: 'The server is shutting down', extensions: { code: 'CANCELLED' } }];
+      for (const ctx of contexts()) {
+        if (ctx.extra.socket.readyState !== 1) continue;
+        for (const id of Object.keys(ctx.subscriptions)) ctx.extra.socket.send(JSON.stringify({ id, type: 'error', payload }));
+      }
+    },
     /** Closes every socket with 1001 (going away) and the ws server. */
     async dispose(): Promise<void> {
       await disposable.dispose();

@@ -34,3 +34,21 @@ test('a body trickling in slower than the timeout gets 408 REQUEST_TIMEOUT and t
   expect(answer).toMatch(/^HTTP\/1\.1 408/);
   expect(answer).toMatch(/REQUEST_TIMEOUT/);
 });
+
+test('headers trickling in slower than the timeout: the connection is answered 408 and closed (Node headersTimeout)', async () => {
+  const { port } = new URL(gw.url);
+  const socket = connect(Number(port), '127.0.0.1');
+  let answer = '';
+  socket.on('data', (d: Buffer) => (answer += d.toString()));
+  const closed = new Promise<string>((resolve) => socket.on('close', () => resolve('closed')));
+  socket.write('POST /graphql HTTP/1.1\r\nHost: x\r\n');
+  const trickle = setInterval(() => socket.write('X-Pad: 1\r\n'), 100);
+  const t0 = performance.now();
+  const outcome = await Promise.race([closed, new Promise<string>((r) => setTimeout(() => r('still open'), 8000))]);
+  clearInterval(trickle);
+  socket.destroy();
+  expect(outcome).toBe('closed');
+  // 500 ms timeout, checked every 500 ms: well before Node's defaults (60 s headers, 300 s request).
+  expect(performance.now() - t0).toBeLessThan(5000);
+  expect(answer).toMatch(/^HTTP\/1\.1 408/);
+});
