@@ -12,6 +12,7 @@ import { LensInputRef, LensPointEnum, validateLensInput } from './lens-input.js'
 import { computeLens, lookupCache, replayLayerEvents } from './compute-lens.js';
 import { checkCellArgs, layerCells, LensCellRef } from './lens-cell.js';
 import { cellsBytes, gridBytes, ID_BYTES, PROB_BYTES } from './response-budget.js';
+import { inTurns } from './in-turns.js';
 import { LensResultRef } from './lens-result.js';
 import { ModelRef, TokenRef } from './model.js';
 import { PromptRef } from './prompt.js';
@@ -108,7 +109,7 @@ LayerResultRef.implement({
         const size = checkCellArgs({ positions: s.event.topIndices.length, topK: s.event.topIndices[0]?.length ?? 0 }, args.k, args.positions);
         ctx.budget.charge(cellsBytes(size.positions, size.k), 'cells');
         const r = { topIndices: [s.event.topIndices], topProbs: [s.event.topProbs], stats: null, layers: [s.event.layer] };
-        return layerCells(s.modelId, r, 0, args.positions, args.k);
+        return inTurns(layerCells(s.modelId, r, 0, args.positions, args.k), size.k);
       },
     }),
   }),

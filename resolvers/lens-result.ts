@@ -6,6 +6,7 @@ import { computeLens } from './compute-lens.js';
 import { LensAttentionRef } from './lens-attention.js';
 import { cellLayerIndices, checkCellArgs, layerCells, LensCellRef } from './lens-cell.js';
 import { cellsBytes, trackedBytes } from './response-budget.js';
+import { gridInTurns } from './in-turns.js';
 import { LensInputRef, LensPointEnum, validateLensInput } from './lens-input.js';
 import { readoutFields } from './lens-readout.js';
 import { GenerationRef } from './generation.js';
@@ -57,7 +58,7 @@ LensResultRef.implement({
           const size = checkCellArgs({ positions: r.tokens.length, topK: r.topK }, args.k, args.positions);
           const indices = cellLayerIndices(r.layers, args.layers);
           ctx.budget.charge(cellsBytes(indices.length * size.positions, size.k), 'cells');
-          return indices.map((li) => layerCells(s.modelId, r, li, args.positions, args.k));
+          return gridInTurns(indices.map((li) => layerCells(s.modelId, r, li, args.positions, args.k)), size.k);
         },
       }),
       widget: t.field({

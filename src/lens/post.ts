@@ -4,7 +4,7 @@
 import type { ModelPlan } from '../architectures/spec.js';
 import { GATHER, UNEMBED } from '../graph/head.js';
 import { ort } from '../runtime/sessions.js';
-import { runUnembed } from '../runtime/unembed.js';
+import { LOOP_WORK_PER_CALL, runUnembed } from '../runtime/unembed.js';
 import { chunkByRows, unionIds } from './reduce.js';
 import type { CellStats, TrackedPosition } from './types.js';
 
@@ -38,14 +38,24 @@ export async function trajectories(
   st.normed.forEach((n, li) => normed.set(n, li * len * D));
   st.lse.forEach((x, li) => lse.set(x, li * len));
   const { weight, bias } = columns(all);
-  const out = await session.run({
-    [GATHER.inputs.normed]: new ort.Tensor('float32', normed, [nL * len, D]),
-    [GATHER.inputs.lse]: new ort.Tensor('float64', lse, [nL * len]),
-    [GATHER.inputs.columns]: new ort.Tensor('float32', weight, [all.length, D]),
-    ...(bias ? { [GATHER.inputs.bias]: new ort.Tensor('float32', bias, [all.length]) } : {}),
-  });
-  const lp = out[GATHER.outputs.logProbs].data as Float64Array;
   const M = all.length;
+  // Rows in calls small enough not to stall the event loop (ORT runs on the main thread).
+  const rows = nL * len;
+  const step = Math.max(1, Math.floor(LOOP_WORK_PER_CALL / (M * (D + 8))));
+  const lp = new Float64Array(rows * M);
+  const columnTensors = {
+    [GATHER.inputs.columns]: new ort.Tensor('float32', weight, [M, D]),
+    ...(bias ? { [GATHER.inputs.bias]: new ort.Tensor('float32', bias, [M]) } : {}),
+  };
+  for (let from = 0; from < rows; from += step) {
+    const to = Math.min(rows, from + step);
+    const out = await session.run({
+      [GATHER.inputs.normed]: new ort.Tensor('float32', normed.subarray(from * D, to * D), [to - from, D]),
+      [GATHER.inputs.lse]: new ort.Tensor('float64', lse.subarray(from, to), [to - from]),
+      ...columnTensors,
+    });
+    lp.set(out[GATHER.outputs.logProbs].data as Float64Array, from * M);
+  }
   return unions.map((tokenIds, position) => ({
     position,
     tokenIds,

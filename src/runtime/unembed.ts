@@ -12,12 +12,88 @@ export interface UnembedFeeds {
 }
 
 /**
+ * onnxruntime-node runs a session synchronously on the main thread (backend.js: session.run inside
+ * setImmediate), so one call blocks the event loop for as long as it computes. Each call is kept to
+ * about this much work (multiply-adds of the [rows, D] × [D, V] product plus the per-logit softmax,
+ * top-k and log-sum-exp passes, counted as 64 more per logit): ~10 rows of GPT-2's head, 1 row of an
+ * 8B model's. Between calls the loop answers other clients (/health, other streams).
+ */
+export const LOOP_WORK_PER_CALL = 2 ** 26;
+
+/** Rows of the unembedding one call may take so it stays within LOOP_WORK_PER_CALL. */
+export function loopRows(plan: Pick<ModelPlan, 'hiddenSize' | 'vocabSize'>): number {
+  return Math.max(1, Math.floor(LOOP_WORK_PER_CALL / (plan.vocabSize * (plan.hiddenSize + 64))));
+}
+
+type Outputs = ort.InferenceSession.OnnxValueMapType;
+
+function rowsOf(f: UnembedFeeds, D: number): number {
+  if (f.head) return f.head.hidden.length / D;
+  if (f.stats) return f.stats.target.length;
+  return (f.naive?.length ?? 0) / D;
+}
+
+function sliceFeeds(f: UnembedFeeds, D: number, from: number, to: number): UnembedFeeds {
+  if (f.head) return { head: { hidden: f.head.hidden.subarray(from * D, to * D), k: f.head.k } };
+  if (f.stats) {
+    return {
+      stats: {
+        normed: f.stats.normed.subarray(from * D, to * D),
+        finalNormed: f.stats.finalNormed.subarray(from * D, to * D),
+        target: f.stats.target.subarray(from, to),
+      },
+    };
+  }
+  return { naive: f.naive!.subarray(from * D, to * D) };
+}
+
+/** Joins row chunks' outputs along the first axis (outputs of the parts not asked for are joined too, and ignored by callers). */
+function concatRows(parts: Outputs[]): Outputs {
+  const out: Record<string, ort.Tensor> = {};
+  for (const name of Object.keys(parts[0])) {
+    const tensors = parts.map((p) => p[name] as ort.Tensor);
+    const first = tensors[0];
+    if (first.dims.length === 0) {
+      out[name] = first;
+      continue;
+    }
+    const length = tensors.reduce((n, t) => n + t.data.length, 0);
+    const Ctor = (first.data as unknown as { constructor: new (n: number) => { set(a: ArrayLike<unknown>, at: number): void } }).constructor;
+    const data = new Ctor(length);
+    let at = 0;
+    for (const t of tensors) {
+      data.set(t.data as ArrayLike<unknown>, at);
+      at += t.data.length;
+    }
+    const rows = tensors.reduce((n, t) => n + t.dims[0], 0);
+    out[name] = new ort.Tensor(first.type as 'float32', data as unknown as Float32Array, [rows, ...first.dims.slice(1)]);
+  }
+  return out;
+}
+
+/**
+ * The shared unembedding session over any number of rows, in calls of at most loopRows(plan) rows
+ * each (one part at a time: head, stats or naive) so no single call stalls the event loop.
+ */
+export async function runUnembed(session: ort.InferenceSession, plan: ModelPlan, f: UnembedFeeds): Promise<Outputs> {
+  const D = plan.hiddenSize;
+  const parts = [f.head, f.stats, f.naive].filter(Boolean).length;
+  const n = rowsOf(f, D);
+  // A stats row computes two [V] distributions and their divergence: about three head rows.
+  const step = f.stats ? Math.max(1, Math.floor(loopRows(plan) / 3)) : loopRows(plan);
+  if (parts !== 1 || n <= step) return runUnembedOnce(session, plan, f);
+  const outs: Outputs[] = [];
+  for (let from = 0; from < n; from += step) outs.push(await runUnembedOnce(session, plan, sliceFeeds(f, D, from, Math.min(n, from + step))));
+  return concatRows(outs);
+}
+
+/**
  * One call of the shared unembedding session (graph/head.ts buildUnembedGraph). The stats and naive
  * parts not asked for get zero rows; the lens head part gets one row of zeros when it is not asked
  * for, because ORT 1.29's CPU kernels on its path die with SIGFPE on zero rows (a division by the
  * row count), and its outputs are then ignored.
  */
-export async function runUnembed(session: ort.InferenceSession, plan: ModelPlan, f: UnembedFeeds): Promise<ort.InferenceSession.OnnxValueMapType> {
+async function runUnembedOnce(session: ort.InferenceSession, plan: ModelPlan, f: UnembedFeeds): Promise<Outputs> {
   const D = plan.hiddenSize;
   const I = UNEMBED.inputs;
   const rows = (x: Float32Array) => new ort.Tensor('float32', x, [x.length / D, D]);
