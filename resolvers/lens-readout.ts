@@ -4,6 +4,7 @@
 import type { LensReadout } from '../src/lens/types.js';
 import { builder } from './builder.js';
 import { gridBytes, ID_BYTES, PROB_BYTES, trackedBytes } from './response-budget.js';
+import { gridInTurns, inTurns } from './in-turns.js';
 import { LensStatsRef } from './lens-stats.js';
 import { PRECISION_DESCRIPTION, rounded } from './precision.js';
 import { TrackedPositionRef } from './tracked-position.js';
@@ -29,7 +30,7 @@ export function readoutFields<Parent>(
       resolve: (p, _a, ctx) => {
         const { topIndices } = of(p).readout;
         ctx.budget.charge(gridBytes(topIndices, ID_BYTES), 'topIndices');
-        return topIndices;
+        return gridInTurns(topIndices, topIndices[0]?.[0]?.length ?? 1);
       },
     }),
     topProbs: t.field({
@@ -39,7 +40,7 @@ export function readoutFields<Parent>(
       resolve: (p, { precision }, ctx) => {
         const { topProbs } = of(p).readout;
         ctx.budget.charge(gridBytes(topProbs, PROB_BYTES), 'topProbs');
-        return rounded(topProbs, precision);
+        return gridInTurns(rounded(topProbs, precision), topProbs[0]?.[0]?.length ?? 1);
       },
     }),
     tracked: t.field({
@@ -49,7 +50,10 @@ export function readoutFields<Parent>(
       resolve: (p, _a, ctx) => {
         const { modelId, readout } = of(p);
         ctx.budget.charge(trackedBytes(readout.tracked, readout.topIndices.length), 'tracked');
-        return readout.tracked?.map((tracked) => ({ modelId, tracked })) ?? null;
+        if (!readout.tracked) return null;
+        const layers = readout.topIndices.length;
+        const perPosition = readout.tracked.reduce((n, t) => n + t.tokenIds.length, 0) / Math.max(1, readout.tracked.length);
+        return inTurns(readout.tracked.map((tracked) => ({ modelId, tracked })), perPosition * (layers + 1));
       },
     }),
     stats: t.field({
