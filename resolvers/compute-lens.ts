@@ -22,10 +22,18 @@ export async function lookupCache(ctx: GatewayContext, req: ValidLensRequest): P
   if (!served.contentHash) return { key: null, hit: null };
   const info = served.model.info;
   const key = lensCacheKey({ modelId: info.id, contentHash: served.contentHash, computeType: info.computeType }, req.prompt, req.options);
-  const hit = await ctx.store.findByCacheKey(key);
+  const found = await ctx.store.findByCacheKey(key);
+  // With API keys, another key's result is not this caller's to read: compute its own.
+  const hit = found && !visibleTo(ctx, found) ? null : found;
   if (hit) served.cache.hits++;
   else served.cache.misses++;
   return { key, hit: hit ? { ...hit, cached: true } : null };
+}
+
+/** With API keys on, a result is visible to the key that created it and to admin keys only. */
+export function visibleTo(ctx: GatewayContext, stored: StoredResult): boolean {
+  if (!ctx.caller || ctx.caller.admin) return true;
+  return stored.owner === ctx.caller.key;
 }
 
 /** The per-layer events a live run would have sent, rebuilt from a stored result (residual-stream order). */
@@ -81,6 +89,7 @@ export async function computeLens(
     prompt: req.prompt,
     createdAt: new Date(),
     result,
+    owner: ctx.caller?.key ?? null,
     ...(cache.key ? { cacheKey: cache.key } : {}),
   };
   await ctx.store.put(stored);

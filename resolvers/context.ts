@@ -2,21 +2,23 @@
 
 import { createLoaders, type Loaders } from './loaders.js';
 import { ResponseBudget } from './response-budget.js';
-import type { GatewayServices } from './services.js';
+import type { Caller, GatewayServices } from './services.js';
 
 export type { GatewayLimits, GatewayServices } from './services.js';
 export { DEFAULT_LIMITS } from './services.js';
 
 export interface GatewayContext extends GatewayServices {
   loaders: Loaders;
-  /** Who is asking (client address), for a fair share of each model's queue. */
+  /** Who is asking (client address, or API key name), for a fair share of each model's queue. */
   client?: string;
+  /** The API key, when the server runs with keys: results it creates are its own. */
+  caller?: Caller;
   /** Response size still allowed for this operation. */
   budget: ResponseBudget;
   /** Aborts when the HTTP client goes away, so its queued or running lens work is dropped. */
   signal?: AbortSignal;
 }
 
-export function createContext(services: GatewayServices, signal?: AbortSignal, client?: string): GatewayContext {
-  return { ...services, loaders: createLoaders(services), budget: new ResponseBudget(services.limits.maxResponseBytes), signal, client };
+export function createContext(services: GatewayServices, signal?: AbortSignal, client?: string, caller?: Caller): GatewayContext {
+  return { ...services, loaders: createLoaders(services), budget: new ResponseBudget(services.limits.maxResponseBytes), signal, client, caller };
 }

@@ -15,6 +15,7 @@ export type GatewayErrorCode =
   | 'UNAVAILABLE'
   | 'RESPONSE_TOO_LARGE'
   | 'TOO_MANY_SUBSCRIPTIONS'
+  | 'FORBIDDEN'
   | 'INTERNAL';
 
 export function gatewayError(code: GatewayErrorCode, message: string): GraphQLError {

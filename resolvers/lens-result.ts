@@ -2,7 +2,8 @@
 
 import { toWidgetV1, toWidgetV2 } from '../src/lens/widget.js';
 import { builder } from './builder.js';
-import { computeLens } from './compute-lens.js';
+import { computeLens, visibleTo } from './compute-lens.js';
+import { gatewayError } from './errors.js';
 import { LensAttentionRef } from './lens-attention.js';
 import { cellLayerIndices, checkCellArgs, layerCells, LensCellRef } from './lens-cell.js';
 import { cellsBytes, trackedBytes } from './response-budget.js';
@@ -115,6 +116,7 @@ builder.queryFields((t) => ({
     args: { id: t.arg.id({ required: true }) },
     resolve: async (_root, { id }, ctx) => {
       const stored = await ctx.loaders.result.load(id);
+      if (stored && !visibleTo(ctx, stored)) throw gatewayError('FORBIDDEN', `Result ${id} belongs to another API key`);
       // A stored result whose model was since removed cannot decode tokens any more.
       return stored && ctx.registry.get(stored.modelId) ? stored : null;
     },

@@ -122,6 +122,12 @@ export interface GatewayLimits {
 
 export const DEFAULT_LIMITS: GatewayLimits = { maxTopK: 100, maxPromptChars: 20_000, maxResponseBytes: 16 * 2 ** 20, maxNewTokens: 64 };
 
+/** Who is asking, when the server runs with API keys (the key's name; admin keys read any result). */
+export interface Caller {
+  key: string;
+  admin: boolean;
+}
+
 export interface GatewayServices {
   registry: ModelSource;
   store: ResultStore;

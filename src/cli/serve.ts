@@ -13,6 +13,7 @@ import { modelContentHash, type DigestMemo } from '../checkpoint/content-hash.js
 import { openModel } from '../lens/index.js';
 import type { Device, LensModel } from '../lens/types.js';
 import { buildApp } from '../server/app.js';
+import { ApiKeys } from '../server/api-keys.js';
 import { ModelRegistry, type ModelSpec } from '../server/models.js';
 import { ClusterGateway } from '../server/cluster/gateway.js';
 import { ping } from '../server/cluster/redis.js';
@@ -33,7 +34,8 @@ const USAGE = `usage: npm start -- [--model id=./dir[@DEVICE[,DTYPE]] ...] [--po
                  [--store FILE|memory] (results and the cache; default ./lensgate.db) [--store-max-mb N]
                  (default 1024 for a file or Redis, 256 in memory) [--result-ttl-s N] (memory store only, default 3600)
                  [--redis redis://HOST:PORT] (distributed mode: results in Redis, jobs to workers; --model also runs a worker here)
-                 [--max-new-tokens N]   (most tokens one request may generate; default 64)`;
+                 [--max-new-tokens N]   (most tokens one request may generate; default 64)
+                 [--api-keys FILE]   (JSON { "keys": [{ "name", "key" | "sha256", "admin", "requestsPerMinute" }] }: keys required, per-key rate limits, results private to their key)`;
 
 function fail(message: string): never {
   console.error(`lensgate: ${message}\n${USAGE}`);
@@ -68,6 +70,7 @@ async function main(): Promise<void> {
       'store-max-mb': { type: 'string' },
       'result-ttl-s': { type: 'string' },
       'trusted-documents': { type: 'string' },
+      'api-keys': { type: 'string' },
       'trusted-only': { type: 'boolean', default: false },
       'compress-streams': { type: 'boolean', default: false },
       store: { type: 'string', default: process.env.LENSGATE_STORE ?? './lensgate.db' },
@@ -135,6 +138,12 @@ async function main(): Promise<void> {
   }
   if (store instanceof SqliteResultStore) console.log(`lensgate: results stored in ${store.file} (up to ${storeMb ?? 1024} MB)`);
   const memo: DigestMemo | undefined = store instanceof SqliteResultStore ? store : undefined;
+  let apiKeys: ApiKeys | undefined;
+  try {
+    apiKeys = values['api-keys'] ? ApiKeys.load(values['api-keys']) : undefined;
+  } catch (err) {
+    fail(`--api-keys: ${err instanceof Error ? err.message : String(err)}`);
+  }
   const app = buildApp({
     registry,
     store,
@@ -148,6 +157,7 @@ async function main(): Promise<void> {
     host: values.host,
     cors: origins ? { origin: origins } : undefined,
     streamCompression: values['compress-streams'],
+    apiKeys,
     logging: 'info',
   });
 

@@ -13,13 +13,14 @@ import { LensError } from '../errors.js';
 import { DEFAULT_ARMOR } from './armor.js';
 import { codedArmor, useErrorCodes } from './error-codes.js';
 import { useListArgumentCost } from './list-cost.js';
-import { withBodyLimit } from './body-limit.js';
+import { withBodyLimit, type NodeHandler } from './body-limit.js';
 import type { ModelRegistry } from './models.js';
 import { readiness } from './readiness.js';
 import type { ResultStore } from './result-store.js';
 import { attachGraphQLWs } from './ws.js';
 import { StreamCounts, withStreamCaps } from './stream-caps.js';
 import { HttpDrain } from './drain.js';
+import { callerOf, withApiKeys, type ApiKeys, type Caller } from './api-keys.js';
 import { allowedOrigins, corsOptions, withOriginCheck } from './origin.js';
 import { useCompression } from './compression.js';
 import { operationNames, useLensMetrics } from './metrics.js';
@@ -30,7 +31,7 @@ import { serveViewer } from './viewer.js';
 export interface GraphQLApi {
   schema: GraphQLSchema;
   /** Built per HTTP request and per graphql-ws subscription; `signal` aborts when the client goes away. */
-  context(signal?: AbortSignal, client?: string): object;
+  context(signal?: AbortSignal, client?: string, caller?: Caller): object;
 }
 
 export interface AppOptions {
@@ -78,6 +79,8 @@ export interface AppOptions {
    * answered (lens work ends with CANCELLED) before ending what is left.
    */
   drainMs?: number;
+  /** API keys (api-keys.ts): when set, /graphql (HTTP, SSE, graphql-ws) and /metrics need a key. */
+  apiKeys?: ApiKeys;
 }
 
 export interface App {
@@ -109,6 +112,10 @@ function knownOperations(options: AppOptions): Set<string> {
   return operationNames([...(options.knownDocuments ?? []), ...(options.trustedDocuments?.documents.values() ?? [])]);
 }
 
+function withOptionalKeys(keys: ApiKeys | undefined, path: string, next: NodeHandler): NodeHandler {
+  return keys ? withApiKeys(keys, path, next) : next;
+}
+
 export function buildApp(options: AppOptions): App {
   const { registry, api } = options;
   const armor = codedArmor(DEFAULT_ARMOR, options.armor);
@@ -124,7 +131,9 @@ export function buildApp(options: AppOptions): App {
     context: (initial) => {
       const { request, req } = initial as { request?: Request; req?: IncomingMessage };
       // HTTP and graphql-ws (ws.ts passes the upgrade request as req) alike: the peer address.
-      return api.context(request?.signal, req?.socket?.remoteAddress);
+      const caller = callerOf(req);
+      // With keys on, the key (not the address) is who gets a fair share of the queue.
+      return api.context(request?.signal, caller?.key ?? req?.socket?.remoteAddress, caller);
     },
     plugins: [
       EnvelopArmorPlugin(armor),
@@ -152,7 +161,14 @@ export function buildApp(options: AppOptions): App {
     // Node's own limits as the backstop for what the body timer does not see (slow headers); its
     // default request timeout is 300 s, checked every 30 s.
     { requestTimeout: bodyTimeoutMs * 3, headersTimeout: bodyTimeoutMs, connectionsCheckingInterval: Math.min(1000, bodyTimeoutMs) },
-    drain.handler(withOriginCheck(origins, serveViewer(withStreamCaps(streams, yoga.graphqlEndpoint, withBodyLimit(bodyLimit, yoga, bodyTimeoutMs))))),
+    drain.handler(
+      withOriginCheck(
+        origins,
+        serveViewer(
+          withOptionalKeys(options.apiKeys, yoga.graphqlEndpoint, withStreamCaps(streams, yoga.graphqlEndpoint, withBodyLimit(bodyLimit, yoga, bodyTimeoutMs))),
+        ),
+      ),
+    ),
   );
   const ws = attachGraphQLWs(server, yoga, {
     trustedDocuments: options.trustedDocuments,
@@ -160,6 +176,7 @@ export function buildApp(options: AppOptions): App {
     allowedOrigins: origins,
     maxOperationsPerSocket: options.maxOperationsPerSocket,
     streams,
+    apiKeys: options.apiKeys,
     compression: options.streamCompression === true,
   });
   let stopping: Promise<void> | null = null;

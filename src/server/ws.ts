@@ -9,6 +9,7 @@ import { WebSocketServer } from 'ws';
 import type { YogaServerInstance } from 'graphql-yoga';
 import { originAllowed } from './origin.js';
 import { StreamCounts } from './stream-caps.js';
+import { setCaller, tokenFromHeaders, type ApiKeys } from './api-keys.js';
 import { resolveDocument, type TrustedDocumentsOptions } from './trusted-documents.js';
 
 interface EnvelopedRoot {
@@ -30,11 +31,14 @@ export interface WsOptions {
   maxOperationsPerAddress?: number;
   /** Shared with the SSE cap: the address's streamed HTTP responses count toward maxOperationsPerAddress too. */
   streams?: StreamCounts;
+  /** With keys on, a socket needs one (connection_init { apiKey } or the upgrade's headers); each operation is rate-limited. */
+  apiKeys?: ApiKeys;
 }
 
 interface SocketContext {
   subscriptions: Record<string, unknown>;
-  extra: { request: IncomingMessage; socket: { readyState: number; send(data: string): void } };
+  connectionParams?: Readonly<Record<string, unknown>>;
+  extra: { request: IncomingMessage; socket: { readyState: number; send(data: string): void; close(code: number, reason: string): void } };
 }
 
 function unavailable(): GraphQLError {
@@ -86,6 +90,16 @@ export function attachGraphQLWs(
       execute: (args) => (args.rootValue as EnvelopedRoot).execute(args) as never,
       subscribe: (args) => (args.rootValue as EnvelopedRoot).subscribe(args) as never,
       onConnect: (ctx) => {
+        if (options.apiKeys) {
+          const param = ctx.connectionParams?.apiKey;
+          const caller = options.apiKeys.authenticate(typeof param === 'string' ? param : tokenFromHeaders(ctx.extra.request.headers));
+          if (!caller) {
+            // 4401 rather than graphql-ws's generic 4403: the reason names the code clients look for.
+            ctx.extra.socket.close(4401, 'UNAUTHENTICATED: connection_init needs { apiKey }');
+            return false;
+          }
+          setCaller(ctx.extra.request, caller);
+        }
         const key = address(ctx);
         byAddress.set(key, (byAddress.get(key) ?? new Set()).add(ctx));
         return true;
@@ -97,6 +111,11 @@ export function attachGraphQLWs(
       },
       onSubscribe: async (ctx, _id, payload) => {
         if (draining) return [unavailable()];
+        const caller = (ctx.extra.request as IncomingMessage & { lensgateCaller?: { key: string; admin: boolean } }).lensgateCaller;
+        if (options.apiKeys && caller) {
+          const wait = options.apiKeys.take(caller);
+          if (wait > 0) return [new GraphQLError(`Key "${caller.key}" is over its request rate; retry in ${wait} s`, { extensions: { code: 'RATE_LIMITED' } })];
+        }
         if (running(ctx) > perSocket) return [tooMany(`This socket already runs ${perSocket} operations; complete one first`)];
         if (streams.total(address(ctx)) > perAddress) {
           return [tooMany(`This client already runs ${perAddress} streamed operations (WebSocket and SSE together); complete one first`)];
