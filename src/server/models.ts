@@ -13,6 +13,8 @@ export interface ModelSpec {
   /** Per-model execution provider and compute type; default: the server-wide --device, dtype by device. */
   device?: Device;
   dtype?: ComputeDtype;
+  /** Tuned-lens folder and/or Jacobian lens file (operator-side paths). */
+  lenses?: { tuned?: string; jacobian?: string };
 }
 
 /** Runs lens jobs for one model: in this process (ModelScheduler) or on the cluster's workers. */
@@ -40,7 +42,7 @@ export interface ServedModel {
 
 export type ModelOpener = (
   dir: string,
-  options: { id?: string; modelType?: string; device?: Device; dtype?: ComputeDtype },
+  options: { id?: string; modelType?: string; device?: Device; dtype?: ComputeDtype; lenses?: ModelSpec['lenses'] },
 ) => Promise<LensModel>;
 
 export class ModelRegistry {
@@ -72,7 +74,7 @@ export class ModelRegistry {
   load(specs: ModelSpec[], open: ModelOpener, device: Device = 'auto'): Promise<void> {
     this.loading = (async () => {
       for (const spec of specs) {
-        const model = await open(spec.dir, { id: spec.id, modelType: spec.modelType, device: spec.device ?? device, dtype: spec.dtype });
+        const model = await open(spec.dir, { id: spec.id, modelType: spec.modelType, device: spec.device ?? device, dtype: spec.dtype, lenses: spec.lenses });
         this.add(model);
       }
       this.ready = true;
