@@ -1,6 +1,8 @@
 // npm run --silent lens -- --model DIR --prompt TEXT [--top-k 5] [--track] [--json] [--layers 0,3,5] …
+import { basename, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { LensError, type LensKind, type LensPoint, type LensResult, openModel } from '../lens/index.js';
+import { loadReporter } from './progress.js';
 
 const USAGE = `usage: npm run --silent lens -- --model DIR --prompt TEXT [options]
   --model DIR          Hugging Face model directory (config.json, *.safetensors, tokenizer.json)
@@ -100,7 +102,15 @@ async function main() {
   if (generate && args.naive) fail('--generate and --naive do not go together');
   const lens = args.lens.toUpperCase() as LensKind;
   if (!['LOGIT', 'TUNED', 'JACOBIAN'].includes(lens)) fail(`--lens must be logit, tuned or jacobian`);
-  const model = await openModel(args.model, { modelType: args['model-type'], device, dtype, lenses: { tuned: args.tuned, jacobian: args.jacobian } });
+  const progress = loadReporter(basename(resolve(args.model)), process.stderr, 'lens: ');
+  const lenses = { tuned: args.tuned, jacobian: args.jacobian };
+  const model = await openModel(args.model, { modelType: args['model-type'], device, dtype, lenses, onProgress: (p) => progress.onProgress(p) }).then(
+    (m) => (progress.done(true), m),
+    (err: unknown) => {
+      progress.done(false);
+      throw err;
+    },
+  );
   try {
     const options = { lens, topK, layers, trackAcrossLayers: args.track, stats: args.stats, points, generate };
     const r = args.naive ? await model.lensNaive(args.prompt, options) : await model.lens(args.prompt, options);

@@ -117,7 +117,7 @@ export function lensInput(settings: Settings, model: Model | undefined): LensInp
     prompt: settings.prompt,
     lens: lensKindFor(settings, model),
     topK,
-    layers: parseLayers(settings.layers, model.numLayers),
+    layers: parseLayers(settings.layers, model.numLayers ?? 0),
     trackAcrossLayers: settings.track,
     stats: settings.stats,
     points,
@@ -298,7 +298,7 @@ export function timingRows(run: Run, model: Model | undefined): Array<[string, s
       ['batch size', String(t.batchSize)],
     );
   }
-  if (model && model.id === run.input.model) rows.push(['device', model.device]);
+  if (model && model.id === run.input.model) rows.push(['device', model.device ?? '?']);
   return rows;
 }
 
