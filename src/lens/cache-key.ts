@@ -24,6 +24,8 @@ export function lensCacheKey(
     layers: options.layers ?? null,
     points: options.points ?? ['BLOCK_OUTPUT'],
     stats: options.stats ?? false,
+    // Undefined (left out of the JSON) without generate, so keys of plain requests stay as they were.
+    generate: options.generate ? options.generate.maxNewTokens : undefined,
   };
   return createHash('sha256').update(JSON.stringify(canonical)).digest('base64url');
 }
