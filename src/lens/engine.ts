@@ -216,8 +216,7 @@ export class OnnxLensModel implements LensModel {
     const valid: Array<{ index: number; req: ValidRequest }> = [];
     requests.forEach(({ prompt, options = {} }, index) => {
       try {
-        const ids = typeof prompt === 'string' ? this.tokenizer.encode(prompt) : [];
-        valid.push({ index, req: validate(prompt, ids, options, this.info) });
+        valid.push({ index, req: validate(prompt, this.promptIds(prompt, options), options, this.info) });
       } catch (e) {
         results[index] = asLensError(e);
       }
@@ -255,7 +254,7 @@ export class OnnxLensModel implements LensModel {
   }
 
   async lensNaive(prompt: string, options: LensOptions = {}): Promise<LensResult> {
-    const req = validate(prompt, this.tokenizer.encode(prompt), options, this.info);
+    const req = validate(prompt, this.promptIds(prompt, options), options, this.info);
     if (req.maxNewTokens) throw new LensError('BAD_USER_INPUT', 'the naive benchmark path does not generate');
     return this.exclusive(async () =>
       naiveLens(req, {
@@ -274,6 +273,12 @@ export class OnnxLensModel implements LensModel {
     const gather = await this.gatherSession?.catch(() => undefined);
     const cmp = await Promise.all([this.logitsSession, this.divergenceSession].map((s) => s?.catch(() => undefined)));
     for (const s of [this.head, ...this.blocks, gather, ...cmp]) await s?.release();
+  }
+
+  /** The caller's tokenization when it passed one, else this model's (once per request either way). */
+  private promptIds(prompt: unknown, options: LensOptions): number[] {
+    if (options.promptIds) return options.promptIds;
+    return typeof prompt === 'string' ? this.tokenizer.encode(prompt) : [];
   }
 
   private exclusive<T>(fn: () => Promise<T>): Promise<T> {

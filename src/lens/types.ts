@@ -79,6 +79,11 @@ export interface LensOptions {
   points?: LensPoint[];
   /** Per-cell entropy, KL(final ‖ layer) and rank of the final top-1 (one extra pass at the end). */
   stats?: boolean;
+  /**
+   * The prompt's token ids by this model's tokenizer, when the caller has them already (the gateway
+   * tokenizes while it validates): the model then does not tokenize the prompt again.
+   */
+  promptIds?: number[];
   /** Stops work between layers; the promise rejects with LensError code CANCELLED. */
   signal?: AbortSignal;
   /**
