@@ -1,12 +1,13 @@
 // LensInput and its validation. Input is checked here, before a job is queued, so bad requests fail
 // fast with BAD_USER_INPUT / PROMPT_TOO_LONG / MODEL_NOT_FOUND and never take a queue slot.
 
-import type { LensOptions, LensPoint, Token } from '../src/lens/types.js';
+import type { LensKind, LensOptions, LensPoint, Token } from '../src/lens/types.js';
 import { validate, type ValidRequest } from '../src/lens/validate.js';
 import type { ServedModel } from './services.js';
 import { builder } from './builder.js';
 import type { GatewayContext } from './context.js';
 import { gatewayError, toGraphQLError } from './errors.js';
+import { LensKindEnum } from './lens-kind.js';
 import { requireModel } from './model.js';
 
 export const LensPointEnum = builder.enumType('LensPoint', {
@@ -29,6 +30,11 @@ export const LensInputRef = builder.inputType('LensInput', {
   fields: (t) => ({
     model: t.id({ required: true, description: 'Id of a served model (see Query.models).' }),
     prompt: t.string({ required: true }),
+    lens: t.field({
+      type: LensKindEnum,
+      defaultValue: 'LOGIT',
+      description: 'Lens kind; Model.lenses lists what a model serves. A kind it lacks is an error with code LENS_UNAVAILABLE.',
+    }),
     topK: t.int({ defaultValue: 5, description: 'Predictions kept per cell; 1 ≤ topK ≤ min(vocabSize, server limit).' }),
     trackAcrossLayers: t.boolean({
       defaultValue: false,
@@ -50,6 +56,7 @@ export const LensInputRef = builder.inputType('LensInput', {
 export interface LensInputValue {
   model: string;
   prompt: string;
+  lens?: LensKind | null;
   topK?: number | null;
   trackAcrossLayers?: boolean | null;
   layers?: readonly number[] | null;
@@ -87,6 +94,7 @@ export function validateLensInput(ctx: GatewayContext, input: LensInputValue): V
     points: input.points == null ? undefined : [...input.points],
     stats: input.stats ?? false,
     generate: input.generate ? { maxNewTokens: input.generate.maxNewTokens } : undefined,
+    lens: input.lens ?? 'LOGIT',
   };
   let valid: ValidRequest;
   try {
