@@ -30,7 +30,8 @@ const USAGE = `usage: npm start -- [--model id=./dir[@DEVICE[,DTYPE]] ...] [--po
                  (per model: @auto|@cpu|@cuda, optionally ,float32|,float16 — e.g. llama=./Llama-3.1-8B@cuda,float16)
                  [--cors-origin ORIGIN[,ORIGIN...]] [--max-queue N] [--batch-window-ms N] [--compress-streams]
                  [--store FILE|memory] (results and the cache; default ./lensgate.db) [--store-max-mb N]
-                 (default 1024 for a file or Redis, 256 in memory) [--result-ttl-s N] (memory store only, default 3600)
+                 (default 1024 for a file or Redis, 256 in memory) [--result-ttl-s N] (results older than this
+                 are RESULT_EXPIRED; default: kept until the size budget evicts them, 3600 in memory)
                  [--redis redis://HOST:PORT] (distributed mode: results in Redis, jobs to workers; --model also runs a worker here)
                  [--max-new-tokens N]   (most tokens one request may generate; default 64)`;
 
@@ -128,11 +129,13 @@ async function main(): Promise<void> {
             maxBytes: storeMb === undefined ? undefined : Math.round(storeMb * 2 ** 20),
             ttlMs: ttlS === undefined ? undefined : ttlS * 1000,
           })
-        : new SqliteResultStore(values.store!, { maxBytes: Math.round((storeMb ?? 1024) * 2 ** 20) });
+        : new SqliteResultStore(values.store!, { maxBytes: Math.round((storeMb ?? 1024) * 2 ** 20), ttlMs: ttlS === undefined ? undefined : ttlS * 1000 });
   } catch (err) {
     fail(`could not open the result store: ${err instanceof Error ? err.message : String(err)}`);
   }
-  if (store instanceof SqliteResultStore) console.log(`lensgate: results stored in ${store.file} (up to ${storeMb ?? 1024} MB)`);
+  if (store instanceof SqliteResultStore) {
+    console.log(`lensgate: results stored in ${store.file} (up to ${storeMb ?? 1024} MB${ttlS === undefined ? '' : `, each kept ${ttlS} s`})`);
+  }
   const memo: DigestMemo | undefined = store instanceof SqliteResultStore ? store : undefined;
   const app = buildApp({
     registry,
@@ -204,7 +207,7 @@ async function serveCluster(
   specs: ModelSpec[],
   device: Device,
   port: number,
-  values: { host?: string; 'max-queue'?: string; 'store-max-mb'?: string; 'cors-origin'?: string },
+  values: { host?: string; 'max-queue'?: string; 'store-max-mb'?: string; 'result-ttl-s'?: string; 'cors-origin'?: string },
 ): Promise<void> {
   try {
     await ping(redisUrl);
@@ -214,6 +217,9 @@ async function serveCluster(
   const storeMb = Number(values['store-max-mb'] ?? 1024);
   if (!(storeMb > 0)) fail(`--store-max-mb must be a positive number (got ${values['store-max-mb']})`);
   const storeMaxBytes = Math.round(storeMb * 2 ** 20);
+  const ttlS = values['result-ttl-s'] === undefined ? undefined : Number(values['result-ttl-s']);
+  if (ttlS !== undefined && !(ttlS > 0)) fail(`--result-ttl-s must be a positive number (got ${values['result-ttl-s']})`);
+  const resultTtlMs = ttlS === undefined ? undefined : ttlS * 1000;
   const registry = new ModelRegistry();
   const models: Array<{ model: LensModel; dir: string }> = [];
   for (const spec of specs) {
@@ -222,11 +228,12 @@ async function serveCluster(
     console.log(`lensgate: model ${i.id} (${i.modelType}, ${i.numLayers} layers) on ${i.device} execution provider, ${i.computeType}`);
     models.push({ model, dir: spec.dir });
   }
-  const worker = models.length ? await ClusterWorker.start({ redisUrl, models, storeMaxBytes }) : null;
+  const worker = models.length ? await ClusterWorker.start({ redisUrl, models, storeMaxBytes, resultTtlMs }) : null;
   const cluster = await ClusterGateway.start({
     redisUrl,
     registry,
     storeMaxBytes,
+    resultTtlMs,
     maxQueue: values['max-queue'] ? Number(values['max-queue']) : undefined,
   });
   const origins = values['cors-origin']?.split(',').map((o) => o.trim()).filter(Boolean);

@@ -1,7 +1,7 @@
 // npm run worker -- --model id=./dir[@cuda[,float16]] [--model ...] --redis redis://host:6379
 //                   [--device auto|cpu|cuda] [--concurrency 8] [--port 9400] [--id NAME]
 //                   [--lock-ms 10000] [--stalled-ms 5000] [--heartbeat-ms 1000] [--store-max-mb 1024]
-//                   [--batch-window-ms 2]
+//                   [--result-ttl-s N] [--batch-window-ms 2]
 // A model worker of the distributed mode: holds the given models and runs the lens jobs that any
 // gateway on the same Redis queues for them. With --port it answers /health, /ready and /metrics.
 
@@ -19,7 +19,8 @@ import { exitOnSignals } from './shutdown.js';
 
 const USAGE = `usage: npm run worker -- --model id=./dir[@DEVICE[,DTYPE]] [--model ...] --redis redis://HOST:PORT
                  [--device auto|cpu|cuda] [--concurrency N] [--port N] [--id NAME]
-                 [--lock-ms N] [--stalled-ms N] [--heartbeat-ms N] [--store-max-mb N] [--batch-window-ms N]`;
+                 [--lock-ms N] [--stalled-ms N] [--heartbeat-ms N] [--store-max-mb N] [--result-ttl-s N] [--batch-window-ms N]
+                 (--result-ttl-s: results older than this expire; give the gateways the same value)`;
 
 function fail(message: string): never {
   console.error(`lensgate worker: ${message}\n${USAGE}`);
@@ -47,6 +48,7 @@ async function main(): Promise<void> {
       'stalled-ms': { type: 'string' },
       'heartbeat-ms': { type: 'string' },
       'store-max-mb': { type: 'string' },
+      'result-ttl-s': { type: 'string' },
       'batch-window-ms': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -72,6 +74,7 @@ async function main(): Promise<void> {
     models.push({ model, dir: spec.dir });
   }
   const storeMb = positive('store-max-mb', values['store-max-mb']);
+  const ttlS = positive('result-ttl-s', values['result-ttl-s']);
   const worker = await ClusterWorker.start({
     redisUrl: values.redis,
     models,
@@ -81,6 +84,7 @@ async function main(): Promise<void> {
     stalledIntervalMs: positive('stalled-ms', values['stalled-ms']),
     heartbeatMs: positive('heartbeat-ms', values['heartbeat-ms']),
     storeMaxBytes: storeMb ? storeMb * 1024 ** 2 : undefined,
+    resultTtlMs: ttlS ? ttlS * 1000 : undefined,
     scheduler: { batchWindowMs: positive('batch-window-ms', values['batch-window-ms']) },
   });
 
