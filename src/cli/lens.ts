@@ -1,6 +1,8 @@
 // npm run --silent lens -- --model DIR --prompt TEXT [--top-k 5] [--track] [--json] [--layers 0,3,5] …
+import { basename, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { LensError, type LensPoint, type LensResult, openModel } from '../lens/index.js';
+import { loadReporter } from './progress.js';
 
 const USAGE = `usage: npm run --silent lens -- --model DIR --prompt TEXT [options]
   --model DIR          Hugging Face model directory (config.json, *.safetensors, tokenizer.json)
@@ -91,7 +93,14 @@ async function main() {
   if (dtype !== undefined && !['float32', 'float16'].includes(dtype)) fail(`--dtype must be float32 or float16`);
   const generate = args.generate === undefined ? undefined : { maxNewTokens: Number(args.generate) };
   if (generate && args.naive) fail('--generate and --naive do not go together');
-  const model = await openModel(args.model, { modelType: args['model-type'], device, dtype });
+  const progress = loadReporter(basename(resolve(args.model)), process.stderr, 'lens: ');
+  const model = await openModel(args.model, { modelType: args['model-type'], device, dtype, onProgress: (p) => progress.onProgress(p) }).then(
+    (m) => (progress.done(true), m),
+    (err: unknown) => {
+      progress.done(false);
+      throw err;
+    },
+  );
   try {
     const options = { topK, layers, trackAcrossLayers: args.track, stats: args.stats, points, generate };
     const r = args.naive ? await model.lensNaive(args.prompt, options) : await model.lens(args.prompt, options);

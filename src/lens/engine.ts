@@ -20,6 +20,7 @@ import { planPrepacking } from './prepack.js';
 import { naiveLens } from './naive.js';
 import { cellStats, trajectories } from './post.js';
 import { chunkByRows } from './reduce.js';
+import { CPU_HEAD_ROWS, lengthGroups, MAX_PADDING_SHARE } from './batching.js';
 import {
   type CellStats,
   type Divergences,
@@ -92,6 +93,7 @@ export class OnnxLensModel implements LensModel {
     private readonly compareGraphs: { logits: Uint8Array; divergence: Uint8Array },
     /** The unembedding in the checkpoint; trajectories read just their rows from it. */
     private readonly unembedRows: { weight: StTensor; bias?: StTensor },
+    private readonly batching: { headRows: number; maxPaddingShare: number },
     /** Token ids that end a generation (see eosTokenIds). */
     readonly eosTokenIds: number[] = [],
   ) {}
@@ -112,9 +114,10 @@ export class OnnxLensModel implements LensModel {
     const castPerCall = factory.provider === 'cpu' && computeType === 'float32' && (ckptDtype === 'F16' || ckptDtype === 'BF16');
     const w = new WeightBinder(ckpt, spec.optionalPrefixes, computeType === 'float16' ? 'float16' : 'float', castPerCall, opts.weightChunkBytes);
     const embedder = new Embedder(plan.embedding, w, plan.hiddenSize, plan.vocabSize, plan.maxPositions);
-    const beforeHead = w.usedBytes();
     const headGraph = buildUnembedGraph(plan, w);
-    const headBytes = w.usedBytes() - beforeHead;
+    // The first session's share counts the embedding too (read by the Embedder, bound before it), so
+    // the bytes mapped reach bytesTotal once every session exists.
+    const headBytes = w.usedBytes();
     const blockGraphs: Array<{ graph: Uint8Array; bytes: number }> = [];
     for (const [i, b] of plan.blocks.entries()) {
       const before = w.usedBytes();
@@ -135,34 +138,6 @@ export class OnnxLensModel implements LensModel {
       );
     }
     const tokenizer = loadTokenizer(ckpt.tokenizerJson, ckpt.tokenizerConfig);
-    const prepack = planPrepacking({
-      mode: opts.prepack ?? 'auto',
-      budget: opts.memoryBudget,
-      castPerCall,
-      provider: factory.provider,
-      headFloat32Bytes: plan.vocabSize * plan.hiddenSize * 4,
-      blocksFloat32Bytes: blockGraphs.reduce((a, b) => a + (b.bytes * 4) / bytesPerElement(ckptDtype), 0),
-      weightBytes: w.usedBytes(),
-    });
-    const progress = { sessionsBuilt: 0, sessions: blockGraphs.length + 1, layersBuilt: 0, layers: plan.numLayers, bytesMapped: 0, bytesTotal: w.usedBytes() };
-    const report = () => opts.onProgress?.({ ...progress });
-    report();
-    const sessions: Session[] = [];
-    try {
-      const head = await factory.create(headGraph, { castPerCall, prepack: prepack.head });
-      sessions.push(head);
-      Object.assign(progress, { sessionsBuilt: 1, bytesMapped: headBytes });
-      report();
-      const blocks: Session[] = [];
-      for (const b of blockGraphs) {
-        const s = await factory.create(b.graph, { castPerCall, prepack: prepack.blocks });
-        sessions.push(s);
-        blocks.push(s);
-        progress.sessionsBuilt++;
-        progress.layersBuilt++;
-        progress.bytesMapped += b.bytes;
-        report();
-      }
     let parameters = 0;
     for (const name of w.used) parameters += ckpt.tensors.get(name)!.shape.reduce((a, d) => a * d, 1);
     const info: ModelInfo = {
@@ -179,9 +154,43 @@ export class OnnxLensModel implements LensModel {
       parameters,
       tokenizerHash: tokenizerHash(ckpt.tokenizerJson),
     };
-      return new OnnxLensModel(info, plan, tokenizer, embedder, blocks, head, factory, gatherGraph, compareGraphs, unembedRows, eosTokenIds(ckpt.dir, ckpt.config));
+    const prepack = planPrepacking({
+      mode: opts.prepack ?? 'auto',
+      budget: opts.memoryBudget,
+      castPerCall,
+      provider: factory.provider,
+      headFloat32Bytes: plan.vocabSize * plan.hiddenSize * 4,
+      blocksFloat32Bytes: blockGraphs.reduce((a, b) => a + (b.bytes * 4) / bytesPerElement(ckptDtype), 0),
+      weightBytes: w.usedBytes(),
+    });
+    const memoryRows = Math.max(1, Math.floor(HEAD_BYTES / (plan.vocabSize * 4)));
+    const batching = {
+      headRows: Math.max(1, Math.min(memoryRows, opts.batching?.headRows ?? (factory.provider === 'cpu' ? CPU_HEAD_ROWS : memoryRows))),
+      maxPaddingShare: opts.batching?.maxPaddingShare ?? MAX_PADDING_SHARE,
+    };
+    const progress = { sessionsBuilt: 0, sessions: blockGraphs.length + 1, layersBuilt: 0, layers: plan.numLayers, bytesMapped: 0, bytesTotal: w.usedBytes() };
+    // Awaited, so a slow listener holds the load back and a throwing one abandons it.
+    const report = () => opts.onProgress?.({ ...progress, info });
+    const sessions: Session[] = [];
+    try {
+      await report();
+      const head = await factory.create(headGraph, { castPerCall, prepack: prepack.head });
+      sessions.push(head);
+      Object.assign(progress, { sessionsBuilt: 1, bytesMapped: headBytes });
+      await report();
+      const blocks: Session[] = [];
+      for (const b of blockGraphs) {
+        const s = await factory.create(b.graph, { castPerCall, prepack: prepack.blocks });
+        sessions.push(s);
+        blocks.push(s);
+        progress.sessionsBuilt++;
+        progress.layersBuilt++;
+        progress.bytesMapped += b.bytes;
+        await report();
+      }
+      return new OnnxLensModel(info, plan, tokenizer, embedder, blocks, head, factory, gatherGraph, compareGraphs, unembedRows, batching, eosTokenIds(ckpt.dir, ckpt.config));
     } catch (e) {
-      // A failed load releases what it built, so a server that goes on without this model leaks nothing.
+      // A failed or abandoned load releases what it built, so a server that goes on without this model leaks nothing.
       for (const s of sessions) await s.release().catch(() => undefined);
       throw e;
     }
@@ -215,18 +224,20 @@ export class OnnxLensModel implements LensModel {
     });
     if (!valid.length) return results;
     const out = await this.exclusive(async () => {
-      const queueMs = performance.now() - queued;
+      const out: Array<LensResult | LensError> = new Array(valid.length);
       // Generation requests run one at a time after the batch: each step feeds one new position
       // against its own KV cache, so there is nothing to pad them together with.
-      const out: Array<LensResult | LensError> = new Array(valid.length);
       const plain = valid.map((v, i) => i).filter((i) => valid[i].req.maxNewTokens === 0);
-      if (plain.length) {
+      // Prompts of very different lengths run as separate passes rather than one mostly-padding one.
+      for (const group of lengthGroups(plain.map((i) => valid[i].req.ids.length), this.batching.maxPaddingShare)) {
+        const members = group.map((g) => plain[g]);
+        const queueMs = performance.now() - queued;
         try {
-          const r = await this.run(plain.map((i) => valid[i].req), queueMs);
-          plain.forEach((i, j) => (out[i] = r[j]));
+          const rs = await this.run(members.map((i) => valid[i].req), queueMs);
+          members.forEach((i, j) => (out[i] = rs[j]));
         } catch (e) {
           const err = asLensError(e);
-          for (const i of plain) out[i] = err;
+          for (const i of members) out[i] = err;
         }
       }
       for (let i = 0; i < valid.length; i++) {
@@ -399,8 +410,7 @@ export class OnnxLensModel implements LensModel {
   /** Runs the lens head over the slabs' rows (as few calls as memory allows) and files the results. */
   private async reduce(slabs: Slab[]): Promise<void> {
     const D = this.plan.hiddenSize;
-    const maxRows = Math.max(1, Math.floor(HEAD_BYTES / (this.plan.vocabSize * 4)));
-    for (const chunk of chunkByRows(slabs, maxRows)) {
+    for (const chunk of chunkByRows(slabs, this.batching.headRows)) {
       const N = chunk.reduce((a, s) => a + s.rows, 0);
       const k = Math.max(...chunk.map((s) => s.job.req.topK));
       const stacked = new Float32Array(N * D);
