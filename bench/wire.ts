@@ -92,6 +92,7 @@ export async function measureEncodings(url: string, input: Record<string, unknow
       precision
         ? { ...r, topProbs: r.topProbs.map((a) => a.map((b) => b.map((x) => round(x, precision)))), tracked: r.tracked!.map((t) => ({ ...t, probs: t.probs.map((a) => a.map((x) => round(x, precision))) })) }
         : r;
+    console.error(`encodings: JSON precision ${precision ?? 'full'}`);
     const text = JSON.stringify(shape(rounded(result)));
     const parsed = JSON.parse(text) as ReturnType<typeof shape>;
     rows.push({
@@ -121,6 +122,7 @@ export async function measureEncodings(url: string, input: Record<string, unknow
   // Reorder the exact trajectories like the decoded [layer][N] matrix.
   const exactPacked = [...result.topProbs.flat(2), ...result.layers.flatMap((_, l) => result.tracked!.flatMap((t) => t.probs[l]))];
   for (const { bound, local, note } of cases) {
+    console.error(`encodings: PACKED ${note}`);
     const body = { query: PACKED(local ? 'topLocal' : 'topIndices topProbs'), variables: { id, ...bound } };
     // What the resolvers do for this selection (the tokens' texts are left out of the timing).
     const encode = () => {
@@ -233,6 +235,7 @@ export async function measureStreams(url: string, input: Record<string, unknown>
   ];
   const rows: StreamRow[] = [];
   for (const c of cases) {
+    console.error(`streams: ${c.label}`);
     const samples = { off: [] as Array<Awaited<ReturnType<typeof c.run>>>, on: [] as Array<Awaited<ReturnType<typeof c.run>>> };
     for (let r = 0; r < runs; r++) {
       samples.off.push(await c.run(false));
@@ -277,6 +280,7 @@ export async function measureCancel(url: string, input: Record<string, unknown>,
   for (let r = 0; r < runs; r++) {
     // Interleaved, so load on the machine hits every case alike.
     for (const [i, c] of cases.entries()) {
+      console.error(`cancel: ${c.label}, round ${r + 1}`);
       const idle = await c.run(true);
       samples[i].idle.push(idle.arrivals[0]);
       await new Promise((res) => setTimeout(res, 1000)); // let the cancelled run stop before the next case

@@ -185,7 +185,7 @@ PackedLayerRef.implement({
 
 const BOUND = {
   relativeError: 'P16v2 bound: |p′ − p| ≤ relativeError · max(p, floor); 1e-5 … 0.5, and with floor it must fit 16 bits.',
-  floor: 'Below this the P16v2 error is absolute: at most relativeError · floor. 1e-30 … 0.5. The default 2e-3 keeps every digit the viewer shows (docs/wire-format.md).',
+  floor: 'Below this the P16v2 error is absolute: at most relativeError · floor. 1e-30 … 0.5. The default 5e-3 keeps what the viewer and the widget format show (docs/wire-format.md).',
 };
 
 function code(args: { relativeError?: number | null; floor?: number | null }): ProbCode {

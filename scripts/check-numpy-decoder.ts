@@ -2,7 +2,7 @@
 // serves tiny-facts-gpt2, asks for one result as full-precision JSON and as PACKED, and runs the
 // exact Python block from the doc with /usr/bin/python3 + numpy, on both selections (topIndices +
 // topProbs, and topLocal + the trajectories). Exits non-zero unless the ids match and every
-// probability is within the default bound |p′ − p| ≤ 1e-3 · max(p, 2e-3) (top-k read through the
+// probability is within the default bound |p′ − p| ≤ 1e-3 · max(p, 5e-3) (top-k read through the
 // trajectories: 1.05e-3, for the engine's float32 rounding between its two passes). Not part of
 // `npm test` (tests need no Python): run `npx tsx scripts/check-numpy-decoder.ts` after changing the format.
 
@@ -44,7 +44,7 @@ try {
 import json, sys
 import numpy as np
 exact = json.load(open(sys.argv[1] + "/full.json"))["data"]["lens"]
-bound = lambda got, p, eps=1e-3: np.all(np.abs(got - p) <= eps * np.maximum(p, 2e-3) * (1 + 1e-12))
+bound = lambda got, p, eps=1e-3: np.all(np.abs(got - p) <= eps * np.maximum(p, 5e-3) * (1 + 1e-12))
 for name in ["packed", "tracked"]:
     response = json.load(open(sys.argv[1] + "/" + name + ".json"))
     assert ("topIndices" in response["data"]["lens"]["packed"]) == (name == "packed")
@@ -54,8 +54,8 @@ ${indent(block)}
     for p, t in enumerate(exact["tracked"]):
         assert list(ids[p]) == t["tokenIds"], f"tracked ids differ at position {p}"
         assert bound(probs[p], np.array(t["probs"])), f"trajectories outside the bound at position {p}"
-    worst = max(float(np.max(np.abs(probs[p] - np.array(t["probs"])) / np.maximum(np.array(t["probs"]), 2e-3))) for p, t in enumerate(exact["tracked"]))
-    print(f"numpy decoder OK ({name}): {top_ids.shape} top-k, {sum(len(i) for i in ids)} tracked ids, worst error {worst:.2e} of max(p, 2e-3)")
+    worst = max(float(np.max(np.abs(probs[p] - np.array(t["probs"])) / np.maximum(np.array(t["probs"]), 5e-3))) for p, t in enumerate(exact["tracked"]))
+    print(f"numpy decoder OK ({name}): {top_ids.shape} top-k, {sum(len(i) for i in ids)} tracked ids, worst error {worst:.2e} of max(p, 5e-3)")
 `;
   writeFileSync(join(dir, 'check.py'), harness);
   process.stdout.write(execFileSync('/usr/bin/python3', [join(dir, 'check.py'), dir], { encoding: 'utf8' }));

@@ -32,15 +32,15 @@ export interface PackedArray {
 export interface PackOptions {
   /** Relative error bound for p ≥ floor; default 1e-3. */
   relativeError?: number;
-  /** Below this, the error is at most relativeError · floor; default 2e-3. */
+  /** Below this, the error is at most relativeError · floor; default 5e-3. */
   floor?: number;
 }
 
-// Relative 1e-3 for p ≥ 0.2 %, absolute ≤ 2e-6 below: finer than any digit the viewer shows (one
-// decimal of a percent, or two significant digits under 0.1 %, to within 2e-6) and 2.5x finer than
-// the widget format's 5 decimals (5e-6) wherever p < 0.2 %. Why not 1e-4 (version 1's floor):
-// docs/wire-format.md, "Choosing the default bound".
-export const DEFAULT_PACK: Required<PackOptions> = { relativeError: 1e-3, floor: 2e-3 };
+// Relative 1e-3 for p ≥ 0.5 %, absolute ≤ 5e-6 below: the widget format's own rounding (5 decimals),
+// and within one unit of every digit the viewer shows for p ≥ 1e-4 (one decimal of a percent, two
+// significant digits under 0.1 %). Why not 1e-4 (version 1's floor): docs/wire-format.md,
+// "Choosing the default bound".
+export const DEFAULT_PACK: Required<PackOptions> = { relativeError: 1e-3, floor: 5e-3 };
 
 /** One read point; the tracked* and stats arrays are null when they were not requested. */
 export interface PackedRead {

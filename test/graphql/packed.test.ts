@@ -32,7 +32,7 @@ afterAll(async () => {
 });
 
 /** Largest |p′ − p| / (eps · max(p, floor)); the stated bound holds when ≤ 1. */
-function worst(exact: number[], got: ArrayLike<number>, eps = 1e-3, floor = 2e-3): number {
+function worst(exact: number[], got: ArrayLike<number>, eps = 1e-3, floor = 5e-3): number {
   expect(got.length).toBe(exact.length);
   return exact.reduce((w, p, i) => Math.max(w, Math.abs(got[i] - p) / (eps * Math.max(p, floor))), 0);
 }
