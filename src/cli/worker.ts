@@ -1,4 +1,4 @@
-// npm run worker -- --model id=./dir[@cuda[,float16]] [--model ...] --redis redis://host:6379
+// npm run worker -- --model id=./dir[@cuda[,float16]] [--model ...] [--lens id=./tuned-lens-dir] --redis redis://host:6379
 //                   [--device auto|cpu|cuda] [--concurrency 8] [--port 9400] [--id NAME]
 //                   [--lock-ms 10000] [--stalled-ms 5000] [--heartbeat-ms 1000] [--store-max-mb 1024]
 //                   [--result-ttl-s N] [--batch-window-ms 2]
@@ -14,10 +14,11 @@ import { openModel } from '../lens/index.js';
 import type { Device, LensModel } from '../lens/types.js';
 import { ClusterWorker } from '../server/cluster/worker.js';
 import { ping } from '../server/cluster/redis.js';
-import { parseModelSpec } from './serve.js';
+import { attachLenses, parseLensSpec, parseModelSpec } from './serve.js';
 import { exitOnSignals } from './shutdown.js';
 
 const USAGE = `usage: npm run worker -- --model id=./dir[@DEVICE[,DTYPE]] [--model ...] --redis redis://HOST:PORT
+                 [--lens MODEL_ID=PATH ...] (a tuned-lens folder or a Jacobian lens file, as for npm start)
                  [--device auto|cpu|cuda] [--concurrency N] [--port N] [--id NAME]
                  [--lock-ms N] [--stalled-ms N] [--heartbeat-ms N] [--store-max-mb N] [--result-ttl-s N] [--batch-window-ms N]
                  (--result-ttl-s: results older than this expire; give the gateways the same value)`;
@@ -38,6 +39,7 @@ async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
       model: { type: 'string', multiple: true },
+      lens: { type: 'string', multiple: true },
       redis: { type: 'string', default: process.env.LENSGATE_REDIS },
       device: { type: 'string', default: 'auto' },
       concurrency: { type: 'string' },
@@ -57,6 +59,7 @@ async function main(): Promise<void> {
   if (!values.redis) fail('--redis redis://HOST:PORT is required (or LENSGATE_REDIS)');
   const specs = (values.model ?? []).map(parseModelSpec);
   if (specs.length === 0) fail('at least one --model id=DIR is required');
+  attachLenses(specs, (values.lens ?? []).map(parseLensSpec));
   const device = values.device as Device;
   if (!['auto', 'cpu', 'cuda'].includes(device)) fail(`--device must be auto, cpu or cuda (got ${device})`);
   try {
@@ -68,9 +71,11 @@ async function main(): Promise<void> {
   const models: Array<{ model: LensModel; dir: string }> = [];
   for (const spec of specs) {
     const t0 = performance.now();
-    const model = await openModel(spec.dir, { id: spec.id, device: spec.device ?? device, dtype: spec.dtype });
+    const model = await openModel(spec.dir, { id: spec.id, device: spec.device ?? device, dtype: spec.dtype, lenses: spec.lenses });
     const i = model.info;
-    console.log(`lensgate worker: model ${i.id} (${i.modelType}, ${i.numLayers} layers) on ${i.device} execution provider, ${i.computeType} [${Math.round(performance.now() - t0)} ms]`);
+    console.log(
+      `lensgate worker: model ${i.id} (${i.modelType}, ${i.numLayers} layers) on ${i.device} execution provider, ${i.computeType}, lenses ${i.lenses.map((l) => l.kind).join(', ')} [${Math.round(performance.now() - t0)} ms]`,
+    );
     models.push({ model, dir: spec.dir });
   }
   const storeMb = positive('store-max-mb', values['store-max-mb']);

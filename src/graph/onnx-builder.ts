@@ -158,6 +158,12 @@ export class GraphBuilder {
     return name;
   }
 
+  /** A tensor embedded as raw little-endian bytes in its own element type (e.g. lens translators read from .pt files). */
+  raw(name: string, elemType: ElemType, dims: number[], bytes: Uint8Array): string {
+    this.inits.push({ name, dims, dataType: ELEM[elemType], rawData: bytes });
+    return name;
+  }
+
   external(name: string, w: ExternalWeight): string {
     this.inits.push({
       name,

@@ -17,6 +17,8 @@ export interface ModelSpec {
   /** Per-model execution provider and compute type; default: the server-wide --device, dtype by device. */
   device?: Device;
   dtype?: ComputeDtype;
+  /** Tuned-lens folder and/or Jacobian lens file (operator-side paths). */
+  lenses?: { tuned?: string; jacobian?: string };
 }
 
 /** Runs lens jobs for one model: in this process (ModelScheduler) or on the cluster's workers. */
@@ -49,6 +51,7 @@ export type ModelOpener = (
     modelType?: string;
     device?: Device;
     dtype?: ComputeDtype;
+    lenses?: ModelSpec['lenses'];
     onProgress?: (progress: LoadProgress) => void | Promise<void>;
   },
 ) => Promise<LensModel>;
@@ -138,6 +141,7 @@ export class ModelRegistry implements ModelSource {
           modelType: spec.modelType,
           device: spec.device ?? device,
           dtype: spec.dtype,
+          lenses: spec.lenses,
           onProgress: (p) => {
             // Throwing here makes the core release what it has mapped and give up.
             if (this.closed) throw new LensError('CANCELLED', 'the server shut down while this model loaded');

@@ -2,7 +2,7 @@
 // layers and the completed result update it, pins and their trajectories, colour scales, the lens
 // input a form produces. The view modules draw this; test/viewer/state.test.ts checks it in Node.
 
-import type { LensInput, LensPoint, ModelsQuery, ViewerLensSubscription, ViewerResultFieldsFragment, ViewerResultQuery } from '../client/graphql.js';
+import type { LensInput, LensKind, LensPoint, ModelsQuery, ViewerLensSubscription, ViewerResultFieldsFragment, ViewerResultQuery } from '../client/graphql.js';
 import { decodeArray, decodeLayer, decodeLens, decodeTracked } from '../client/packed.js';
 import type { PackedArray } from '../lens/packed.js';
 import type { Series } from './chart.js';
@@ -101,6 +101,8 @@ export interface Settings {
   compare?: boolean;
   modelB?: string;
   promptB?: string;
+  /** Lens kind (LOGIT when absent or when the model lacks it). */
+  lens?: string;
 }
 
 export const PIN_COLORS = ['#d9480f', '#2557c7', '#2b8a3e', '#ae3ec9', '#e8590c', '#0c8599', '#c2255c', '#5c940d'];
@@ -142,6 +144,7 @@ export function lensInput(settings: Settings, model: Model | undefined): LensInp
   return {
     model: model.id,
     prompt: settings.prompt,
+    lens: lensKindFor(settings, model),
     topK,
     layers: parseLayers(settings.layers, model.numLayers ?? 0),
     trackAcrossLayers: settings.track,
@@ -292,6 +295,7 @@ export function storedRun(s: Stored, now: number): Run {
     trackAcrossLayers: result.tracked != null,
     stats: result.stats != null,
     points,
+    lens: s.lens,
   };
   const started: Started = { __typename: 'LensStarted', resultId: s.id, tokens: s.tokens, layers: s.layers, topK: s.topK, points, maxNewTokens: 0 };
   const run = startRun(input, started, now);
@@ -326,6 +330,7 @@ export function storedSettings(run: Run, numLayers: number | undefined): Partial
     stats: run.input.stats ?? false,
     attn: run.points.includes('ATTENTION_OUTPUT'),
     generate: '',
+    lens: run.input.lens ?? 'LOGIT',
   };
 }
 
@@ -428,4 +433,16 @@ export function timingRows(run: Run, model: Model | undefined): Array<[string, s
   }
   if (model && model.id === run.input.model) rows.push(['device', model.device ?? '?']);
   return rows;
+}
+
+/** The lens kinds a model offers, LOGIT first (older servers do not list them). */
+export function lensKinds(model: Model | undefined): LensKind[] {
+  const kinds = (model as { lenses?: Array<{ kind: LensKind }> } | undefined)?.lenses?.map((l) => l.kind);
+  return kinds?.length ? kinds : ['LOGIT'];
+}
+
+/** The settings' lens kind if the model has it, else LOGIT. */
+export function lensKindFor(settings: Settings, model: Model | undefined): LensKind {
+  const want = (settings.lens ?? 'LOGIT') as LensKind;
+  return lensKinds(model).includes(want) ? want : 'LOGIT';
 }
