@@ -1,7 +1,7 @@
 // Model and Token types; the model list and tokenization queries.
 
 import { hostname } from 'node:os';
-import type { ModelInfo, Token } from '../src/lens/types.js';
+import type { ModelInfo, QuantizationInfo, Token } from '../src/lens/types.js';
 import type { Placement } from './services.js';
 import { builder } from './builder.js';
 import type { GatewayContext } from './context.js';
@@ -17,6 +17,22 @@ PlacementRef.implement({
     host: t.exposeString('host'),
     device: t.exposeString('device', { description: 'Execution provider in use there: "cpu" or "cuda".' }),
     computeType: t.exposeString('computeType'),
+  }),
+});
+
+const QuantizationRef = builder.objectRef<QuantizationInfo>('Quantization');
+QuantizationRef.implement({
+  description:
+    'Weight-only quantization of the transformer blocks (ONNX Runtime MatMulNBits on CPU, int8 activations inside the kernel). ' +
+    'The unembedding (lens head, stats, trajectories) and the embedding stay exact; the error this adds is documented in the README.',
+  fields: (t) => ({
+    mode: t.exposeString('mode', { description: '"int8" or "int4".' }),
+    bits: t.exposeInt('bits'),
+    blockSize: t.exposeInt('blockSize', { description: 'Weights per scale and zero point (along the input dimension).' }),
+    cached: t.boolean({
+      description: 'Whether the quantized weights are cached next to the checkpoint (else they are quantized at every load).',
+      resolve: (q) => q.cacheDir !== null,
+    }),
   }),
 });
 
@@ -38,6 +54,12 @@ ModelRef.implement({
     computeType: t.exposeString('computeType', { description: 'Type the graphs compute in: "float32" or "float16".' }),
     // Float, not Int: parameter counts pass 2^31 (an 8B model) and GraphQL Int is 32-bit.
     parameters: t.exposeFloat('parameters', { description: 'Parameter count (exact up to 2^53).' }),
+    quantization: t.field({
+      type: QuantizationRef,
+      nullable: true,
+      description: 'How the blocks\' weights are quantized; null when they are used as stored (float32, float16 or bfloat16).',
+      resolve: (m) => m.quantization ?? null,
+    }),
     tokenizerHash: t.string({
       nullable: true,
       description: 'sha256 of what decides token ids (vocabulary, merges, added tokens, pre/post-processing): models with equal hashes can be compared (Query.lensCompare).',

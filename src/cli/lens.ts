@@ -14,6 +14,7 @@ const USAGE = `usage: npm run --silent lens -- --model DIR --prompt TEXT [option
   --model-type TYPE    override architecture detection (gpt2, llama, …)
   --device D           auto | cpu | cuda (default auto)
   --dtype T            float32 | float16 compute (default: float16 on CUDA for F16/BF16 checkpoints, else float32)
+  --quantize Q         int8 | int4: weight-only quantization of the blocks (CPU; cached in DIR/lensgate-quantized)
   --json               one JSON document on stdout
   --naive              benchmark path: full logits back to JS`;
 
@@ -37,6 +38,7 @@ function parse() {
         'model-type': { type: 'string' },
         device: { type: 'string', default: 'auto' },
         dtype: { type: 'string' },
+        quantize: { type: 'string' },
         json: { type: 'boolean', default: false },
         naive: { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
@@ -91,7 +93,9 @@ async function main() {
   if (dtype !== undefined && !['float32', 'float16'].includes(dtype)) fail(`--dtype must be float32 or float16`);
   const generate = args.generate === undefined ? undefined : { maxNewTokens: Number(args.generate) };
   if (generate && args.naive) fail('--generate and --naive do not go together');
-  const model = await openModel(args.model, { modelType: args['model-type'], device, dtype });
+  const quantize = args.quantize as 'int8' | 'int4' | undefined;
+  if (quantize !== undefined && !['int8', 'int4'].includes(quantize)) fail(`--quantize must be int8 or int4`);
+  const model = await openModel(args.model, { modelType: args['model-type'], device, dtype, quantize });
   try {
     const options = { topK, layers, trackAcrossLayers: args.track, stats: args.stats, points, generate };
     const r = args.naive ? await model.lensNaive(args.prompt, options) : await model.lens(args.prompt, options);

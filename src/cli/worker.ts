@@ -14,10 +14,11 @@ import { openModel } from '../lens/index.js';
 import type { Device, LensModel } from '../lens/types.js';
 import { ClusterWorker } from '../server/cluster/worker.js';
 import { ping } from '../server/cluster/redis.js';
-import { parseModelSpec } from './serve.js';
+import { parseModelSpec, quantizeFlag } from './serve.js';
 import { exitOnSignals } from './shutdown.js';
 
-const USAGE = `usage: npm run worker -- --model id=./dir[@DEVICE[,DTYPE]] [--model ...] --redis redis://HOST:PORT
+const USAGE = `usage: npm run worker -- --model id=./dir[@OPT[,OPT]] [--model ...] --redis redis://HOST:PORT
+                 (per model OPT: auto|cpu|cuda, float32|float16, int8|int4) [--quantize int8|int4|none]
                  [--device auto|cpu|cuda] [--concurrency N] [--port N] [--id NAME]
                  [--lock-ms N] [--stalled-ms N] [--heartbeat-ms N] [--store-max-mb N] [--batch-window-ms N]`;
 
@@ -39,6 +40,7 @@ async function main(): Promise<void> {
       model: { type: 'string', multiple: true },
       redis: { type: 'string', default: process.env.LENSGATE_REDIS },
       device: { type: 'string', default: 'auto' },
+      quantize: { type: 'string' },
       concurrency: { type: 'string' },
       port: { type: 'string' },
       host: { type: 'string', default: '0.0.0.0' },
@@ -53,7 +55,8 @@ async function main(): Promise<void> {
   });
   if (values.help) return void console.log(USAGE);
   if (!values.redis) fail('--redis redis://HOST:PORT is required (or LENSGATE_REDIS)');
-  const specs = (values.model ?? []).map(parseModelSpec);
+  const quantize = quantizeFlag(values.quantize);
+  const specs = (values.model ?? []).map(parseModelSpec).map((s) => ({ ...s, quantize: s.quantize ?? quantize }));
   if (specs.length === 0) fail('at least one --model id=DIR is required');
   const device = values.device as Device;
   if (!['auto', 'cpu', 'cuda'].includes(device)) fail(`--device must be auto, cpu or cuda (got ${device})`);
@@ -66,7 +69,7 @@ async function main(): Promise<void> {
   const models: Array<{ model: LensModel; dir: string }> = [];
   for (const spec of specs) {
     const t0 = performance.now();
-    const model = await openModel(spec.dir, { id: spec.id, device: spec.device ?? device, dtype: spec.dtype });
+    const model = await openModel(spec.dir, { id: spec.id, device: spec.device ?? device, dtype: spec.dtype, quantize: spec.quantize });
     const i = model.info;
     console.log(`lensgate worker: model ${i.id} (${i.modelType}, ${i.numLayers} layers) on ${i.device} execution provider, ${i.computeType} [${Math.round(performance.now() - t0)} ms]`);
     models.push({ model, dir: spec.dir });

@@ -6,7 +6,7 @@ const { onnx } = onnxProto;
 export const OPSET = 21;
 const IR_VERSION = 10;
 
-export type ElemType = 'float' | 'double' | 'float16' | 'bfloat16' | 'int64' | 'int32' | 'bool';
+export type ElemType = 'float' | 'double' | 'float16' | 'bfloat16' | 'int64' | 'int32' | 'uint8' | 'bool';
 
 const ELEM: Record<ElemType, number> = {
   float: onnx.TensorProto.DataType.FLOAT,
@@ -15,6 +15,7 @@ const ELEM: Record<ElemType, number> = {
   bfloat16: onnx.TensorProto.DataType.BFLOAT16,
   int64: onnx.TensorProto.DataType.INT64,
   int32: onnx.TensorProto.DataType.INT32,
+  uint8: onnx.TensorProto.DataType.UINT8,
   bool: onnx.TensorProto.DataType.BOOL,
 };
 
@@ -155,6 +156,12 @@ export class GraphBuilder {
     } else {
       this.inits.push({ name, dims, dataType: ELEM.float, rawData: new Uint8Array(values.buffer, values.byteOffset, values.byteLength) });
     }
+    return name;
+  }
+
+  /** Raw little-endian bytes as an initializer inside the graph (quantized weights made at load). */
+  embeddedBytes(name: string, elemType: 'uint8' | 'float', dims: number[], data: Uint8Array | Float32Array): string {
+    this.inits.push({ name, dims, dataType: ELEM[elemType], rawData: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) });
     return name;
   }
 

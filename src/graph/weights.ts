@@ -1,5 +1,6 @@
 import type { Checkpoint } from '../checkpoint/hf-dir.js';
 import { dataLocation } from '../checkpoint/hf-dir.js';
+import type { QuantizedWeight } from '../checkpoint/quantize.js';
 import type { StTensor } from '../checkpoint/safetensors.js';
 import { LensError } from '../errors.js';
 import type { ComputeType, ElemType, GraphBuilder } from './onnx-builder.js';
@@ -16,6 +17,15 @@ const ELEM_OF: Record<string, ElemType> = { F32: 'float', F16: 'float16', BF16: 
 export const CHUNK_BYTES = 8 * 2 ** 20;
 /** Chunks per weight at most (the [V, D] unembedding gets bigger chunks rather than thousands of nodes). */
 const MAX_CHUNKS = 64;
+
+/**
+ * Supplies quantized block weights while block graphs are built. `request` returns the weight when it
+ * is ready; null means "not yet" (a first, validating build records what each layer needs, and that
+ * graph, which falls back to the unquantized weights, is never run).
+ */
+export interface QuantizedSource {
+  request(t: StTensor, layout: 'out_in' | 'in_out'): QuantizedWeight | null;
+}
 
 /**
  * Resolves checkpoint tensor names (with the family's optional prefixes), checks shapes, and
@@ -39,6 +49,15 @@ export class WeightBinder {
     readonly castPerCall = false,
     private readonly chunkBytes = CHUNK_BYTES,
   ) {}
+
+  /** Set while building the block graphs of a model opened with `quantize`. */
+  quantized?: QuantizedSource;
+
+  /** The linear weight quantized for MatMulNBits, or null when it is not (or not yet). */
+  quantizedLinear(name: string, shape: number[], layout: 'out_in' | 'in_out'): QuantizedWeight | null {
+    if (!this.quantized) return null;
+    return this.quantized.request(this.tensor(name, shape), layout);
+  }
 
   /** Whether `t` is widened per call (chunked) rather than folded once. */
   widensPerCall(t: StTensor): boolean {

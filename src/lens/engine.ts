@@ -5,6 +5,7 @@ import { detectArchitecture } from '../architectures/registry.js';
 import type { ModelPlan } from '../architectures/spec.js';
 import { openCheckpoint } from '../checkpoint/hf-dir.js';
 import { roundToDtype } from '../checkpoint/dtype.js';
+import { quantizedBlocks, type QuantRequest } from './quantized-blocks.js';
 import { readRows, type StTensor } from '../checkpoint/safetensors.js';
 import { loadTokenizer, type TextTokenizer } from '../checkpoint/tokenizer.js';
 import { buildBlockGraph } from '../graph/block.js';
@@ -104,22 +105,30 @@ export class OnnxLensModel implements LensModel {
       throw new LensError('BAD_USER_INPUT', `dtype must be "float32" or "float16" (got ${JSON.stringify(opts.dtype)})`);
     }
     // The provider decides the default compute type, so it is chosen before any graph is built.
-    const factory = await sessionFactory(ckpt.dataRoot, opts.device ?? 'auto');
+    // Quantized blocks run on the CPU (MatMulNBits), so `auto` means the CPU for them.
+    const device = opts.device ?? 'auto';
+    const factory = await sessionFactory(ckpt.dataRoot, opts.quantize && device === 'auto' ? 'cpu' : device);
     const ckptDtype = new WeightBinder(ckpt).dominantDtype();
     const computeType = opts.dtype ?? (factory.provider === 'cuda' && (ckptDtype === 'F16' || ckptDtype === 'BF16') ? 'float16' : 'float32');
     // On CPU, 16-bit weights stay memory-mapped and are widened per call, a chunk at a time: folding
     // them to float32 at load held 2× the file (an 8B BF16 checkpoint needs > 32 GB that way).
     const castPerCall = factory.provider === 'cpu' && computeType === 'float32' && (ckptDtype === 'F16' || ckptDtype === 'BF16');
     const w = new WeightBinder(ckpt, spec.optionalPrefixes, computeType === 'float16' ? 'float16' : 'float', castPerCall, opts.weightChunkBytes);
+    const quant = opts.quantize === undefined ? undefined : quantizedBlocks(opts, ckpt, factory.provider, computeType);
     const embedder = new Embedder(plan.embedding, w, plan.hiddenSize, plan.vocabSize, plan.maxPositions);
     const beforeHead = w.usedBytes();
     const headGraph = buildUnembedGraph(plan, w);
     const headBytes = w.usedBytes() - beforeHead;
-    const blockGraphs: Array<{ graph: Uint8Array; bytes: number }> = [];
+    // A quantized model's block graphs hold their weights, so each is built right before its session
+    // (and dropped after); this first build only validates the layout and records what to quantize.
+    const blockGraphs: Array<{ graph: Uint8Array | null; bytes: number; quantized: QuantRequest[] }> = [];
+    w.quantized = quant;
     for (const [i, b] of plan.blocks.entries()) {
       const before = w.usedBytes();
-      blockGraphs.push({ graph: buildBlockGraph(b, i, plan.hiddenSize, w), bytes: w.usedBytes() - before });
+      const graph = buildBlockGraph(b, i, plan.hiddenSize, w);
+      blockGraphs.push({ graph: quant ? null : graph, bytes: w.usedBytes() - before, quantized: quant?.takeRequests() ?? [] });
     }
+    w.quantized = undefined;
     const gatherGraph = buildGatherGraph(plan);
     const compareGraphs = { logits: buildLogitsGraph(plan, w), divergence: buildDivergenceGraph(plan, w) };
     const unembedRows = {
@@ -154,8 +163,18 @@ export class OnnxLensModel implements LensModel {
       Object.assign(progress, { sessionsBuilt: 1, bytesMapped: headBytes });
       report();
       const blocks: Session[] = [];
-      for (const b of blockGraphs) {
-        const s = await factory.create(b.graph, { castPerCall, prepack: prepack.blocks });
+      for (const [i, b] of blockGraphs.entries()) {
+        let graph = b.graph;
+        if (!graph) {
+          await quant!.prepare(b.quantized);
+          w.quantized = quant;
+          graph = buildBlockGraph(plan.blocks[i], i, plan.hiddenSize, w);
+          w.quantized = undefined;
+          quant!.release();
+        }
+        // MatMulNBits runs its fast kernels only on weights ORT has prepacked (unpacked, it
+        // dequantizes the whole matrix on every call); the packed copy replaces the quantized one.
+        const s = await factory.create(graph, { castPerCall, prepack: prepack.blocks || !!quant });
         sessions.push(s);
         blocks.push(s);
         progress.sessionsBuilt++;
@@ -177,6 +196,7 @@ export class OnnxLensModel implements LensModel {
       dtype: ckptDtype,
       computeType,
       parameters,
+      quantization: quant?.weights.info ?? null,
       tokenizerHash: tokenizerHash(ckpt.tokenizerJson),
     };
       return new OnnxLensModel(info, plan, tokenizer, embedder, blocks, head, factory, gatherGraph, compareGraphs, unembedRows, eosTokenIds(ckpt.dir, ckpt.config));

@@ -1,10 +1,12 @@
 // Public contract of the lens core. The GraphQL layer, the CLI and the tests build on these shapes.
 
 import type { LensError } from '../errors.js';
+import type { QuantizationInfo, QuantizeMode } from '../checkpoint/quantize.js';
 import type { Device } from '../runtime/sessions.js';
 
 export { LensError, type LensErrorCode } from '../errors.js';
 export type { Device };
+export type { QuantizationInfo, QuantizeMode } from '../checkpoint/quantize.js';
 
 /** Where in a block the residual stream is read. */
 export type LensPoint = 'BLOCK_OUTPUT' | 'ATTENTION_OUTPUT';
@@ -25,6 +27,8 @@ export interface ModelInfo {
   /** Type the graphs compute in (weights on the device, block and head math); see OpenOptions.dtype. */
   computeType: ComputeDtype;
   parameters: number;
+  /** Weight-only quantization of the blocks (OpenOptions.quantize), or null when the weights are used as stored. */
+  quantization?: QuantizationInfo | null;
   /**
    * sha256 of the tokenizer's vocabulary, merges, added tokens and pre/post-processing
    * (tokenizer.json's model, added_tokens, normalizer, pre_tokenizer, post_processor): models
@@ -195,6 +199,18 @@ export interface OpenOptions {
    * 64 chunks per weight). A tuning knob; tests set it small to exercise many chunks.
    */
   weightChunkBytes?: number;
+  /**
+   * Weight-only quantization of the transformer blocks' linear weights (attention and MLP
+   * projections) for ONNX Runtime's MatMulNBits on CPU: 'int8' or 'int4', blocks of 32 inputs per
+   * scale and zero point. The unembedding (lens head, stats, trajectories) and the embedding stay
+   * exact. Quantized at load and cached in `<model dir>/lensgate-quantized/` (see quantizeCache).
+   */
+  quantize?: QuantizeMode;
+  /**
+   * Folder for cached quantized weights (one sub-folder per mode); default `<model dir>/lensgate-quantized`,
+   * null: quantize at every load. A folder that cannot be written is skipped (ModelInfo.quantization.note).
+   */
+  quantizeCache?: string | null;
   /** Called as sessions are built (one per block, one for the unembedding), for progress displays. */
   onProgress?: (p: LoadProgress) => void;
 }

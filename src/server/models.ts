@@ -1,7 +1,7 @@
 // The models one gateway process serves, configured by the operator only (never client paths).
 
 import { ModelScheduler, type SchedulerOptions, type SchedulerStats } from './scheduler.js';
-import type { ComputeDtype, Device, LensModel, LensOptions, LensResult } from '../lens/types.js';
+import type { ComputeDtype, Device, LensModel, LensOptions, LensResult, QuantizeMode } from '../lens/types.js';
 import type { Placement } from '../../resolvers/services.js';
 
 export type { Placement };
@@ -13,6 +13,8 @@ export interface ModelSpec {
   /** Per-model execution provider and compute type; default: the server-wide --device, dtype by device. */
   device?: Device;
   dtype?: ComputeDtype;
+  /** Weight-only quantization of the blocks (CPU): int8 or int4; default: the weights as stored. */
+  quantize?: QuantizeMode;
 }
 
 /** Runs lens jobs for one model: in this process (ModelScheduler) or on the cluster's workers. */
@@ -40,7 +42,7 @@ export interface ServedModel {
 
 export type ModelOpener = (
   dir: string,
-  options: { id?: string; modelType?: string; device?: Device; dtype?: ComputeDtype },
+  options: { id?: string; modelType?: string; device?: Device; dtype?: ComputeDtype; quantize?: QuantizeMode },
 ) => Promise<LensModel>;
 
 export class ModelRegistry {
@@ -72,7 +74,7 @@ export class ModelRegistry {
   load(specs: ModelSpec[], open: ModelOpener, device: Device = 'auto'): Promise<void> {
     this.loading = (async () => {
       for (const spec of specs) {
-        const model = await open(spec.dir, { id: spec.id, modelType: spec.modelType, device: spec.device ?? device, dtype: spec.dtype });
+        const model = await open(spec.dir, { id: spec.id, modelType: spec.modelType, device: spec.device ?? device, dtype: spec.dtype, quantize: spec.quantize });
         this.add(model);
       }
       this.ready = true;

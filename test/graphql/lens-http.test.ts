@@ -51,6 +51,7 @@ describe('models and tokens', () => {
         dtype: 'F32',
         computeType: 'float32',
         parameters: model.info.parameters,
+        quantization: null,
       },
     ]);
     const one = await http(gw.url, ModelDocument, { id: 'gpt2-tiny' });
