@@ -67,11 +67,12 @@ export class WeightBinder {
   /**
    * The weight as row chunks [rows_i, …] in the compute type, each its own external initializer over
    * a contiguous byte range of the file, so each chunk's float32 copy dies right after the MatMul
-   * that reads it and the session's arena reuses one small buffer (see CHUNK_BYTES).
+   * that reads it and the session's arena reuses one small buffer (see CHUNK_BYTES). `widenOnce`
+   * binds it whole behind one Cast instead, for a session that folds it (a float32 copy it keeps).
    */
-  bindRowChunks(g: GraphBuilder, name: string, shape: number[]): Array<{ value: string; from: number; rows: number }> {
+  bindRowChunks(g: GraphBuilder, name: string, shape: number[], widenOnce = false): Array<{ value: string; from: number; rows: number }> {
     const t = this.tensor(name, shape);
-    if (!this.widensPerCall(t)) return [{ value: this.bind(g, name, shape), from: 0, rows: t.shape[0] }];
+    if (widenOnce || !this.widensPerCall(t)) return [{ value: this.bind(g, name, shape), from: 0, rows: t.shape[0] }];
     const width = t.shape.slice(1).reduce((a, d) => a * d, 1);
     const per = Math.max(1, Math.floor(this.chunkBytes / (4 * width)), Math.ceil(t.shape[0] / MAX_CHUNKS));
     const out: Array<{ value: string; from: number; rows: number }> = [];

@@ -41,10 +41,11 @@ import { validate, type ValidRequest } from './validate.js';
 type Session = ort.InferenceSession;
 
 /**
- * Rows per head call so one [rows, V] float32 logits tensor stays ≤ 128 MB; with exp and its float64
- * copy for the log-sum-exp the call's peak is about four times that.
+ * Rows per head call so one [rows, V] float32 logits tensor stays ≤ 32 MB; with exp and its float64
+ * copy for the log-sum-exp the call's peak is about five times that, and ORT's arena keeps its peak.
+ * At 128 MB (261 rows of V 128256) each deferred head call grew RSS by ~0.7 GB on the 1B shape.
  */
-const HEAD_BYTES = 128 * 2 ** 20;
+export const HEAD_BYTES = 32 * 2 ** 20;
 
 /** One (request, layer, point) slab of residual rows waiting for the lens head. */
 interface Slab {
@@ -117,7 +118,7 @@ export class OnnxLensModel implements LensModel {
     const quant = opts.quantize === undefined ? undefined : quantizedBlocks(opts, ckpt, factory.provider, computeType);
     const embedder = new Embedder(plan.embedding, w, plan.hiddenSize, plan.vocabSize, plan.maxPositions);
     const beforeHead = w.usedBytes();
-    const headGraph = buildUnembedGraph(plan, w);
+    let headGraph = buildUnembedGraph(plan, w);
     const headBytes = w.usedBytes() - beforeHead;
     // A quantized model's block graphs hold their weights, so each is built right before its session
     // (and dropped after); this first build only validates the layout and records what to quantize.
@@ -153,12 +154,13 @@ export class OnnxLensModel implements LensModel {
       blocksFloat32Bytes: blockGraphs.reduce((a, b) => a + (b.bytes * 4) / bytesPerElement(ckptDtype), 0),
       weightBytes: w.usedBytes(),
     });
+    if (prepack.headFloat32) headGraph = buildUnembedGraph(plan, w, { widenOnce: true });
     const progress = { sessionsBuilt: 0, sessions: blockGraphs.length + 1, layersBuilt: 0, layers: plan.numLayers, bytesMapped: 0, bytesTotal: w.usedBytes() };
     const report = () => opts.onProgress?.({ ...progress });
     report();
     const sessions: Session[] = [];
     try {
-      const head = await factory.create(headGraph, { castPerCall, prepack: prepack.head });
+      const head = await factory.create(headGraph, { castPerCall: castPerCall && !prepack.headFloat32, prepack: prepack.head });
       sessions.push(head);
       Object.assign(progress, { sessionsBuilt: 1, bytesMapped: headBytes });
       report();
