@@ -190,8 +190,9 @@ export interface OpenOptions {
    */
   prepack?: 'auto' | 'none' | 'head' | 'all';
   /**
-   * Bytes of memory the model may use beyond its memory-mapped weight files, for packed weight copies.
-   * Default: 30% of the weight files, at least 1 GiB.
+   * Bytes of memory the model may use beyond its memory-mapped weight files, for packed weight copies
+   * and, for 16-bit checkpoints on CPU, a float32 copy of the unembedding (faster head calls).
+   * Default: 30% of the weight files (at least 1 GiB for packed copies of float32 checkpoints).
    */
   memoryBudget?: number;
   /**

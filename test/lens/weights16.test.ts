@@ -61,9 +61,11 @@ describe('16-bit weights widened per call', () => {
     // 8B shape: a 2 GB float32 head fits 30% of 16 GB of files; blocks are never packed when widened per call.
     expect(planPrepacking(base)).toEqual({ head: true, blocks: false, headFloat32: true });
     expect(planPrepacking({ ...base, budget: 1e9 })).toEqual({ head: false, blocks: false, headFloat32: false });
+    // 1B shape, tied: a 1.05 GB float32 head is 42% of 2.47 GB of files, past the default 30%.
+    expect(planPrepacking({ ...base, headFloat32Bytes: 1.05e9, blocksFloat32Bytes: 3.9e9, weightBytes: 2.47e9 }).headFloat32).toBe(false);
     expect(planPrepacking({ ...base, mode: 'none' })).toEqual({ head: false, blocks: false, headFloat32: true });
     const dir = makeCheckpoint(RECIPES['llama-gqa-tied-bf16']);
-    const m = await openModel(dir, { device: 'cpu', weightChunkBytes: TINY_CHUNKS });
+    const m = await openModel(dir, { device: 'cpu', weightChunkBytes: TINY_CHUNKS, memoryBudget: 2 ** 30 });
     try {
       const r = await m.lens(PROMPT, { topK: 5, trackAcrossLayers: true, points: ['BLOCK_OUTPUT', 'ATTENTION_OUTPUT'] });
       expectMatchesReference(r, referenceLens(dir, idsOf(r)), m.info.numLayers, 1e-5);
