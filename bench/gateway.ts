@@ -1,11 +1,13 @@
-// npm run bench -- gateway [--tokens 20] [--runs 3] [--clients 8] [--only gpt2|llama80] [--wire-only]
+// npm run bench -- gateway [--tokens 20] [--runs 3] [--clients 8] [--only gpt2|llama80] [--wire-only | --throughput-only]
 //
 // Through a live gateway (HTTP, graphql-ws), for a GPT-2-small-shaped model and an 80-layer,
 // V=128256, tiny-width Llama (the 70B's bandwidth shape): bytes on the wire for mode 1 (top-k),
 // mode 2 (+ trajectories), the widget JSON and naive full logits, gzip off and on; the JSON, JSON
 // with `precision:` and PACKED encodings of mode 2 with encode/decode time and error (bench/wire.ts);
 // streamed events with and without compression; time to the first LayerResult vs the whole stream;
-// throughput of 1 client vs N concurrent clients. --wire-only skips latency and throughput.
+// throughput of 1 client vs N concurrent clients, for the default batching and for the pre-tuning
+// one (one padded pass, 128 MB head calls), interleaved in one run. --wire-only skips latency and
+// throughput; --throughput-only runs just the throughput rounds.
 
 import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
@@ -27,12 +29,15 @@ const { values } = parseArgs({
     runs: { type: 'string', default: '3' },
     clients: { type: 'string', default: '8' },
     only: { type: 'string' },
+    'throughput-only': { type: 'boolean', default: false },
     'wire-only': { type: 'boolean', default: false },
   },
 });
 const T = Number(values.tokens);
 const RUNS = Number(values.runs);
 const CLIENTS = Number(values.clients);
+
+const LEGACY = '-legacy-batching';
 
 const LLAMA80: FixtureRecipe = { ...RECIPES['llama-gqa-tied'], name: 'bench-llama-80L-v128k', layers: 80 };
 
@@ -75,6 +80,66 @@ function naivePerNumber(V: number): { json: number; gzipJson: number; gzipF32: n
   return { json: json.length / V, gzipJson: gzipSync(json).length / V, gzipF32: gzipSync(f32).length / V };
 }
 
+interface Phase {
+  ms: number;
+  cpuMs: number;
+  requests: number;
+  batches: number[];
+}
+
+/** CLIENTS × 2 requests, from one client in sequence or from CLIENTS clients at once; wall and process CPU time. */
+async function phase(url: string, modelId: string, prompt: string, concurrent: boolean, tag: string): Promise<Phase> {
+  const requests = CLIENTS * 2;
+  const batches: number[] = [];
+  const one = async (i: string) => {
+    const r = await post(url, TIMED, { input: { model: modelId, prompt: `${prompt} ${tag}${i}`, topK: 5 } });
+    batches.push(r.data.lens.timings.batchSize);
+  };
+  const c0 = process.cpuUsage();
+  const t0 = performance.now();
+  if (concurrent) {
+    await Promise.all(Array.from({ length: CLIENTS }, async (_, c) => {
+      for (let i = 0; i < requests / CLIENTS; i++) await one(`${c}-${i}`);
+    }));
+  } else {
+    for (let i = 0; i < requests; i++) await one(String(i));
+  }
+  const cpu = process.cpuUsage(c0);
+  return { ms: performance.now() - t0, cpuMs: (cpu.user + cpu.system) / 1000, requests, batches };
+}
+
+/**
+ * 1 client vs CLIENTS concurrent clients for each batching configuration, interleaved round by round
+ * (order alternating) so background load on the machine hits every configuration alike.
+ */
+async function throughput(url: string, configs: Array<{ name: string; id: string }>, prompt: string) {
+  const acc = new Map(configs.map((c) => [c.name, { seq: [] as Phase[], conc: [] as Phase[] }]));
+  for (const c of configs) await post(url, TIMED, { input: { model: c.id, prompt, topK: 5 } }); // warm-up
+  for (let r = 0; r < RUNS; r++) {
+    const order = r % 2 ? [...configs].reverse() : configs;
+    for (const concurrent of [false, true]) {
+      for (const c of order) acc.get(c.name)![concurrent ? 'conc' : 'seq'].push(await phase(url, c.id, prompt, concurrent, `r${r}-`));
+    }
+  }
+  const sum = (ps: Phase[]) => ps.reduce((a, p) => ({ ms: a.ms + p.ms, cpuMs: a.cpuMs + p.cpuMs, requests: a.requests + p.requests }), { ms: 0, cpuMs: 0, requests: 0 });
+  return configs.map((c) => {
+    const { seq, conc } = acc.get(c.name)!;
+    const s = sum(seq);
+    const k = sum(conc);
+    const batches = conc.flatMap((p) => p.batches);
+    return {
+      name: c.name,
+      seqRps: s.requests / (s.ms / 1000),
+      concRps: k.requests / (k.ms / 1000),
+      seqCpu: s.cpuMs / s.requests,
+      concCpu: k.cpuMs / k.requests,
+      meanBatch: batches.reduce((a, b) => a + b, 0) / batches.length,
+      /** N clients / 1 client, per round (same request count, so the ratio of times). */
+      perRound: seq.map((p, i) => p.ms / conc[i].ms),
+    };
+  });
+}
+
 async function benchModel(label: string, model: LensModel, url: string, prompt: string) {
   const info = model.info;
   const input = { model: info.id, prompt, topK: 5 };
@@ -99,7 +164,7 @@ async function benchModel(label: string, model: LensModel, url: string, prompt: 
   const tracked = direct.tracked!.reduce((a, t) => a + t.tokenIds.length, 0);
   const streams = await measureStreams(url, inputTracked, RUNS);
   const wire = { tracked, encodings, streams };
-  if (wireOnly) return { label, info, tokens, bytes, naive, wire, first: NaN, total: NaN, query: NaN, seqRps: NaN, concRps: NaN, meanBatch: NaN };
+  if (wireOnly) return { label, info, tokens, bytes, naive, wire, first: NaN, total: NaN, query: NaN };
 
   // Streaming latency over graphql-ws.
   const ws = createClient({ url: url.replace(/^http/, 'ws'), webSocketImpl: WebSocket, retryAttempts: 0 });
@@ -122,24 +187,28 @@ async function benchModel(label: string, model: LensModel, url: string, prompt: 
     queryTimes.push(performance.now() - t0);
   }
 
-  // Throughput: the same number of requests from 1 client in sequence and from N clients at once.
-  const requests = CLIENTS * 2;
-  let t0 = performance.now();
-  for (let i = 0; i < requests; i++) await post(url, TIMED, { input: { ...input, prompt: `${prompt} ${i}` } });
-  const seqRps = requests / ((performance.now() - t0) / 1000);
-  t0 = performance.now();
-  const batches: number[] = [];
-  await Promise.all(
-    Array.from({ length: CLIENTS }, async (_, c) => {
-      for (let i = 0; i < requests / CLIENTS; i++) {
-        const r = await post(url, TIMED, { input: { ...input, prompt: `${prompt} ${c}-${i}` } });
-        batches.push(r.data.lens.timings.batchSize);
-      }
-    }),
-  );
-  const concRps = requests / ((performance.now() - t0) / 1000);
+  return { label, info, tokens, bytes, naive, wire, first: median(first), total: median(total), query: median(queryTimes) };
+}
 
-  return { label, info, tokens, bytes, naive, wire, first: median(first), total: median(total), query: median(queryTimes), seqRps, concRps, meanBatch: batches.reduce((a, b) => a + b, 0) / batches.length };
+function printPayloads(r: Awaited<ReturnType<typeof benchModel>>): void {
+  console.log('| payload | identity | gzip |');
+  console.log('|---|---:|---:|');
+  if (!values['wire-only']) {
+    console.log(`| mode 1: top-5 ids + probs per (layer, position) | ${kb(r.bytes.mode1[0])} | ${kb(r.bytes.mode1[1])} |`);
+    console.log(`| mode 2: + trajectories of every top-5 token | ${kb(r.bytes.mode2[0])} | ${kb(r.bytes.mode2[1])} |`);
+    console.log(`| widget JSON V2 (mode 2) | ${kb(r.bytes.widget[0])} | ${kb(r.bytes.widget[1])} |`);
+  }
+  console.log(`| naive full distributions, float32 binary | ${kb(r.naive.f32)} | ≈ ${kb(r.naive.gzipF32)} |`);
+  console.log(`| naive full distributions, JSON numbers (estimated) | ≈ ${kb(r.naive.json)} | ≈ ${kb(r.naive.gzipJson)} |`);
+  console.log('');
+  printWire(r.wire, r.naive.f32, r.info.numLayers);
+  if (values['wire-only']) return;
+  console.log('| latency | time |');
+  console.log('|---|---:|');
+  console.log(`| graphql-ws: first LayerResult | ${ms(r.first)} |`);
+  console.log(`| graphql-ws: LensCompleted (all ${r.info.numLayers} layers) | ${ms(r.total)} |`);
+  console.log(`| HTTP Query.lens, mode 1 | ${ms(r.query)} |`);
+  console.log('');
 }
 
 async function main() {
@@ -156,41 +225,36 @@ async function main() {
     console.error(`opened ${s.id} on ${m.info.device} in ${ms(performance.now() - t)}`);
     registry.add(m);
     models.push(m);
+    // The same checkpoint batched the way lensgate did before its batching was tuned, for a side-by-side row.
+    registry.add(await openModel(s.dir(), { id: `${s.id}${LEGACY}`, device: 'auto', batching: { headRows: Number.MAX_SAFE_INTEGER, maxPaddingShare: 1 } }));
   }
   registry.markReady();
   const app = buildApp({ registry, api: gatewayApi({ registry, store: new MemoryResultStore() }), port: 0, host: '127.0.0.1', logging: false, graphiql: false, streamCompression: true });
   const { url } = await app.start();
 
   const rows = [];
-  for (const [i, s] of specs.entries()) rows.push(await benchModel(s.label, models[i], url, promptOfTokens(T)));
+  for (const [i, s] of specs.entries()) {
+    const prompt = promptOfTokens(T);
+    const row = values['throughput-only'] ? { label: s.label, info: models[i].info, tokens: models[i].tokenize(prompt).length } : await benchModel(s.label, models[i], url, prompt);
+    const tp = values['wire-only'] ? [] : await throughput(url, [{ name: 'tuned (default)', id: s.id }, { name: 'legacy: one padded pass, 128 MB head calls', id: `${s.id}${LEGACY}` }], prompt);
+    rows.push({ ...row, tp });
+  }
   await app.stop();
   await registry.close();
 
   console.log(`\n## Gateway benchmark (${cpus().length} × ${cpus()[0]?.model.trim()}, device ${models.map((m) => `${m.info.id}: ${m.info.device}`).join(', ')}; top-5; median of ${RUNS})\n`);
   for (const r of rows) {
     console.log(`### ${r.label} — ${r.tokens} tokens\n`);
-    console.log('| payload | identity | gzip |');
-    console.log('|---|---:|---:|');
-    if (!values['wire-only']) {
-      console.log(`| mode 1: top-5 ids + probs per (layer, position) | ${kb(r.bytes.mode1[0])} | ${kb(r.bytes.mode1[1])} |`);
-      console.log(`| mode 2: + trajectories of every top-5 token | ${kb(r.bytes.mode2[0])} | ${kb(r.bytes.mode2[1])} |`);
-      console.log(`| widget JSON V2 (mode 2) | ${kb(r.bytes.widget[0])} | ${kb(r.bytes.widget[1])} |`);
-    }
-    console.log(`| naive full distributions, float32 binary | ${kb(r.naive.f32)} | ≈ ${kb(r.naive.gzipF32)} |`);
-    console.log(`| naive full distributions, JSON numbers (estimated) | ≈ ${kb(r.naive.json)} | ≈ ${kb(r.naive.gzipJson)} |`);
-    console.log('');
-    printWire(r.wire, r.naive.f32, r.info.numLayers);
+    if ('bytes' in r) printPayloads(r);
     if (values['wire-only']) continue;
-    console.log('| latency | time |');
-    console.log('|---|---:|');
-    console.log(`| graphql-ws: first LayerResult | ${ms(r.first)} |`);
-    console.log(`| graphql-ws: LensCompleted (all ${r.info.numLayers} layers) | ${ms(r.total)} |`);
-    console.log(`| HTTP Query.lens, mode 1 | ${ms(r.query)} |`);
-    console.log('');
-    console.log(`| throughput (${CLIENTS * 2} requests, mode 1) | req/s |`);
-    console.log('|---|---:|');
-    console.log(`| 1 client, sequential | ${r.seqRps.toFixed(2)} |`);
-    console.log(`| ${CLIENTS} concurrent clients (mean batch ${r.meanBatch.toFixed(1)}) | ${r.concRps.toFixed(2)} |`);
+    console.log(`Throughput, mode 1: ${RUNS} interleaved rounds of ${CLIENTS * 2} requests per cell; CPU = process CPU time per request.\n`);
+    console.log(`| batching | 1 client req/s | ${CLIENTS} clients req/s | ${CLIENTS} clients / 1 client | per round | mean batch | CPU ms/req 1 client | CPU ms/req ${CLIENTS} clients |`);
+    console.log('|---|---:|---:|---:|---|---:|---:|---:|');
+    for (const t of r.tp) {
+      console.log(
+        `| ${t.name} | ${t.seqRps.toFixed(2)} | ${t.concRps.toFixed(2)} | **${(t.concRps / t.seqRps).toFixed(2)}x** | ${t.perRound.map((x) => x.toFixed(2)).join(', ')} | ${t.meanBatch.toFixed(1)} | ${t.seqCpu.toFixed(0)} | ${t.concCpu.toFixed(0)} |`,
+      );
+    }
     console.log('');
   }
   console.log('Naive rows: L × T × V probabilities; float32 size is exact, JSON/gzip sizes extrapolate one synthetic softmax row (logit std 3).');

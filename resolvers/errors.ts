@@ -5,6 +5,8 @@ import { LensError } from '../src/errors.js';
 
 export type GatewayErrorCode =
   | 'MODEL_NOT_FOUND'
+  | 'MODEL_LOADING'
+  | 'MODEL_FAILED'
   | 'BAD_USER_INPUT'
   | 'PROMPT_TOO_LONG'
   | 'CANCELLED'

@@ -2,7 +2,7 @@
 // ModelRegistry, ModelScheduler and result stores satisfy them without the GraphQL layer importing
 // the server (the layer order in docs/architecture.md).
 
-import type { ComputeDtype, LensModel, LensOptions, LensResult } from '../src/lens/index.js';
+import type { ComputeDtype, LensErrorCode, LensModel, LensOptions, LensResult, ModelInfo } from '../src/lens/index.js';
 
 /** The per-model queue lens work goes through (admission control, batching), local or cluster-wide. */
 export interface LensQueue {
@@ -36,9 +36,41 @@ export interface ServedModel {
   readonly cache: { hits: number; misses: number };
 }
 
+export type ModelStatus = 'LOADING' | 'READY' | 'FAILED';
+
+/** Why a model failed to load, fit for clients: the code, and the message without server paths. */
+export interface ModelLoadError {
+  code: LensErrorCode;
+  message: string;
+}
+
+/** One configured model's load state. */
+export interface ModelState {
+  readonly id: string;
+  readonly status: ModelStatus;
+  /** Known once the model's graphs are built (early in LOADING); null if it failed before that. */
+  readonly info: ModelInfo | null;
+  readonly layersBuilt: number;
+  readonly layersTotal: number | null;
+  readonly bytesMapped: number;
+  readonly bytesTotal: number | null;
+  readonly error: ModelLoadError | null;
+  /** Epoch ms. */
+  readonly startedAt: number;
+  readonly finishedAt: number | null;
+}
+
 export interface ModelSource {
+  /** A READY model; undefined for unknown, LOADING and FAILED ids. */
   get(id: string): ServedModel | undefined;
+  /** READY models. */
   list(): ServedModel[];
+  /** Load state of one configured model, whatever its status. */
+  state(id: string): ModelState | undefined;
+  /** Every configured model in configuration order, whatever its status. */
+  all(): ModelState[];
+  /** Calls `listener` on every status or progress change; returns the unsubscribe function. */
+  onChange(listener: (state: ModelState) => void): () => void;
 }
 
 export interface StoredResult {

@@ -1,6 +1,8 @@
 // npm run --silent lens -- --model DIR --prompt TEXT [--top-k 5] [--track] [--json] [--layers 0,3,5] …
+import { basename, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { LensError, type LensPoint, type LensResult, openModel } from '../lens/index.js';
+import { loadReporter } from './progress.js';
 
 const USAGE = `usage: npm run --silent lens -- --model DIR --prompt TEXT [options]
   --model DIR          Hugging Face model directory (config.json, *.safetensors, tokenizer.json)
@@ -95,7 +97,14 @@ async function main() {
   if (generate && args.naive) fail('--generate and --naive do not go together');
   const quantize = args.quantize as 'int8' | 'int4' | undefined;
   if (quantize !== undefined && !['int8', 'int4'].includes(quantize)) fail(`--quantize must be int8 or int4`);
-  const model = await openModel(args.model, { modelType: args['model-type'], device, dtype, quantize });
+  const progress = loadReporter(basename(resolve(args.model)), process.stderr, 'lens: ');
+  const model = await openModel(args.model, { modelType: args['model-type'], device, dtype, quantize, onProgress: (p) => progress.onProgress(p) }).then(
+    (m) => (progress.done(true), m),
+    (err: unknown) => {
+      progress.done(false);
+      throw err;
+    },
+  );
   try {
     const options = { topK, layers, trackAcrossLayers: args.track, stats: args.stats, points, generate };
     const r = args.naive ? await model.lensNaive(args.prompt, options) : await model.lens(args.prompt, options);

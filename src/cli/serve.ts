@@ -21,6 +21,7 @@ import { MemoryResultStore, type ResultStore } from '../server/result-store.js';
 import { SqliteResultStore } from '../server/sqlite-store.js';
 import { gatewayApi } from '../../resolvers/index.js';
 import { loadTrustedDocuments } from '../server/trusted-documents.js';
+import { loadReporter } from './progress.js';
 import { exitOnSignals } from './shutdown.js';
 
 const CLIENT_DOCUMENTS = fileURLToPath(new URL('../client/persisted-documents.json', import.meta.url));
@@ -175,7 +176,7 @@ async function main(): Promise<void> {
   console.log(`lensgate: viewer at ${new URL('/', url)}`);
   console.log(`lensgate: listening on ${url} (graphql-ws on the same path, SSE via Accept: text/event-stream)`);
 
-  exitOnSignals({
+  const signals = exitOnSignals({
     label: 'lensgate',
     message: 'cancelling jobs, closing connections',
     graceMs: 10_000,
@@ -186,34 +187,54 @@ async function main(): Promise<void> {
         .then(() => store.close?.()),
   });
 
-  try {
-    await registry.load(specs, async (dir, opts) => {
+  const states = await registry.load(
+    specs,
+    async (dir, opts) => {
       const t0 = performance.now();
-      const model = await openModel(dir, opts);
-      const { id, modelType, numLayers, device: ep, deviceNote, computeType, quantization: q } = model.info;
-      const quantized = q ? `, blocks ${q.mode} (${q.cacheDir ? `cached in ${q.cacheDir}` : q.note})` : '';
-      console.log(
-        `lensgate: model ${id} (${modelType}, ${numLayers} layers) on ${ep} execution provider, ${computeType}${quantized}` +
-          `${deviceNote ? ` — ${deviceNote}` : ''} [${Math.round(performance.now() - t0)} ms]`,
-      );
-      // Identical requests are answered from the store once the weights' hash is known; hashing
-      // runs in the background (first run reads every byte; later runs reuse remembered digests).
-      const hashStart = performance.now();
-      modelContentHash(dir, memo).then(
-        (hash) => {
-          registry.setContentHash(id, hash);
-          console.log(`lensgate: model ${id} content hash ${hash.slice(0, 12)}… [${Math.round(performance.now() - hashStart)} ms]; identical requests are cached`);
-        },
-        (err: unknown) => console.error(`lensgate: model ${id}: no caching, content hash failed: ${err instanceof Error ? err.message : String(err)}`),
-      );
-      return model;
-    }, device);
-    console.log('lensgate: ready');
-  } catch (err) {
-    console.error(`lensgate: could not load models: ${err instanceof Error ? err.message : String(err)}`);
+      const progress = loadReporter(`model ${opts.id}`, process.stderr, 'lensgate: ');
+      let ok = false;
+      try {
+        const model = await openModel(dir, {
+          ...opts,
+          onProgress: async (p) => {
+            progress.onProgress(p);
+            await opts.onProgress?.(p);
+          },
+        });
+        ok = true;
+        progress.done(true);
+        const { id, modelType, numLayers, device: ep, deviceNote, computeType, quantization: q } = model.info;
+        const quantized = q ? `, blocks ${q.mode} (${q.cacheDir ? `cached in ${q.cacheDir}` : q.note})` : '';
+        console.log(
+          `lensgate: model ${id} (${modelType}, ${numLayers} layers) on ${ep} execution provider, ${computeType}${quantized}` +
+            `${deviceNote ? ` — ${deviceNote}` : ''} [${Math.round(performance.now() - t0)} ms]`,
+        );
+        // Identical requests are answered from the store once the weights' hash is known; hashing
+        // runs in the background (first run reads every byte; later runs reuse remembered digests).
+        const hashStart = performance.now();
+        modelContentHash(dir, memo).then(
+          (hash) => {
+            registry.setContentHash(id, hash);
+            console.log(`lensgate: model ${id} content hash ${hash.slice(0, 12)}… [${Math.round(performance.now() - hashStart)} ms]; identical requests are cached`);
+          },
+          (err: unknown) => console.error(`lensgate: model ${id}: no caching, content hash failed: ${err instanceof Error ? err.message : String(err)}`),
+        );
+        return model;
+      } finally {
+        if (!ok) progress.done(false);
+      }
+    },
+    device,
+  );
+  const failed = states.filter((s) => s.status === 'FAILED');
+  for (const s of failed) console.error(`lensgate: model ${s.id} FAILED to load (${s.error?.code}); the other models keep serving`);
+  if (signals.stopping()) return;
+  if (failed.length === states.length) {
+    console.error('lensgate: no model could be loaded; exiting');
     await app.stop();
     process.exit(1);
   }
+  console.log(failed.length ? `lensgate: ready (${states.length - failed.length} of ${states.length} models)` : 'lensgate: ready');
 }
 
 /**

@@ -2,7 +2,8 @@
 // Exit 1 when a step fails or the steps outlast `graceMs`, so a stuck close never keeps a stopping
 // process (or a pod being replaced) alive.
 
-export function exitOnSignals(options: { label: string; message: string; graceMs: number; close: () => Promise<unknown> }): void {
+/** Returns `stopping()`, true once a signal arrived (so a caller still starting up does not exit on its own). */
+export function exitOnSignals(options: { label: string; message: string; graceMs: number; close: () => Promise<unknown> }): { stopping: () => boolean } {
   let stopping = false;
   const shutdown = (signal: string) => {
     if (stopping) return;
@@ -20,4 +21,5 @@ export function exitOnSignals(options: { label: string; message: string; graceMs
   };
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
+  return { stopping: () => stopping };
 }

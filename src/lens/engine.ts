@@ -21,6 +21,7 @@ import { planPrepacking } from './prepack.js';
 import { naiveLens } from './naive.js';
 import { cellStats, trajectories } from './post.js';
 import { chunkByRows } from './reduce.js';
+import { CPU_HEAD_ROWS, lengthGroups, MAX_PADDING_SHARE } from './batching.js';
 import {
   type CellStats,
   type Divergences,
@@ -41,11 +42,12 @@ import { validate, type ValidRequest } from './validate.js';
 type Session = ort.InferenceSession;
 
 /**
- * Rows per head call so one [rows, V] float32 logits tensor stays ≤ 32 MB; with exp and its float64
+ * Rows per head call so one [rows, V] float32 logits tensor stays ≤ 64 MB; with exp and its float64
  * copy for the log-sum-exp the call's peak is about five times that, and ORT's arena keeps its peak.
- * At 128 MB (261 rows of V 128256) each deferred head call grew RSS by ~0.7 GB on the 1B shape.
+ * At 128 MB (256 rows of V 128256) deferred head calls grew RSS by ~0.7 GB each on the 1B shape.
+ * GPT-2's vocabulary still gets the CPU's 256 rows per call (batching.ts).
  */
-export const HEAD_BYTES = 32 * 2 ** 20;
+export const HEAD_BYTES = 64 * 2 ** 20;
 
 /** One (request, layer, point) slab of residual rows waiting for the lens head. */
 interface Slab {
@@ -94,6 +96,7 @@ export class OnnxLensModel implements LensModel {
     private readonly compareGraphs: { logits: Uint8Array; divergence: Uint8Array },
     /** The unembedding in the checkpoint; trajectories read just their rows from it. */
     private readonly unembedRows: { weight: StTensor; bias?: StTensor },
+    private readonly batching: { headRows: number; maxPaddingShare: number },
     /** Token ids that end a generation (see eosTokenIds). */
     readonly eosTokenIds: number[] = [],
   ) {}
@@ -117,9 +120,10 @@ export class OnnxLensModel implements LensModel {
     const w = new WeightBinder(ckpt, spec.optionalPrefixes, computeType === 'float16' ? 'float16' : 'float', castPerCall, opts.weightChunkBytes);
     const quant = opts.quantize === undefined ? undefined : quantizedBlocks(opts, ckpt, factory.provider, computeType);
     const embedder = new Embedder(plan.embedding, w, plan.hiddenSize, plan.vocabSize, plan.maxPositions);
-    const beforeHead = w.usedBytes();
     let headGraph = buildUnembedGraph(plan, w);
-    const headBytes = w.usedBytes() - beforeHead;
+    // The first session's share counts the embedding too (read by the Embedder, bound before it), so
+    // the bytes mapped reach bytesTotal once every session exists.
+    const headBytes = w.usedBytes();
     // A quantized model's block graphs hold their weights, so each is built right before its session
     // (and dropped after); this first build only validates the layout and records what to quantize.
     const blockGraphs: Array<{ graph: Uint8Array | null; bytes: number; quantized: QuantRequest[] }> = [];
@@ -145,6 +149,23 @@ export class OnnxLensModel implements LensModel {
       );
     }
     const tokenizer = loadTokenizer(ckpt.tokenizerJson, ckpt.tokenizerConfig);
+    let parameters = 0;
+    for (const name of w.used) parameters += ckpt.tensors.get(name)!.shape.reduce((a, d) => a * d, 1);
+    const info: ModelInfo = {
+      id: opts.id ?? basename(ckpt.dir),
+      modelType: plan.family,
+      numLayers: plan.numLayers,
+      hiddenSize: plan.hiddenSize,
+      vocabSize: plan.vocabSize,
+      maxPositions: plan.maxPositions,
+      device: factory.provider,
+      deviceNote: factory.note,
+      dtype: ckptDtype,
+      computeType,
+      parameters,
+      quantization: quant?.weights.info ?? null,
+      tokenizerHash: tokenizerHash(ckpt.tokenizerJson),
+    };
     const prepack = planPrepacking({
       mode: opts.prepack ?? 'auto',
       budget: opts.memoryBudget,
@@ -159,15 +180,21 @@ export class OnnxLensModel implements LensModel {
     // layer: from the shared heap instead of one arena per session, the 1B shape held 3.47 GB instead of
     // 4.26 GB after streamed lenses, at the same block time (measured side by side on a loaded machine).
     const blockArena = !(castPerCall || quant);
+    const memoryRows = Math.max(1, Math.floor(HEAD_BYTES / (plan.vocabSize * 4)));
+    const batching = {
+      headRows: Math.max(1, Math.min(memoryRows, opts.batching?.headRows ?? (factory.provider === 'cpu' ? CPU_HEAD_ROWS : memoryRows))),
+      maxPaddingShare: opts.batching?.maxPaddingShare ?? MAX_PADDING_SHARE,
+    };
     const progress = { sessionsBuilt: 0, sessions: blockGraphs.length + 1, layersBuilt: 0, layers: plan.numLayers, bytesMapped: 0, bytesTotal: w.usedBytes() };
-    const report = () => opts.onProgress?.({ ...progress });
-    report();
+    // Awaited, so a slow listener holds the load back and a throwing one abandons it.
+    const report = () => opts.onProgress?.({ ...progress, info });
     const sessions: Session[] = [];
     try {
+      await report();
       const head = await factory.create(headGraph, { castPerCall: castPerCall && !prepack.headFloat32, prepack: prepack.head });
       sessions.push(head);
       Object.assign(progress, { sessionsBuilt: 1, bytesMapped: headBytes });
-      report();
+      await report();
       const blocks: Session[] = [];
       for (const [i, b] of blockGraphs.entries()) {
         let graph = b.graph;
@@ -186,28 +213,11 @@ export class OnnxLensModel implements LensModel {
         progress.sessionsBuilt++;
         progress.layersBuilt++;
         progress.bytesMapped += b.bytes;
-        report();
+        await report();
       }
-    let parameters = 0;
-    for (const name of w.used) parameters += ckpt.tensors.get(name)!.shape.reduce((a, d) => a * d, 1);
-    const info: ModelInfo = {
-      id: opts.id ?? basename(ckpt.dir),
-      modelType: plan.family,
-      numLayers: plan.numLayers,
-      hiddenSize: plan.hiddenSize,
-      vocabSize: plan.vocabSize,
-      maxPositions: plan.maxPositions,
-      device: factory.provider,
-      deviceNote: factory.note,
-      dtype: ckptDtype,
-      computeType,
-      parameters,
-      quantization: quant?.weights.info ?? null,
-      tokenizerHash: tokenizerHash(ckpt.tokenizerJson),
-    };
-      return new OnnxLensModel(info, plan, tokenizer, embedder, blocks, head, factory, gatherGraph, compareGraphs, unembedRows, eosTokenIds(ckpt.dir, ckpt.config));
+      return new OnnxLensModel(info, plan, tokenizer, embedder, blocks, head, factory, gatherGraph, compareGraphs, unembedRows, batching, eosTokenIds(ckpt.dir, ckpt.config));
     } catch (e) {
-      // A failed load releases what it built, so a server that goes on without this model leaks nothing.
+      // A failed or abandoned load releases what it built, so a server that goes on without this model leaks nothing.
       for (const s of sessions) await s.release().catch(() => undefined);
       throw e;
     }
@@ -241,18 +251,20 @@ export class OnnxLensModel implements LensModel {
     });
     if (!valid.length) return results;
     const out = await this.exclusive(async () => {
-      const queueMs = performance.now() - queued;
+      const out: Array<LensResult | LensError> = new Array(valid.length);
       // Generation requests run one at a time after the batch: each step feeds one new position
       // against its own KV cache, so there is nothing to pad them together with.
-      const out: Array<LensResult | LensError> = new Array(valid.length);
       const plain = valid.map((v, i) => i).filter((i) => valid[i].req.maxNewTokens === 0);
-      if (plain.length) {
+      // Prompts of very different lengths run as separate passes rather than one mostly-padding one.
+      for (const group of lengthGroups(plain.map((i) => valid[i].req.ids.length), this.batching.maxPaddingShare)) {
+        const members = group.map((g) => plain[g]);
+        const queueMs = performance.now() - queued;
         try {
-          const r = await this.run(plain.map((i) => valid[i].req), queueMs);
-          plain.forEach((i, j) => (out[i] = r[j]));
+          const rs = await this.run(members.map((i) => valid[i].req), queueMs);
+          members.forEach((i, j) => (out[i] = rs[j]));
         } catch (e) {
           const err = asLensError(e);
-          for (const i of plain) out[i] = err;
+          for (const i of members) out[i] = err;
         }
       }
       for (let i = 0; i < valid.length; i++) {
@@ -425,8 +437,7 @@ export class OnnxLensModel implements LensModel {
   /** Runs the lens head over the slabs' rows (as few calls as memory allows) and files the results. */
   private async reduce(slabs: Slab[]): Promise<void> {
     const D = this.plan.hiddenSize;
-    const maxRows = Math.max(1, Math.floor(HEAD_BYTES / (this.plan.vocabSize * 4)));
-    for (const chunk of chunkByRows(slabs, maxRows)) {
+    for (const chunk of chunkByRows(slabs, this.batching.headRows)) {
       const N = chunk.reduce((a, s) => a + s.rows, 0);
       const k = Math.max(...chunk.map((s) => s.job.req.topK));
       const stacked = new Float32Array(N * D);

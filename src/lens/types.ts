@@ -212,10 +212,22 @@ export interface OpenOptions {
    * null: quantize at every load. A folder that cannot be written is skipped (ModelInfo.quantization.note).
    */
   quantizeCache?: string | null;
-  /** Called as sessions are built (one per block, one for the unembedding), for progress displays. */
-  onProgress?: (p: LoadProgress) => void;
+  /**
+   * Called as sessions are built: once before any (nothing built), then after the unembedding session
+   * and after each block's. Awaited, so a slow listener holds the load back (tests pause loads this
+   * way) and one that throws abandons the load with its error.
+   */
+  onProgress?: (p: LoadProgress) => void | Promise<void>;
+  /** Tuning of batched work (defaults are measured; see docs/engineering-notes.md). */
+  batching?: {
+    /** Most residual rows per lens-head call (default: 256 on CPU; on CUDA as many as 64 MB of logits hold). */
+    headRows?: number;
+    /** Largest share of a padded batch that may be padding before it runs as length groups (default 0.25; 1 = never split). */
+    maxPaddingShare?: number;
+  };
 }
 
+/** How far opening a model has got. */
 export interface LoadProgress {
   /** Sessions created so far, of `sessions` (the blocks plus the unembedding session). */
   sessionsBuilt: number;
@@ -223,9 +235,11 @@ export interface LoadProgress {
   /** Block sessions created so far, of `layers`. */
   layersBuilt: number;
   layers: number;
-  /** Checkpoint bytes the created sessions map, of `bytesTotal`. */
+  /** Checkpoint bytes the created sessions map (memory-mapped external data), of `bytesTotal`. */
   bytesMapped: number;
   bytesTotal: number;
+  /** What the model will be once it is open (known before any session is created). */
+  info: ModelInfo;
 }
 
 export interface LensModel {

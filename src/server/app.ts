@@ -1,5 +1,5 @@
 // buildApp(): node:http + graphql-yoga (HTTP, GraphQL over SSE, @defer/@stream, GraphiQL in dev),
-// graphql-ws on the same path, /health and /ready, limits, CORS, and an orderly stop().
+// graphql-ws on the same path, /health and /ready[?model=id], limits, CORS, and an orderly stop().
 
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -15,6 +15,7 @@ import { codedArmor, useErrorCodes } from './error-codes.js';
 import { useListArgumentCost } from './list-cost.js';
 import { withBodyLimit } from './body-limit.js';
 import type { ModelRegistry } from './models.js';
+import { readiness } from './readiness.js';
 import type { ResultStore } from './result-store.js';
 import { attachGraphQLWs } from './ws.js';
 import { allowedOrigins, corsOptions, withOriginCheck } from './origin.js';
@@ -125,13 +126,7 @@ export function buildApp(options: AppOptions): App {
       useDeferStream(),
       useReadinessCheck({
         endpoint: '/ready',
-        check: () => {
-          if (registry.isReady) return true;
-          return new Response(
-            JSON.stringify({ ready: false, reason: registry.loadError ? 'model load failed' : 'models loading' }),
-            { status: 503, headers: { 'content-type': 'application/json' } },
-          );
-        },
+        check: ({ request }) => readiness(registry, request),
       }),
       ...(options.trustedDocuments ? [useTrustedDocuments(options.trustedDocuments)] : []),
       ...(options.compression === false ? [] : [useCompression({ streams: options.streamCompression === true })]),

@@ -1,10 +1,14 @@
 // The models one gateway process serves, configured by the operator only (never client paths).
+// Each model has its own load state: models that are ready serve while others still load, and a
+// model that fails to load is reported (Model.status, /ready?model=id) without stopping the rest.
 
+import { realpathSync } from 'node:fs';
+import { LensError, type LensErrorCode } from '../errors.js';
 import { ModelScheduler, type SchedulerOptions, type SchedulerStats } from './scheduler.js';
-import type { ComputeDtype, Device, LensModel, LensOptions, LensResult, QuantizeMode } from '../lens/types.js';
-import type { Placement } from '../../resolvers/services.js';
+import type { ComputeDtype, Device, LensModel, LensOptions, LensResult, LoadProgress, QuantizeMode } from '../lens/types.js';
+import type { ModelLoadError, ModelSource, ModelState, ModelStatus, Placement } from '../../resolvers/services.js';
 
-export type { Placement };
+export type { ModelLoadError, ModelState, ModelStatus, Placement };
 
 export interface ModelSpec {
   id: string;
@@ -42,14 +46,33 @@ export interface ServedModel {
 
 export type ModelOpener = (
   dir: string,
-  options: { id?: string; modelType?: string; device?: Device; dtype?: ComputeDtype; quantize?: QuantizeMode },
+  options: {
+    id?: string;
+    modelType?: string;
+    device?: Device;
+    dtype?: ComputeDtype;
+    quantize?: QuantizeMode;
+    onProgress?: (progress: LoadProgress) => void | Promise<void>;
+  },
 ) => Promise<LensModel>;
 
-export class ModelRegistry {
+export type ModelStateListener = (state: ModelState) => void;
+
+/** Replaces the operator's directories (and any other absolute path) in a load error's message. */
+export function publicLoadError(err: unknown, dirs: string[]): ModelLoadError {
+  const code: LensErrorCode = err instanceof LensError ? err.code : 'INTERNAL';
+  let message = err instanceof Error ? err.message : String(err);
+  for (const dir of dirs.filter(Boolean).sort((a, b) => b.length - a.length)) message = message.split(dir).join('<model dir>');
+  message = message.replace(/(?<![\w<>])\/(?:[^\s/'"`:,;()]+\/)+([^\s/'"`:,;()]+)/g, (_m, last: string) => `…/${last}`);
+  return { code, message };
+}
+
+export class ModelRegistry implements ModelSource {
   private readonly served = new Map<string, ServedModel>();
-  private loading: Promise<void> | null = null;
-  private failure: Error | null = null;
-  private ready = false;
+  private readonly states = new Map<string, ModelState>();
+  private readonly listeners = new Set<ModelStateListener>();
+  private marked = false;
+  private closed = false;
   /** Content hashes by model id; one may be known before its model is added. */
   private readonly hashes = new Map<string, string>();
 
@@ -58,7 +81,7 @@ export class ModelRegistry {
   /** Adds an already opened model (tests, embedding). */
   add(model: LensModel): ServedModel {
     const id = model.info.id;
-    if (this.served.has(id)) throw new Error(`Duplicate model id "${id}"`);
+    if (this.served.has(id) || this.states.get(id)?.status === 'READY') throw new Error(`Duplicate model id "${id}"`);
     const entry: ServedModel = {
       model,
       scheduler: new ModelScheduler(model, this.schedulerOptions),
@@ -67,28 +90,101 @@ export class ModelRegistry {
       cache: { hits: 0, misses: 0 },
     };
     this.served.set(id, entry);
+    const now = Date.now();
+    const prev = this.states.get(id);
+    this.update({
+      id,
+      status: 'READY',
+      info: model.info,
+      layersBuilt: model.info.numLayers,
+      layersTotal: model.info.numLayers,
+      bytesMapped: prev?.bytesTotal ?? prev?.bytesMapped ?? 0,
+      bytesTotal: prev?.bytesTotal ?? null,
+      error: null,
+      startedAt: prev?.startedAt ?? now,
+      finishedAt: now,
+    });
     return entry;
   }
 
-  /** Opens every spec; /ready turns 200 once all of them are loaded. */
-  load(specs: ModelSpec[], open: ModelOpener, device: Device = 'auto'): Promise<void> {
-    this.loading = (async () => {
-      for (const spec of specs) {
-        const model = await open(spec.dir, { id: spec.id, modelType: spec.modelType, device: spec.device ?? device, dtype: spec.dtype, quantize: spec.quantize });
-        this.add(model);
+  /**
+   * Lists every spec as LOADING at once, then opens them one after another (loading in parallel
+   * would only split the same cores and disk). Each model serves as soon as it is READY; one that
+   * fails is FAILED with its error and the rest go on. Resolves when every model has settled;
+   * never rejects.
+   */
+  async load(specs: ModelSpec[], open: ModelOpener, device: Device = 'auto'): Promise<ModelState[]> {
+    for (const spec of specs) {
+      if (this.states.has(spec.id)) throw new Error(`Duplicate model id "${spec.id}"`);
+      this.update({
+        id: spec.id,
+        status: 'LOADING',
+        info: null,
+        layersBuilt: 0,
+        layersTotal: null,
+        bytesMapped: 0,
+        bytesTotal: null,
+        error: null,
+        startedAt: Date.now(),
+        finishedAt: null,
+      });
+    }
+    for (const spec of specs) {
+      if (this.closed) {
+        this.fail(spec, new LensError('CANCELLED', 'the server shut down before this model loaded'));
+        continue;
       }
-      this.ready = true;
-    })().catch((err: unknown) => {
-      this.failure = err instanceof Error ? err : new Error(String(err));
-      throw this.failure;
-    });
-    return this.loading;
+      this.patch(spec.id, { startedAt: Date.now() });
+      try {
+        const model = await open(spec.dir, {
+          id: spec.id,
+          modelType: spec.modelType,
+          device: spec.device ?? device,
+          dtype: spec.dtype,
+          quantize: spec.quantize,
+          onProgress: (p) => {
+            // Throwing here makes the core release what it has mapped and give up.
+            if (this.closed) throw new LensError('CANCELLED', 'the server shut down while this model loaded');
+            this.patch(spec.id, {
+              info: p.info,
+              layersBuilt: p.layersBuilt,
+              layersTotal: p.layers,
+              bytesMapped: p.bytesMapped,
+              bytesTotal: p.bytesTotal,
+            });
+          },
+        });
+        if (this.closed) {
+          await model.close();
+          throw new LensError('CANCELLED', 'the server shut down while this model loaded');
+        }
+        this.add(model);
+      } catch (err) {
+        this.fail(spec, err);
+      }
+    }
+    return specs.map((s) => this.states.get(s.id)!);
   }
 
   /** Adds a model that runs elsewhere (distributed mode); its scheduler sends jobs to workers. */
   addServed(entry: ServedModel): void {
-    if (this.served.has(entry.model.info.id)) throw new Error(`Duplicate model id "${entry.model.info.id}"`);
-    this.served.set(entry.model.info.id, entry);
+    const id = entry.model.info.id;
+    if (this.served.has(id)) throw new Error(`Duplicate model id "${id}"`);
+    this.served.set(id, entry);
+    const now = Date.now();
+    const info = entry.model.info;
+    this.update({
+      id,
+      status: 'READY',
+      info,
+      layersBuilt: info.numLayers,
+      layersTotal: info.numLayers,
+      bytesMapped: 0,
+      bytesTotal: null,
+      error: null,
+      startedAt: now,
+      finishedAt: now,
+    });
   }
 
   /** Turns on identical-request caching for a model once its content hash is known. */
@@ -98,22 +194,39 @@ export class ModelRegistry {
     if (served) served.contentHash = hash;
   }
 
+  /** Says ready even with no models (tests and embedders that add() models themselves). */
   markReady(): void {
-    this.ready = true;
+    this.marked = true;
   }
 
+  /** Every configured model is READY. */
   get isReady(): boolean {
-    return this.ready;
+    const all = [...this.states.values()];
+    return (this.marked || all.length > 0) && all.every((s) => s.status === 'READY');
   }
 
-  get loadError(): Error | null {
-    return this.failure;
+  /** Load state of one configured model, whatever its status. */
+  state(id: string): ModelState | undefined {
+    return this.states.get(id);
   }
 
+  /** Every configured model in configuration order, whatever its status. */
+  all(): ModelState[] {
+    return [...this.states.values()];
+  }
+
+  /** Calls `listener` on every status or progress change; returns the unsubscribe function. */
+  onChange(listener: ModelStateListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** A READY model; undefined for unknown, LOADING and FAILED ids. */
   get(id: string): ServedModel | undefined {
     return this.served.get(id);
   }
 
+  /** READY models. */
   list(): ServedModel[] {
     return [...this.served.values()];
   }
@@ -123,9 +236,41 @@ export class ModelRegistry {
     for (const s of this.served.values()) s.scheduler.close();
   }
 
+  /** Cancels jobs, stops loading (the model being opened is released) and closes every model. */
   async close(): Promise<void> {
+    this.closed = true;
     this.cancelAll();
     await Promise.allSettled([...this.served.values()].map((s) => s.model.close()));
     this.served.clear();
+  }
+
+  private fail(spec: ModelSpec, err: unknown): void {
+    let real = spec.dir;
+    try {
+      real = realpathSync(spec.dir);
+    } catch {
+      // A missing directory is itself the error being reported.
+    }
+    const error = publicLoadError(err, [spec.dir, real]);
+    // The operator gets the whole cause; clients get the code and a path-free message.
+    if (!(err instanceof LensError && err.code === 'CANCELLED')) {
+      console.error(`[lensgate] model ${spec.id} failed to load:`, err instanceof Error ? err.message : err);
+    }
+    this.patch(spec.id, { status: 'FAILED', error, finishedAt: Date.now() });
+  }
+
+  private patch(id: string, change: Partial<ModelState>): void {
+    this.update({ ...this.states.get(id)!, ...change });
+  }
+
+  private update(state: ModelState): void {
+    this.states.set(state.id, state);
+    for (const l of this.listeners) {
+      try {
+        l(state);
+      } catch (e) {
+        console.error('[lensgate] model state listener failed:', e);
+      }
+    }
   }
 }

@@ -6,25 +6,41 @@ import { compact } from './format.js';
 import { GatewayError } from './transport.js';
 import { timingRows, type Model, type Run } from './state.js';
 
+const mib = (b: number) => `${(b / 2 ** 20).toFixed(0)} MiB`;
+
+/** "loading 5/12 layers, 120 / 475 MiB (25%)", "failed (CHECKPOINT_INVALID)" or "ready". */
+export function modelStatusText(m: Model): string {
+  const p = m.progress;
+  if (m.status === 'FAILED') return `failed (${m.error?.code ?? 'INTERNAL'})`;
+  if (m.status === 'READY') return 'ready';
+  if (p.layersTotal === null || p.bytesTotal === null) return 'waiting to load';
+  return `loading ${p.layersBuilt}/${p.layersTotal} layers, ${mib(p.bytesMapped)} / ${mib(p.bytesTotal)} (${Math.round(100 * (p.fraction ?? 0))}%)`;
+}
+
 export function renderModelInfo(ui: Elements, m: Model | undefined): void {
   ui.modelInfo.replaceChildren();
   if (!m) return;
   // Weights' dtype and the type the graphs compute in (computeType: only from servers that have it).
-  const compute = (m as { computeType?: string }).computeType;
-  const chips: Array<[string, boolean?]> = [
-    [m.modelType],
-    [`${m.numLayers} layers`],
-    [`d ${m.hiddenSize}`],
-    [`vocab ${m.vocabSize.toLocaleString('en-US')}`],
-    [`${compact(m.parameters)} params`],
-    [compute ? `${m.dtype} → ${compute}` : m.dtype],
-    [`device: ${m.device}`, m.deviceNote != null],
-  ];
+  const compute = (m as { computeType?: string | null }).computeType;
+  const chips: Array<[string, boolean?]> = [];
+  if (m.status !== 'READY') chips.push([modelStatusText(m), true]);
+  if (m.modelType !== null) {
+    chips.push(
+      [m.modelType],
+      [`${m.numLayers} layers`],
+      [`d ${m.hiddenSize}`],
+      [`vocab ${m.vocabSize?.toLocaleString('en-US')}`],
+      [`${m.parameters === null ? '?' : compact(m.parameters)} params`],
+      [compute ? `${m.dtype} → ${compute}` : (m.dtype ?? '?')],
+      [`device: ${m.device}`, m.deviceNote != null],
+    );
+  }
   for (const [text, warn] of chips) {
     const s = document.createElement('span');
     s.className = warn ? 'chip warn' : 'chip';
     s.textContent = text;
     if (warn && m.deviceNote) s.title = m.deviceNote;
+    if (warn && m.error) s.title = m.error.message;
     ui.modelInfo.append(s);
   }
   // The note can be long (a library path); it sits under the run panel rather than in the header.

@@ -114,7 +114,7 @@ export function lensInput(settings: Settings, model: Model | undefined): LensInp
     model: model.id,
     prompt: settings.prompt,
     topK,
-    layers: parseLayers(settings.layers, model.numLayers),
+    layers: parseLayers(settings.layers, model.numLayers ?? 0),
     trackAcrossLayers: settings.track,
     stats: settings.stats,
     points,
@@ -295,6 +295,6 @@ export function timingRows(run: Run, model: Model | undefined): Array<[string, s
       ['batch size', String(t.batchSize)],
     );
   }
-  if (model && model.id === run.input.model) rows.push(['device', model.device]);
+  if (model && model.id === run.input.model) rows.push(['device', model.device ?? '?']);
   return rows;
 }

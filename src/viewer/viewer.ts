@@ -3,13 +3,13 @@
 // It holds the state (state.ts decides how it changes) and redraws the view modules; nothing
 // happens until start(). app.ts is the page's entry that creates one over document.body.
 
-import { ModelsDocument, ViewerCompareDocument, ViewerLensDocument, ViewerWidgetDocument, type LensInput } from '../client/graphql.js';
+import { ModelsDocument, ModelStatusDocument, ViewerCompareDocument, ViewerLensDocument, ViewerWidgetDocument, type LensInput } from '../client/graphql.js';
 import { gradient, type ColorMode } from './colors.js';
 import { renderComparison } from './compare.js';
 import { findElements } from './dom.js';
 import { ms } from './format.js';
 import { buildHeatmap, cellAt, fillRow, fitCells, markPinned, recolor, renderLegend, type Heatmap } from './heatmap.js';
-import { clearError, renderModelInfo, renderTimings, setProgress, setRunning, showError } from './run-panel.js';
+import { clearError, modelStatusText, renderModelInfo, renderTimings, setProgress, setRunning, showError } from './run-panel.js';
 import {
   applyCompleted,
   applyLayer,
@@ -133,42 +133,95 @@ export function createViewer(root: HTMLElement, transport: Transport): Viewer {
     drawLegend();
   }
 
+  const isReady = (m: Model) => m.status === 'READY';
+
+  /** Options for every configured model, in both pickers (a and the comparison's b); only READY ones can be picked. */
+  function renderModelOptions(): void {
+    const options = () =>
+      models.map((m) => {
+        const o = document.createElement('option');
+        o.value = m.id;
+        o.textContent = isReady(m) ? m.id : `${m.id} — ${modelStatusText(m)}`;
+        o.disabled = !isReady(m);
+        return o;
+      });
+    for (const select of [ui.model, ui.modelB]) {
+      const keep = select.value;
+      select.replaceChildren(...options());
+      if (models.some((m) => m.id === keep && isReady(m))) select.value = keep;
+    }
+  }
+
+  /** While no model serves yet: the loading one's progress in the status line and the bar. */
+  function renderLoading(): void {
+    const loading = models.find((m) => m.status === 'LOADING' && m.progress.layersTotal !== null) ?? models.find((m) => m.status === 'LOADING');
+    if (!loading) return;
+    status(`Loading ${loading.id}: ${modelStatusText(loading)}`);
+    // Shown (not selectable) so the header says which model this is and what it will be.
+    ui.model.value = loading.id;
+    renderModelInfo(ui, loading);
+    ui.progress.hidden = false;
+    setProgress(ui, loading.progress.fraction ?? 0, 1);
+  }
+
+  /**
+   * Follows Subscription.modelStatus while models load: options and the run panel update as each
+   * model gets ready or fails. Resolves once a model is READY, or when none is loading any more.
+   */
+  function watchModels(): Promise<void> {
+    if (!models.some((m) => m.status === 'LOADING')) return Promise.resolve();
+    const ac = new AbortController();
+    cleanup.push(() => ac.abort());
+    return new Promise<void>((resolve) => {
+      void (async () => {
+        try {
+          for await (const ev of transport.subscribe(ModelStatusDocument, {}, ac.signal)) {
+            const m = ev.data?.modelStatus;
+            if (!m) continue;
+            models = models.map((x) => (x.id === m.id ? m : x));
+            renderModelOptions();
+            if (phase === 'loading') renderLoading();
+            else renderModelInfo(ui, selectedModel());
+            if (models.some(isReady)) resolve();
+          }
+        } catch {
+          // The list as last seen stays; a reload fetches it again.
+        }
+        resolve();
+      })();
+    });
+  }
+
   async function loadModels(): Promise<void> {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        models = (await transport.query(ModelsDocument, {})).models;
-      } catch (err) {
-        showError(ui, err);
-        status('Could not load the model list.');
-        setPhase('error');
-        return;
-      }
-      if (models.length > 0) break;
-      // The server listens before its models are loaded (/ready says 503 meanwhile).
-      status(attempt === 0 ? 'Models are loading…' : `Models are loading… (${attempt * 2} s)`);
-      await new Promise((r) => setTimeout(r, 2000));
+    setPhase('loading');
+    try {
+      models = (await transport.query(ModelsDocument, {})).models;
+    } catch (err) {
+      showError(ui, err);
+      status('Could not load the model list.');
+      setPhase('error');
+      return;
+    }
+    renderModelOptions();
+    if (!models.some(isReady)) {
+      // The server listens before its models are loaded: show how far they are.
+      renderLoading();
+      await watchModels();
+      ui.progress.hidden = true;
+    } else void watchModels();
+    const ready = models.filter(isReady);
+    if (!ready.length) {
+      const failed = models.filter((m) => m.status === 'FAILED');
+      showError(ui, new GatewayError(failed[0]?.error?.code ?? 'MODEL_FAILED', failed.length ? `No model could be loaded: ${failed.map((m) => `${m.id}: ${m.error?.message}`).join('; ')}` : 'No models are configured.'));
+      status('No model is available.');
+      setPhase('error');
+      return;
     }
     const wanted = settingsFromHash(location.hash, readSettings()).model;
-    ui.model.replaceChildren(
-      ...models.map((m) => {
-        const o = document.createElement('option');
-        o.value = m.id;
-        o.textContent = m.id;
-        return o;
-      }),
-    );
-    ui.model.value = models.some((m) => m.id === wanted) ? wanted : models[0].id;
+    ui.model.value = ready.some((m) => m.id === wanted) ? wanted : ready[0].id;
     ui.model.disabled = false;
     const wantedB = settingsFromHash(location.hash, readSettings()).modelB;
-    ui.modelB.replaceChildren(
-      ...models.map((m) => {
-        const o = document.createElement('option');
-        o.value = m.id;
-        o.textContent = m.id;
-        return o;
-      }),
-    );
-    ui.modelB.value = wantedB && models.some((m) => m.id === wantedB) ? wantedB : ui.model.value;
+    ui.modelB.value = wantedB && ready.some((m) => m.id === wantedB) ? wantedB : ui.model.value;
     renderModelInfo(ui, selectedModel());
     status('Ready.');
     setPhase('idle');
@@ -460,7 +513,7 @@ export function createViewer(root: HTMLElement, transport: Transport): Viewer {
       drawLegend();
       await loadModels();
       // Show something worth looking at straight away: the default prompt on the default model.
-      if (models.length && ui.prompt.value.trim() && hashFlag(location.hash, 'autorun') !== '0') await run();
+      if (models.some(isReady) && ui.prompt.value.trim() && hashFlag(location.hash, 'autorun') !== '0') await run();
     },
     getState: () => ({
       settings: readSettings(),

@@ -107,8 +107,8 @@ describe('per-model device on the server command line', () => {
       'cpu',
     );
     expect(seen).toEqual([
-      { id: 'a', modelType: undefined, device: 'cuda', dtype: 'float16' },
-      { id: 'b', modelType: undefined, device: 'cpu', dtype: undefined },
+      { id: 'a', modelType: undefined, device: 'cuda', dtype: 'float16', onProgress: expect.any(Function) },
+      { id: 'b', modelType: undefined, device: 'cpu', dtype: undefined, onProgress: expect.any(Function) },
     ]);
     await registry.close();
   });

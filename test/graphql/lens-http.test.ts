@@ -41,6 +41,9 @@ describe('models and tokens', () => {
     expect(r.data!.models).toEqual([
       {
         id: 'gpt2-tiny',
+        status: 'READY',
+        progress: expect.objectContaining({ layersBuilt: 3, layersTotal: 3, fraction: 1 }),
+        error: null,
         modelType: 'gpt2',
         numLayers: 3,
         hiddenSize: 64,

@@ -53,10 +53,16 @@ describe('public contract (issue 3)', () => {
   });
 
   test('types and fields', () => {
+    // Descriptive fields are null only for a model that failed to load before its checkpoint was read.
     expect(fields(schema.getType('Model'))).toMatchObject({
-      id: 'ID!', modelType: 'String!', numLayers: 'Int!', hiddenSize: 'Int!', vocabSize: 'Int!', maxPositions: 'Int!',
-      device: 'String!', dtype: 'String!', parameters: 'Float!', deviceNote: 'String',
+      id: 'ID!', status: 'ModelStatus!', progress: 'ModelLoadProgress!', error: 'ModelLoadError',
+      modelType: 'String', numLayers: 'Int', hiddenSize: 'Int', vocabSize: 'Int', maxPositions: 'Int',
+      device: 'String', dtype: 'String', parameters: 'Float', deviceNote: 'String',
     });
+    expect(fields(schema.getType('ModelLoadProgress'))).toEqual({
+      layersBuilt: 'Int!', layersTotal: 'Int', bytesMapped: 'Float!', bytesTotal: 'Float', fraction: 'Float', elapsedMs: 'Float!',
+    });
+    expect(String(schema.getSubscriptionType()!.getFields().modelStatus.type)).toBe('Model!');
     expect(fields(schema.getType('Token'))).toEqual({ position: 'Int!', id: 'Int!', text: 'String!', generated: 'Boolean!' });
     expect(fields(schema.getType('LensInput'))).toMatchObject({
       model: 'ID!', prompt: 'String!', topK: 'Int', trackAcrossLayers: 'Boolean', layers: '[Int!]', stats: 'Boolean', points: '[LensPoint!]', generate: 'GenerateInput',

@@ -21,8 +21,11 @@ describe('npm run lens', () => {
   const dir = makeCheckpoint(RECIPES['gpt2-tiny']);
 
   it('--json prints one document with the documented shape', async () => {
-    const { code, stdout } = await lens(['--model', dir, '--prompt', 'The quick brown fox', '--top-k', '3', '--track', '--json', '--device', 'cpu']);
+    const { code, stdout, stderr } = await lens(['--model', dir, '--prompt', 'The quick brown fox', '--top-k', '3', '--track', '--json', '--device', 'cpu']);
     expect(code).toBe(0);
+    // Load progress goes to stderr (plain lines: not a terminal), so stdout stays one JSON document.
+    expect(stderr).toMatch(/^lens: loading [\w-]+: 0\/3 layers, 0\.0 MiB \/ [\d.]+ MiB mapped$/m);
+    expect(stderr).toMatch(/^lens: loading [\w-]+: 3\/3 layers, ([\d.]+) MiB \/ \1 MiB mapped$/m);
     const doc = JSON.parse(stdout);
     expect(Object.keys(doc)).toEqual(['model', 'tokens', 'layers', 'topK', 'topIndices', 'topProbs', 'tracked']);
     expect(Object.keys(doc.model)).toEqual(['id', 'modelType', 'numLayers', 'hiddenSize', 'vocabSize']);

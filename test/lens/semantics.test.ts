@@ -13,8 +13,10 @@ let gpt2: LensModel;
 let llama: LensModel;
 
 beforeAll(async () => {
-  gpt2 = await openModel(makeCheckpoint(RECIPES['gpt2-tiny']), { device: 'cpu' });
-  llama = await openModel(makeCheckpoint(RECIPES['llama-gqa-tied']), { device: 'cpu' });
+  // One padded pass whatever the lengths, so the batch tests below exercise padding.
+  const batching = { maxPaddingShare: 1 };
+  gpt2 = await openModel(makeCheckpoint(RECIPES['gpt2-tiny']), { device: 'cpu', batching });
+  llama = await openModel(makeCheckpoint(RECIPES['llama-gqa-tied']), { device: 'cpu', batching });
 });
 afterAll(async () => {
   await gpt2?.close();
