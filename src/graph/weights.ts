@@ -17,6 +17,13 @@ const ELEM_OF: Record<string, ElemType> = { F32: 'float', F16: 'float16', BF16: 
 export const CHUNK_BYTES = 8 * 2 ** 20;
 /** Chunks per weight at most (the [V, D] unembedding gets bigger chunks rather than thousands of nodes). */
 const MAX_CHUNKS = 64;
+/**
+ * float32 bytes per chunk of a weight widened once (folded by the session). ORT 1.29 left the Cast of
+ * the 8B shape's whole [128256, 4096] unembedding (2.1 GB in float32) unfolded — session created in
+ * 0.3 s, then every call widened it again and the arena kept 4.3 GB — while it folded the 1B shape's
+ * 1.05 GB one; in pieces of this size each Cast folds.
+ */
+const FOLD_CHUNK_BYTES = 256 * 2 ** 20;
 
 /**
  * Supplies quantized block weights while block graphs are built. `request` returns the weight when it
@@ -67,14 +74,16 @@ export class WeightBinder {
   /**
    * The weight as row chunks [rows_i, …] in the compute type, each its own external initializer over
    * a contiguous byte range of the file, so each chunk's float32 copy dies right after the MatMul
-   * that reads it and the session's arena reuses one small buffer (see CHUNK_BYTES). `widenOnce`
-   * binds it whole behind one Cast instead, for a session that folds it (a float32 copy it keeps).
+   * that reads it and the session's arena reuses one small buffer (see CHUNK_BYTES). `widenOnce`:
+   * for a session that folds the Casts (a float32 copy it keeps), in pieces small enough to fold.
    */
   bindRowChunks(g: GraphBuilder, name: string, shape: number[], widenOnce = false): Array<{ value: string; from: number; rows: number }> {
     const t = this.tensor(name, shape);
-    if (widenOnce || !this.widensPerCall(t)) return [{ value: this.bind(g, name, shape), from: 0, rows: t.shape[0] }];
+    if (!this.widensPerCall(t)) return [{ value: this.bind(g, name, shape), from: 0, rows: t.shape[0] }];
     const width = t.shape.slice(1).reduce((a, d) => a * d, 1);
-    const per = Math.max(1, Math.floor(this.chunkBytes / (4 * width)), Math.ceil(t.shape[0] / MAX_CHUNKS));
+    const per = widenOnce
+      ? Math.max(1, Math.floor(FOLD_CHUNK_BYTES / (4 * width)))
+      : Math.max(1, Math.floor(this.chunkBytes / (4 * width)), Math.ceil(t.shape[0] / MAX_CHUNKS));
     const out: Array<{ value: string; from: number; rows: number }> = [];
     for (let from = 0; from < t.shape[0]; from += per) {
       const rows = Math.min(per, t.shape[0] - from);
