@@ -22,7 +22,7 @@ export async function lookupCache(ctx: GatewayContext, req: ValidLensRequest): P
   if (!served.contentHash) return { key: null, hit: null };
   const info = served.model.info;
   const key = lensCacheKey(
-    { modelId: info.id, contentHash: served.contentHash, computeType: info.computeType, quantization: info.quantization },
+    { modelId: info.id, contentHash: served.contentHash, computeType: info.computeType, lenses: info.lenses, quantization: info.quantization },
     req.prompt,
     req.options,
   );

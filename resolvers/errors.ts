@@ -12,6 +12,7 @@ export type GatewayErrorCode =
   | 'CANCELLED'
   | 'OVERLOADED'
   | 'TOKENIZER_MISMATCH'
+  | 'LENS_UNAVAILABLE'
   | 'UNAVAILABLE'
   | 'RESPONSE_TOO_LARGE'
   | 'TOO_MANY_SUBSCRIPTIONS'
@@ -21,7 +22,7 @@ export function gatewayError(code: GatewayErrorCode, message: string): GraphQLEr
   return new GraphQLError(message, { extensions: { code } });
 }
 
-const PASSED_THROUGH = new Set(['MODEL_NOT_FOUND', 'BAD_USER_INPUT', 'PROMPT_TOO_LONG', 'CANCELLED', 'OVERLOADED', 'UNAVAILABLE', 'TOKENIZER_MISMATCH']);
+const PASSED_THROUGH = new Set(['MODEL_NOT_FOUND', 'BAD_USER_INPUT', 'PROMPT_TOO_LONG', 'CANCELLED', 'OVERLOADED', 'UNAVAILABLE', 'TOKENIZER_MISMATCH', 'LENS_UNAVAILABLE']);
 
 /**
  * Maps core errors onto the public codes. Checkpoint, device and unknown failures are operator

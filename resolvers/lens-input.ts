@@ -1,11 +1,13 @@
 // LensInput and its validation. Input is checked here, before a job is queued, so bad requests fail
 // fast with BAD_USER_INPUT / PROMPT_TOO_LONG / MODEL_NOT_FOUND and never take a queue slot.
 
-import type { LensOptions, LensPoint, Token } from '../src/lens/types.js';
+import type { LensKind, LensOptions, LensPoint, Token } from '../src/lens/types.js';
+import { lensOf } from '../src/lens/validate.js';
 import type { ServedModel } from './services.js';
 import { builder } from './builder.js';
 import type { GatewayContext } from './context.js';
 import { gatewayError } from './errors.js';
+import { LensKindEnum } from './lens-kind.js';
 import { requireModel } from './model.js';
 
 export const LensPointEnum = builder.enumType('LensPoint', {
@@ -28,6 +30,11 @@ export const LensInputRef = builder.inputType('LensInput', {
   fields: (t) => ({
     model: t.id({ required: true, description: 'Id of a served model (see Query.models).' }),
     prompt: t.string({ required: true }),
+    lens: t.field({
+      type: LensKindEnum,
+      defaultValue: 'LOGIT',
+      description: 'Lens kind; Model.lenses lists what a model serves. A kind it lacks is an error with code LENS_UNAVAILABLE.',
+    }),
     topK: t.int({ defaultValue: 5, description: 'Predictions kept per cell; 1 ≤ topK ≤ min(vocabSize, server limit).' }),
     trackAcrossLayers: t.boolean({
       defaultValue: false,
@@ -51,6 +58,7 @@ const POINT_ORDER: LensPoint[] = ['BLOCK_OUTPUT', 'ATTENTION_OUTPUT'];
 export interface LensInputValue {
   model: string;
   prompt: string;
+  lens?: LensKind | null;
   topK?: number | null;
   trackAcrossLayers?: boolean | null;
   layers?: readonly number[] | null;
@@ -80,9 +88,16 @@ export function validateLensInput(ctx: GatewayContext, input: LensInputValue): V
   if (!Number.isInteger(topK) || topK < 1 || topK > maxK) {
     throw gatewayError('BAD_USER_INPUT', `topK must be between 1 and ${maxK}, got ${topK}`);
   }
+  const lens = input.lens ?? 'LOGIT';
+  let lensLayers: number[];
+  try {
+    lensLayers = lensOf(lens, info)?.layers ?? Array.from({ length: info.numLayers }, (_, i) => i);
+  } catch (e) {
+    throw gatewayError('LENS_UNAVAILABLE', (e as Error).message);
+  }
   let layers: number[];
   if (input.layers == null) {
-    layers = Array.from({ length: info.numLayers }, (_, i) => i);
+    layers = [...lensLayers];
   } else {
     if (input.layers.length === 0) throw gatewayError('BAD_USER_INPUT', 'layers must not be empty (omit it for all layers)');
     const seen = new Set<number>();
@@ -94,6 +109,10 @@ export function validateLensInput(ctx: GatewayContext, input: LensInputValue): V
       seen.add(l);
     }
     layers = [...seen].sort((a, b) => a - b);
+    const missing = layers.filter((l) => !lensLayers.includes(l));
+    if (missing.length) {
+      throw gatewayError('LENS_UNAVAILABLE', `the ${lens} lens of ${info.id} does not read layer(s) ${missing.join(', ')}; it reads ${lensLayers.join(', ')}`);
+    }
   }
   if (input.points && input.points.length === 0) throw gatewayError('BAD_USER_INPUT', 'points must not be empty (omit it for BLOCK_OUTPUT)');
   if (input.points && new Set(input.points).size !== input.points.length) throw gatewayError('BAD_USER_INPUT', 'points contains duplicates');
@@ -128,6 +147,7 @@ export function validateLensInput(ctx: GatewayContext, input: LensInputValue): V
     layers,
     points,
     options: {
+      lens,
       topK,
       trackAcrossLayers: input.trackAcrossLayers ?? false,
       layers: input.layers == null ? undefined : layers,

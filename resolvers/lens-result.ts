@@ -7,6 +7,7 @@ import { LensAttentionRef } from './lens-attention.js';
 import { cellLayerIndices, checkCellArgs, layerCells, LensCellRef } from './lens-cell.js';
 import { cellsBytes, trackedBytes } from './response-budget.js';
 import { LensInputRef, LensPointEnum, validateLensInput } from './lens-input.js';
+import { LensKindEnum } from './lens-kind.js';
 import { readoutFields } from './lens-readout.js';
 import { GenerationRef } from './generation.js';
 import { LensTimingsRef } from './lens-timings.js';
@@ -32,6 +33,7 @@ LensResultRef.implement({
       prompt: t.field({ type: PromptRef, resolve: (s) => ({ text: s.prompt, modelId: s.modelId }) }),
       tokens: t.field({ type: [TokenRef], resolve: (s) => s.result.tokens }),
       layers: t.intList({ resolve: (s) => s.result.layers }),
+      lens: t.field({ type: LensKindEnum, description: 'The lens kind these cells were read with.', resolve: (s) => s.result.lens }),
       topK: t.int({ resolve: (s) => s.result.topK }),
       point: t.field({ type: LensPointEnum, resolve: (s) => s.result.point }),
       topIndices: readout.topIndices,

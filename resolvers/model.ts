@@ -2,9 +2,10 @@
 // Subscription.modelStatus.
 
 import { hostname } from 'node:os';
-import type { ModelInfo, QuantizationInfo, Token } from '../src/lens/types.js';
+import type { LensInfo, ModelInfo, QuantizationInfo, Token } from '../src/lens/types.js';
 import { Repeater } from 'graphql-yoga';
 import { builder } from './builder.js';
+import { LensKindEnum } from './lens-kind.js';
 import type { GatewayContext } from './context.js';
 import { gatewayError } from './errors.js';
 import type { ModelLoadError, ModelState, Placement } from './services.js';
@@ -53,6 +54,24 @@ ModelLoadErrorRef.implement({
   fields: (t) => ({
     code: t.exposeString('code', { description: 'e.g. CHECKPOINT_INVALID, UNKNOWN_MODEL_TYPE, DEVICE_UNAVAILABLE.' }),
     message: t.exposeString('message'),
+  }),
+});
+
+const ModelLensRef = builder.objectRef<LensInfo>('ModelLens').implement({
+  description: 'A lens kind a model serves.',
+  fields: (t) => ({
+    kind: t.field({ type: LensKindEnum, resolve: (l) => l.kind }),
+    layers: t.intList({ description: 'Layers this lens reads (a Jacobian lens file may cover only some).', resolve: (l) => l.layers }),
+    about: t.string({
+      nullable: true,
+      description: 'JSON of what the lens file says about itself (tuned: base model; Jacobian: n_prompts, provenance); null for LOGIT.',
+      resolve: (l) => (l.about ? JSON.stringify(l.about) : null),
+    }),
+    contentHash: t.string({
+      nullable: true,
+      description: 'sha256 over the lens\'s translators (layer, dtype, shape, numbers): equal hashes, same lens; null for LOGIT.',
+      resolve: (l) => l.contentHash ?? null,
+    }),
   }),
 });
 
@@ -126,6 +145,15 @@ ModelRef.implement({
       nullable: true,
       description: 'sha256 of what decides token ids (vocabulary, merges, added tokens, pre/post-processing): models with equal hashes can be compared (Query.lensCompare).',
       resolve: (m) => infoOf(m)?.tokenizerHash ?? null,
+    }),
+    lenses: t.field({
+      type: [ModelLensRef],
+      description: 'Lens kinds this model serves: LOGIT always, TUNED and JACOBIAN when the operator loaded their files; empty until READY.',
+      resolve: (m) => {
+        const info = infoOf(m);
+        if (!info) return [];
+        return info.lenses ?? [{ kind: 'LOGIT', layers: Array.from({ length: info.numLayers }, (_, i) => i), about: null, contentHash: null }];
+      },
     }),
     servedBy: t.field({
       type: [PlacementRef],

@@ -12,6 +12,9 @@ export type LensErrorCode =
   | 'CHECKPOINT_INVALID'
   | 'DEVICE_UNAVAILABLE'
   | 'TOKENIZER_MISMATCH'
+  | 'LENS_INVALID'
+  | 'LENS_MISMATCH'
+  | 'LENS_UNAVAILABLE'
   /** Distributed mode: no live worker holds the model, or its worker died and the retry did too. */
   | 'UNAVAILABLE'
   | 'INTERNAL';

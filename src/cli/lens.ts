@@ -1,7 +1,7 @@
 // npm run --silent lens -- --model DIR --prompt TEXT [--top-k 5] [--track] [--json] [--layers 0,3,5] …
 import { basename, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { LensError, type LensPoint, type LensResult, openModel } from '../lens/index.js';
+import { LensError, type LensKind, type LensPoint, type LensResult, openModel } from '../lens/index.js';
 import { loadReporter } from './progress.js';
 
 const USAGE = `usage: npm run --silent lens -- --model DIR --prompt TEXT [options]
@@ -17,6 +17,9 @@ const USAGE = `usage: npm run --silent lens -- --model DIR --prompt TEXT [option
   --device D           auto | cpu | cuda (default auto)
   --dtype T            float32 | float16 compute (default: float16 on CUDA for F16/BF16 checkpoints, else float32)
   --quantize Q         int8 | int4: weight-only quantization of the blocks (CPU; cached in DIR/lensgate-quantized)
+  --tuned DIR          load a tuned lens (tuned-lens folder: config.json + params.pt)
+  --jacobian FILE      load a Jacobian lens (*_jacobian_lens.pt)
+  --lens KIND          logit | tuned | jacobian (default logit)
   --json               one JSON document on stdout
   --naive              benchmark path: full logits back to JS`;
 
@@ -41,6 +44,9 @@ function parse() {
         device: { type: 'string', default: 'auto' },
         dtype: { type: 'string' },
         quantize: { type: 'string' },
+        tuned: { type: 'string' },
+        jacobian: { type: 'string' },
+        lens: { type: 'string', default: 'logit' },
         json: { type: 'boolean', default: false },
         naive: { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
@@ -55,6 +61,7 @@ function toJson(r: LensResult) {
   const { id, modelType, numLayers, hiddenSize, vocabSize } = r.model;
   return {
     model: { id, modelType, numLayers, hiddenSize, vocabSize },
+    lens: r.lens,
     tokens: r.tokens,
     layers: r.layers,
     topK: r.topK,
@@ -97,8 +104,11 @@ async function main() {
   if (generate && args.naive) fail('--generate and --naive do not go together');
   const quantize = args.quantize as 'int8' | 'int4' | undefined;
   if (quantize !== undefined && !['int8', 'int4'].includes(quantize)) fail(`--quantize must be int8 or int4`);
+  const lens = args.lens.toUpperCase() as LensKind;
+  if (!['LOGIT', 'TUNED', 'JACOBIAN'].includes(lens)) fail(`--lens must be logit, tuned or jacobian`);
   const progress = loadReporter(basename(resolve(args.model)), process.stderr, 'lens: ');
-  const model = await openModel(args.model, { modelType: args['model-type'], device, dtype, quantize, onProgress: (p) => progress.onProgress(p) }).then(
+  const lenses = { tuned: args.tuned, jacobian: args.jacobian };
+  const model = await openModel(args.model, { modelType: args['model-type'], device, dtype, lenses, quantize, onProgress: (p) => progress.onProgress(p) }).then(
     (m) => (progress.done(true), m),
     (err: unknown) => {
       progress.done(false);
@@ -106,12 +116,12 @@ async function main() {
     },
   );
   try {
-    const options = { topK, layers, trackAcrossLayers: args.track, stats: args.stats, points, generate };
+    const options = { lens, topK, layers, trackAcrossLayers: args.track, stats: args.stats, points, generate };
     const r = args.naive ? await model.lensNaive(args.prompt, options) : await model.lens(args.prompt, options);
     if (args.json) {
       process.stdout.write(`${JSON.stringify(toJson(r))}\n`);
     } else {
-      process.stdout.write(`${r.model.id} (${r.model.modelType}, ${r.model.numLayers} layers, ${r.model.device}, ${r.model.computeType}) — top-1 per layer and position\n`);
+      process.stdout.write(`${r.model.id} (${r.model.modelType}, ${r.model.numLayers} layers, ${r.model.device}, ${r.model.computeType}) — ${r.lens.toLowerCase()} lens, top-1 per layer and position\n`);
       process.stdout.write(`${table(r, (id) => model.decode(id))}\n`);
       if (r.generation) {
         const g = r.generation;

@@ -1,11 +1,12 @@
-// npm start -- --model id=./dir[@cuda[,float16]] [--model id2=./dir2] [--port 4000] [--host 0.0.0.0] [--device auto|cpu|cuda]
+// npm start -- --model id=./dir[@cuda[,float16]] [--model id2=./dir2] [--lens id=./tuned-lens-dir] [--lens id=./x_jacobian_lens.pt]
+//               [--port 4000] [--host 0.0.0.0] [--device auto|cpu|cuda]
 //               [--cors-origin https://a.example,https://b.example] [--max-queue 64] [--batch-window-ms 2] [--max-new-tokens 64]
 //               [--trusted-documents src/client/persisted-documents.json [--trusted-only]]
 //               [--store ./lensgate.db | memory] [--store-max-mb N] [--result-ttl-s N]
 //               [--redis redis://host:6379]  (distributed mode: see src/cli/worker.ts)
 // With no --model, serves the embedded default model (models/tiny-facts-gpt2).
 
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { basename, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -26,11 +27,18 @@ import { exitOnSignals } from './shutdown.js';
 
 const CLIENT_DOCUMENTS = fileURLToPath(new URL('../client/persisted-documents.json', import.meta.url));
 const DEFAULT_MODEL_DIR = fileURLToPath(new URL('../../models/tiny-facts-gpt2', import.meta.url));
+/** The default model's own lenses (fitted by training/fit_lenses.py). */
+const DEFAULT_LENSES = {
+  tuned: resolve(DEFAULT_MODEL_DIR, 'lenses', 'tuned'),
+  jacobian: resolve(DEFAULT_MODEL_DIR, 'lenses', 'tiny-facts-gpt2_jacobian_lens.pt'),
+};
 
 const USAGE = `usage: npm start -- [--model id=./dir[@OPT[,OPT]] ...] [--port N] [--host H] [--device auto|cpu|cuda]
                  (per model OPT: auto|cpu|cuda, float32|float16, int8|int4 — e.g. llama=./Llama-3.1-8B@cuda,float16
                  or llama=./Llama-3.1-8B@int4)
                  [--quantize int8|int4|none] (weight-only quantization of the blocks on CPU, for models that name none)
+                 [--lens MODEL_ID=PATH ...]  (a tuned-lens folder or a Jacobian lens file; MODEL_ID:tuned=PATH or
+                                              MODEL_ID:jacobian=PATH to name the kind)
                  [--cors-origin ORIGIN[,ORIGIN...]] [--max-queue N] [--batch-window-ms N] [--compress-streams]
                  [--store FILE|memory] (results and the cache; default ./lensgate.db) [--store-max-mb N]
                  (default 1024 for a file or Redis, 256 in memory) [--result-ttl-s N] (memory store only, default 3600)
@@ -72,10 +80,41 @@ export function quantizeFlag(value: string | undefined): QuantizeMode | undefine
   return value;
 }
 
+export interface LensSpec {
+  model: string;
+  kind: 'tuned' | 'jacobian';
+  path: string;
+}
+
+/** `id=PATH` (kind from the path: a folder is a tuned lens, a file a Jacobian lens) or `id:tuned=PATH` / `id:jacobian=PATH`. */
+export function parseLensSpec(arg: string): LensSpec {
+  const m = /^([A-Za-z0-9._-]+)(?::(tuned|jacobian))?=(.+)$/.exec(arg);
+  if (!m) fail(`--lens ${arg}: expected MODEL_ID=PATH, MODEL_ID:tuned=PATH or MODEL_ID:jacobian=PATH`);
+  const path = resolve(m[3]);
+  let kind = m[2] as LensSpec['kind'] | undefined;
+  if (!kind) {
+    if (!existsSync(path)) fail(`--lens ${arg}: ${path} does not exist`);
+    kind = statSync(path).isDirectory() ? 'tuned' : 'jacobian';
+  }
+  return { model: m[1], kind, path };
+}
+
+/** Attaches --lens specs to their models; a lens for an unknown model or a kind given twice is an error. */
+export function attachLenses(specs: ModelSpec[], lenses: LensSpec[]): void {
+  for (const l of lenses) {
+    const spec = specs.find((s) => s.id === l.model);
+    if (!spec) fail(`--lens ${l.model}=…: no --model with id "${l.model}" (models: ${specs.map((s) => s.id).join(', ')})`);
+    spec.lenses ??= {};
+    if (spec.lenses[l.kind]) fail(`--lens: model "${l.model}" is given two ${l.kind} lenses`);
+    spec.lenses[l.kind] = l.path;
+  }
+}
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
       model: { type: 'string', multiple: true },
+      lens: { type: 'string', multiple: true },
       port: { type: 'string' },
       host: { type: 'string' },
       device: { type: 'string', default: 'auto' },
@@ -116,12 +155,15 @@ async function main(): Promise<void> {
       fail(`no --model given and the default model is missing at ${DEFAULT_MODEL_DIR} (it is trained by training/)`);
     }
     specs = [{ id: 'tiny-facts-gpt2', dir: DEFAULT_MODEL_DIR, quantize }];
+    const own = Object.entries(DEFAULT_LENSES).filter(([, p]) => existsSync(p));
+    if (own.length && !values.lens?.length) specs[0].lenses = Object.fromEntries(own);
   }
   const ids = new Set<string>();
   for (const s of specs) {
     if (ids.has(s.id)) fail(`model id "${s.id}" is given twice`);
     ids.add(s.id);
   }
+  attachLenses(specs, (values.lens ?? []).map(parseLensSpec));
 
   const registry = new ModelRegistry({
     maxQueue: values['max-queue'] ? Number(values['max-queue']) : undefined,
@@ -203,10 +245,10 @@ async function main(): Promise<void> {
         });
         ok = true;
         progress.done(true);
-        const { id, modelType, numLayers, device: ep, deviceNote, computeType, quantization: q } = model.info;
+        const { id, modelType, numLayers, device: ep, deviceNote, computeType, lenses, quantization: q } = model.info;
         const quantized = q ? `, blocks ${q.mode} (${q.cacheDir ? `cached in ${q.cacheDir}` : q.note})` : '';
         console.log(
-          `lensgate: model ${id} (${modelType}, ${numLayers} layers) on ${ep} execution provider, ${computeType}${quantized}` +
+          `lensgate: model ${id} (${modelType}, ${numLayers} layers) on ${ep} execution provider, ${computeType}${quantized}, lenses ${lenses.map((l) => l.kind).join(', ')}` +
             `${deviceNote ? ` — ${deviceNote}` : ''} [${Math.round(performance.now() - t0)} ms]`,
         );
         // Identical requests are answered from the store once the weights' hash is known; hashing

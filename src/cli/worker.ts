@@ -1,4 +1,4 @@
-// npm run worker -- --model id=./dir[@cuda[,float16]] [--model ...] --redis redis://host:6379
+// npm run worker -- --model id=./dir[@cuda[,float16]] [--model ...] [--lens id=./tuned-lens-dir] --redis redis://host:6379
 //                   [--device auto|cpu|cuda] [--concurrency 8] [--port 9400] [--id NAME]
 //                   [--lock-ms 10000] [--stalled-ms 5000] [--heartbeat-ms 1000] [--store-max-mb 1024]
 //                   [--batch-window-ms 2]
@@ -14,11 +14,12 @@ import { openModel } from '../lens/index.js';
 import type { Device, LensModel } from '../lens/types.js';
 import { ClusterWorker } from '../server/cluster/worker.js';
 import { ping } from '../server/cluster/redis.js';
-import { parseModelSpec, quantizeFlag } from './serve.js';
+import { attachLenses, parseLensSpec, parseModelSpec, quantizeFlag } from './serve.js';
 import { exitOnSignals } from './shutdown.js';
 
 const USAGE = `usage: npm run worker -- --model id=./dir[@OPT[,OPT]] [--model ...] --redis redis://HOST:PORT
                  (per model OPT: auto|cpu|cuda, float32|float16, int8|int4) [--quantize int8|int4|none]
+                 [--lens MODEL_ID=PATH ...] (a tuned-lens folder or a Jacobian lens file, as for npm start)
                  [--device auto|cpu|cuda] [--concurrency N] [--port N] [--id NAME]
                  [--lock-ms N] [--stalled-ms N] [--heartbeat-ms N] [--store-max-mb N] [--batch-window-ms N]`;
 
@@ -38,6 +39,7 @@ async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
       model: { type: 'string', multiple: true },
+      lens: { type: 'string', multiple: true },
       redis: { type: 'string', default: process.env.LENSGATE_REDIS },
       device: { type: 'string', default: 'auto' },
       quantize: { type: 'string' },
@@ -58,6 +60,7 @@ async function main(): Promise<void> {
   const quantize = quantizeFlag(values.quantize);
   const specs = (values.model ?? []).map(parseModelSpec).map((s) => ({ ...s, quantize: s.quantize ?? quantize }));
   if (specs.length === 0) fail('at least one --model id=DIR is required');
+  attachLenses(specs, (values.lens ?? []).map(parseLensSpec));
   const device = values.device as Device;
   if (!['auto', 'cpu', 'cuda'].includes(device)) fail(`--device must be auto, cpu or cuda (got ${device})`);
   try {
@@ -69,9 +72,11 @@ async function main(): Promise<void> {
   const models: Array<{ model: LensModel; dir: string }> = [];
   for (const spec of specs) {
     const t0 = performance.now();
-    const model = await openModel(spec.dir, { id: spec.id, device: spec.device ?? device, dtype: spec.dtype, quantize: spec.quantize });
+    const model = await openModel(spec.dir, { id: spec.id, device: spec.device ?? device, dtype: spec.dtype, lenses: spec.lenses, quantize: spec.quantize });
     const i = model.info;
-    console.log(`lensgate worker: model ${i.id} (${i.modelType}, ${i.numLayers} layers) on ${i.device} execution provider, ${i.computeType} [${Math.round(performance.now() - t0)} ms]`);
+    console.log(
+      `lensgate worker: model ${i.id} (${i.modelType}, ${i.numLayers} layers) on ${i.device} execution provider, ${i.computeType}, lenses ${i.lenses.map((l) => l.kind).join(', ')} [${Math.round(performance.now() - t0)} ms]`,
+    );
     models.push({ model, dir: spec.dir });
   }
   const storeMb = positive('store-max-mb', values['store-max-mb']);

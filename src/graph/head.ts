@@ -1,6 +1,7 @@
 import type { ModelPlan } from '../architectures/spec.js';
 import { GraphBuilder } from './onnx-builder.js';
 import { type Ctx, matMulT, norm } from './layers.js';
+import { applyTranslators, type TranslatorStack } from './translator.js';
 import type { WeightBinder } from './weights.js';
 
 interface UnembedWeights {
@@ -98,13 +99,16 @@ export const UNEMBED = {
  *   stats_normed ────────┤                       ├─ stats: entropy, KL(final ‖ layer), rank of target
  *   stats_final_normed ──┘                       ┘
  */
-export function buildUnembedGraph(plan: ModelPlan, w: WeightBinder, opts: { widenOnce?: boolean } = {}): Uint8Array {
+export function buildUnembedGraph(plan: ModelPlan, w: WeightBinder, translators: TranslatorStack[] = [], opts: { widenOnce?: boolean } = {}): Uint8Array {
   const g = new GraphBuilder('unembed', w.compute);
   const ctx = { g, w };
   const D = plan.hiddenSize;
   const I = UNEMBED.inputs;
   const O = UNEMBED.outputs;
-  const h = g.input(I.hidden, 'float', ['rows', D]);
+  let h = g.input(I.hidden, 'float', ['rows', D]);
+  // Tuned / Jacobian lenses: lens-head rows are translated (float32) before the final norm (translator.ts);
+  // the stats rows come from this head's normed output, the naive rows stay untranslated.
+  if (translators.length) h = applyTranslators(g, h, translators, D);
   const k = g.input(I.k, 'int64', [1]);
   const sNormed = g.input(I.statsNormed, 'float', ['stats_rows', D]);
   const sFinal = g.input(I.statsFinal, 'float', ['stats_rows', D]);

@@ -51,9 +51,9 @@ export function linear({ g, w }: Ctx, x: string, lin: Linear, inDim: number, out
     const at = `q${qw.bits}:${lin.weight}`;
     const inputs = [
       x,
-      g.embeddedBytes(`${at}:q`, 'uint8', [qw.N, s.blocks, s.blob], qw.q),
-      g.embeddedBytes(`${at}:scales`, 'float', [s.scaleCount], qw.scales),
-      g.embeddedBytes(`${at}:zeros`, 'uint8', [s.zeroCount], qw.zeros),
+      g.raw(`${at}:q`, 'uint8', [qw.N, s.blocks, s.blob], qw.q),
+      g.raw(`${at}:scales`, 'float', [s.scaleCount], new Uint8Array(qw.scales.buffer, qw.scales.byteOffset, qw.scales.byteLength)),
+      g.raw(`${at}:zeros`, 'uint8', [s.zeroCount], qw.zeros),
     ];
     const attrs = { K: inDim, N: outDim, bits: qw.bits, block_size: qw.blockSize, accuracy_level: NBITS_ACCURACY };
     const y = g.node('MatMulNBits', inputs, { domain: 'com.microsoft', attrs })[0];

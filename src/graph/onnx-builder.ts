@@ -159,9 +159,9 @@ export class GraphBuilder {
     return name;
   }
 
-  /** Raw little-endian bytes as an initializer inside the graph (quantized weights made at load). */
-  embeddedBytes(name: string, elemType: 'uint8' | 'float', dims: number[], data: Uint8Array | Float32Array): string {
-    this.inits.push({ name, dims, dataType: ELEM[elemType], rawData: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) });
+  /** A tensor embedded as raw little-endian bytes in its own element type (e.g. lens translators read from .pt files). */
+  raw(name: string, elemType: ElemType, dims: number[], bytes: Uint8Array): string {
+    this.inits.push({ name, dims, dataType: ELEM[elemType], rawData: bytes });
     return name;
   }
 

@@ -3,13 +3,13 @@
 // differently), same quantization, same prompt and same options after validation (defaults filled, layers sorted).
 
 import { createHash } from 'node:crypto';
-import type { ComputeDtype, LensOptions, QuantizationInfo } from './types.js';
+import type { ComputeDtype, LensInfo, LensOptions, QuantizationInfo } from './types.js';
 
 /** Bump when a change to the lens core changes what a request returns. */
-export const RESULT_FORMAT_VERSION = 1;
+export const RESULT_FORMAT_VERSION = 2;
 
 export function lensCacheKey(
-  model: { modelId: string; contentHash: string; computeType: ComputeDtype; quantization?: QuantizationInfo | null },
+  model: { modelId: string; contentHash: string; computeType: ComputeDtype; lenses?: LensInfo[]; quantization?: QuantizationInfo | null },
   prompt: string,
   options: LensOptions,
 ): string {
@@ -26,6 +26,11 @@ export function lensCacheKey(
     layers: options.layers ?? null,
     points: options.points ?? ['BLOCK_OUTPUT'],
     stats: options.stats ?? false,
+    generate: options.generate?.maxNewTokens ?? 0,
+    // A tuned or Jacobian result depends on the lens file the model was opened with, not only on its
+    // weights: its translators' hash (a file swapped under the same path and restarted gets a new key).
+    lens: options.lens ?? 'LOGIT',
+    lensFile: (options.lens ?? 'LOGIT') === 'LOGIT' ? null : (model.lenses?.find((l) => l.kind === options.lens)?.contentHash ?? 'missing'),
   };
   return createHash('sha256').update(JSON.stringify(canonical)).digest('base64url');
 }

@@ -26,6 +26,7 @@ import {
   type CellStats,
   type Divergences,
   LensError,
+  type LensKind,
   type LensModel,
   type LensOptions,
   type LensPoint,
@@ -37,7 +38,9 @@ import {
   type Token,
   type TrackedPosition,
 } from './types.js';
+import { loadLenses, type ModelLenses } from './translators.js';
 import { validate, type ValidRequest } from './validate.js';
+import { translatorInput } from '../graph/translator.js';
 
 type Session = ort.InferenceSession;
 
@@ -56,6 +59,8 @@ interface Slab {
   layerIndex: number;
   rows: number;
   hidden: Float32Array;
+  /** Translator stack entry for the job's lens kind (0 = identity: logit lens, final layer). */
+  entry: number;
 }
 
 interface PointState {
@@ -99,6 +104,8 @@ export class OnnxLensModel implements LensModel {
     private readonly batching: { headRows: number; maxPaddingShare: number },
     /** Token ids that end a generation (see eosTokenIds). */
     readonly eosTokenIds: number[] = [],
+    /** Tuned / Jacobian translators inside the lens head, if the operator loaded any. */
+    private readonly translators: ModelLenses | null = null,
   ) {}
 
   static async open(dir: string, opts: OpenOptions = {}): Promise<OnnxLensModel> {
@@ -120,7 +127,19 @@ export class OnnxLensModel implements LensModel {
     const w = new WeightBinder(ckpt, spec.optionalPrefixes, computeType === 'float16' ? 'float16' : 'float', castPerCall, opts.weightChunkBytes);
     const quant = opts.quantize === undefined ? undefined : quantizedBlocks(opts, ckpt, factory.provider, computeType);
     const embedder = new Embedder(plan.embedding, w, plan.hiddenSize, plan.vocabSize, plan.maxPositions);
-    let headGraph = buildUnembedGraph(plan, w);
+    const id = opts.id ?? basename(ckpt.dir);
+    const unembedWeight = w.tensor(plan.unembed.weight, [plan.vocabSize, plan.hiddenSize]);
+    const translators =
+      opts.lenses && (opts.lenses.tuned || opts.lenses.jacobian)
+        ? await loadLenses(opts.lenses, {
+            id,
+            numLayers: plan.numLayers,
+            hiddenSize: plan.hiddenSize,
+            vocabSize: plan.vocabSize,
+            unembedRow: (r) => readRows(unembedWeight, [r]),
+          })
+        : null;
+    let headGraph = buildUnembedGraph(plan, w, translators?.stacks);
     // The first session's share counts the embedding too (read by the Embedder, bound before it), so
     // the bytes mapped reach bytesTotal once every session exists.
     const headBytes = w.usedBytes();
@@ -151,8 +170,9 @@ export class OnnxLensModel implements LensModel {
     const tokenizer = loadTokenizer(ckpt.tokenizerJson, ckpt.tokenizerConfig);
     let parameters = 0;
     for (const name of w.used) parameters += ckpt.tensors.get(name)!.shape.reduce((a, d) => a * d, 1);
+    const allLayers = Array.from({ length: plan.numLayers }, (_, i) => i);
     const info: ModelInfo = {
-      id: opts.id ?? basename(ckpt.dir),
+      id,
       modelType: plan.family,
       numLayers: plan.numLayers,
       hiddenSize: plan.hiddenSize,
@@ -165,6 +185,15 @@ export class OnnxLensModel implements LensModel {
       parameters,
       quantization: quant?.weights.info ?? null,
       tokenizerHash: tokenizerHash(ckpt.tokenizerJson),
+      lenses: [
+        { kind: 'LOGIT', layers: allLayers, about: null, contentHash: null },
+        ...(translators?.files ?? []).map((f) => ({
+          kind: f.kind,
+          layers: [...translators!.entries.get(f.kind)!.keys()].sort((a, b) => a - b),
+          about: f.about,
+          contentHash: translators!.hashes.get(f.kind)!,
+        })),
+      ],
     };
     const prepack = planPrepacking({
       mode: opts.prepack ?? 'auto',
@@ -175,7 +204,7 @@ export class OnnxLensModel implements LensModel {
       blocksFloat32Bytes: blockGraphs.reduce((a, b) => a + (b.bytes * 4) / bytesPerElement(ckptDtype), 0),
       weightBytes: w.usedBytes(),
     });
-    if (prepack.headFloat32) headGraph = buildUnembedGraph(plan, w, { widenOnce: true });
+    if (prepack.headFloat32) headGraph = buildUnembedGraph(plan, w, translators?.stacks, { widenOnce: true });
     // Blocks that widen 16-bit chunks (or run quantized) allocate the same chunk-sized buffers in every
     // layer: from the shared heap instead of one arena per session, the 1B shape held 3.47 GB instead of
     // 4.26 GB after streamed lenses, at the same block time (measured side by side on a loaded machine).
@@ -215,7 +244,7 @@ export class OnnxLensModel implements LensModel {
         progress.bytesMapped += b.bytes;
         await report();
       }
-      return new OnnxLensModel(info, plan, tokenizer, embedder, blocks, head, factory, gatherGraph, compareGraphs, unembedRows, batching, eosTokenIds(ckpt.dir, ckpt.config));
+      return new OnnxLensModel(info, plan, tokenizer, embedder, blocks, head, factory, gatherGraph, compareGraphs, unembedRows, batching, eosTokenIds(ckpt.dir, ckpt.config), translators);
     } catch (e) {
       // A failed or abandoned load releases what it built, so a server that goes on without this model leaks nothing.
       for (const s of sessions) await s.release().catch(() => undefined);
@@ -284,6 +313,7 @@ export class OnnxLensModel implements LensModel {
   async lensNaive(prompt: string, options: LensOptions = {}): Promise<LensResult> {
     const req = validate(prompt, this.tokenizer.encode(prompt), options, this.info);
     if (req.maxNewTokens) throw new LensError('BAD_USER_INPUT', 'the naive benchmark path does not generate');
+    if (req.lens !== 'LOGIT') throw new LensError('BAD_USER_INPUT', 'lensNaive (a benchmark baseline) reads the logit lens only');
     return this.exclusive(async () =>
       naiveLens(req, {
         plan: this.plan,
@@ -376,11 +406,12 @@ export class OnnxLensModel implements LensModel {
         const li = job.req.layers.indexOf(l);
         if (li >= 0) {
           // Residual-stream order: the read after attention comes before the block's output.
+          const entry = this.translatorEntry(job.req, l);
           for (const point of [...job.req.points].reverse()) {
-            slabs.push({ job, point, layerIndex: li, rows: job.len, hidden: rows(point === 'BLOCK_OUTPUT' ? hidden : afterAttn) });
+            slabs.push({ job, point, layerIndex: li, rows: job.len, hidden: rows(point === 'BLOCK_OUTPUT' ? hidden : afterAttn), entry });
           }
         }
-        if (job.req.stats && l === L - 1) slabs.push({ job, point: 'FINAL', layerIndex: -1, rows: job.len, hidden: rows(hidden) });
+        if (job.req.stats && l === L - 1) slabs.push({ job, point: 'FINAL', layerIndex: -1, rows: job.len, hidden: rows(hidden), entry: 0 });
       }
       if (streaming) {
         const th = performance.now();
@@ -418,6 +449,7 @@ export class OnnxLensModel implements LensModel {
       const a = second ? job.points.get(second)! : undefined;
       return {
         model: this.info,
+        lens: job.req.lens,
         tokens: job.req.ids.map((id, position) => ({ position, id, text: this.tokenizer.decodeOne(id) })),
         layers: job.req.layers,
         point: primary,
@@ -434,9 +466,37 @@ export class OnnxLensModel implements LensModel {
     });
   }
 
+  /** Which translator of the request's lens kind reads layer l (the request was validated against the lens's layers). */
+  private translatorEntry(req: ValidRequest, l: number): number {
+    if (req.lens === 'LOGIT') return 0;
+    return this.translators!.entries.get(req.lens)!.get(l)!;
+  }
+
+  /** Head feeds naming the translator of one call; every row of a call shares it. */
+  private translatorFeeds(kind: LensKind, entry: number): Record<string, ort.Tensor> {
+    const feeds: Record<string, ort.Tensor> = {};
+    for (const s of this.translators?.stacks ?? []) {
+      feeds[translatorInput(s.kind)] = new ort.Tensor('int64', BigInt64Array.from([BigInt(s.kind === kind ? entry : 0)]), [1]);
+    }
+    return feeds;
+  }
+
   /** Runs the lens head over the slabs' rows (as few calls as memory allows) and files the results. */
   private async reduce(slabs: Slab[]): Promise<void> {
     const D = this.plan.hiddenSize;
+    // One head call applies one translator, so slabs are grouped by (lens kind, translator) first.
+    const groups = new Map<string, Slab[]>();
+    for (const s of slabs) {
+      const key = s.entry === 0 ? 'identity' : `${s.job.req.lens}:${s.entry}`;
+      groups.set(key, [...(groups.get(key) ?? []), s]);
+    }
+    for (const group of groups.values()) {
+      const first = group[0];
+      await this.reduceGroup(group, D, this.translatorFeeds(first.job.req.lens, first.entry));
+    }
+  }
+
+  private async reduceGroup(slabs: Slab[], D: number, feeds: Record<string, ort.Tensor>): Promise<void> {
     for (const chunk of chunkByRows(slabs, this.batching.headRows)) {
       const N = chunk.reduce((a, s) => a + s.rows, 0);
       const k = Math.max(...chunk.map((s) => s.job.req.topK));
@@ -446,7 +506,7 @@ export class OnnxLensModel implements LensModel {
         stacked.set(s.hidden, at * D);
         at += s.rows;
       }
-      const out = await runUnembed(this.head, this.plan, { head: { hidden: stacked, k } });
+      const out = await runUnembed(this.head, this.plan, { head: { hidden: stacked, k, translators: feeds } });
       const logp = out[UNEMBED.outputs.topLogProbs].data as Float64Array;
       const ids = out[UNEMBED.outputs.topIds].data as BigInt64Array;
       const lse = out[UNEMBED.outputs.lse].data as Float64Array;
@@ -526,12 +586,13 @@ export class OnnxLensModel implements LensModel {
         const slabs: Slab[] = [];
         const li = req.layers.indexOf(l);
         if (li >= 0) {
+          const entry = this.translatorEntry(req, l);
           for (const point of [...req.points].reverse()) {
-            slabs.push({ job: step, point, layerIndex: li, rows: S, hidden: point === 'BLOCK_OUTPUT' ? hidden : out.afterAttn });
+            slabs.push({ job: step, point, layerIndex: li, rows: S, hidden: point === 'BLOCK_OUTPUT' ? hidden : out.afterAttn, entry });
           }
         }
-        // The final distribution picks the next token (and is the stats' reference).
-        if (l === L - 1) slabs.push({ job: step, point: 'FINAL', layerIndex: -1, rows: S, hidden });
+        // The final distribution (the model's own, whatever the lens kind) picks the next token and is the stats' reference.
+        if (l === L - 1) slabs.push({ job: step, point: 'FINAL', layerIndex: -1, rows: S, hidden, entry: 0 });
         if (prefill && req.onLayer) {
           const th = performance.now();
           await this.reduce(slabs);
@@ -573,6 +634,7 @@ export class OnnxLensModel implements LensModel {
     const a = second ? acc.points.get(second)! : undefined;
     return {
       model: this.info,
+      lens: req.lens,
       tokens: ids.map((id, position) => ({ position, id, text: this.tokenizer.decodeOne(id), generated: position >= promptLen })),
       layers: req.layers,
       point: primary,

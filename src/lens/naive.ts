@@ -62,6 +62,7 @@ export async function naiveLens(req: ValidRequest, parts: NaiveParts): Promise<L
   }
   return {
     model: parts.info,
+    lens: 'LOGIT',
     tokens: req.ids.map((id, position) => ({ position, id, text: parts.decode(id) })),
     layers: req.layers,
     point: 'BLOCK_OUTPUT',

@@ -11,6 +11,22 @@ export type { QuantizationInfo, QuantizeMode } from '../checkpoint/quantize.js';
 /** Where in a block the residual stream is read. */
 export type LensPoint = 'BLOCK_OUTPUT' | 'ATTENTION_OUTPUT';
 
+/**
+ * How a residual row becomes a distribution: LOGIT = final norm → unembedding; TUNED = a tuned lens's
+ * affine translator first (h + A h + b); JACOBIAN = a Jacobian lens's matrix first (J h).
+ */
+export type LensKind = 'LOGIT' | 'TUNED' | 'JACOBIAN';
+
+/** A lens kind a model serves and the layers it reads (a Jacobian lens may cover only some). */
+export interface LensInfo {
+  kind: LensKind;
+  layers: number[];
+  /** Descriptive fields from the lens file (base model, n_prompts, provenance); null for LOGIT. */
+  about: Record<string, unknown> | null;
+  /** sha256 over the translators' numbers (layer, dtype, shape, bytes); null for LOGIT. Identifies the file's lens, not its path. */
+  contentHash?: string | null;
+}
+
 export interface ModelInfo {
   id: string;
   modelType: string; // registry family, e.g. "gpt2", "llama"
@@ -35,6 +51,8 @@ export interface ModelInfo {
    * with equal hashes tokenize alike and index their logits alike.
    */
   tokenizerHash?: string;
+  /** LOGIT always, then the tuned / Jacobian lenses the operator loaded. */
+  lenses: LensInfo[];
 }
 
 export interface Token {
@@ -73,11 +91,13 @@ export interface PositionEvent {
 }
 
 export interface LensOptions {
+  /** Lens kind; default LOGIT. A kind the model lacks is rejected with LENS_UNAVAILABLE. */
+  lens?: LensKind;
   /** k ≥ 1 and ≤ vocabSize; default 5. */
   topK?: number;
   /** Mode 2: per-position trajectories of every token that was top-k at any requested layer. */
   trackAcrossLayers?: boolean;
-  /** Layer subset; any order → returned ascending; duplicates / out of range rejected. Default: all. */
+  /** Layer subset; any order → returned ascending; duplicates / out of range rejected. Default: all the lens reads. */
   layers?: number[];
   /** Residual stream read points; default ['BLOCK_OUTPUT']. */
   points?: LensPoint[];
@@ -147,6 +167,7 @@ export interface LensReadout {
 
 export interface LensResult extends LensReadout {
   model: ModelInfo;
+  lens: LensKind;
   tokens: Token[];
   layers: number[];
   point: LensPoint;
@@ -183,6 +204,8 @@ export interface OpenOptions {
    * the log-sum-exp in float32/float64; BF16 weights are converted to float16.
    */
   dtype?: ComputeDtype;
+  /** Tuned-lens folder and/or Jacobian lens file for this model (operator-side paths). */
+  lenses?: { tuned?: string; jacobian?: string };
   /**
    * Which sessions let ORT repack their constant weights into its GEMM layout (faster GEMMs, one
    * packed float32 copy of those weights in memory). 'auto' (default): the lens head, then the blocks,

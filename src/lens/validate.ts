@@ -1,6 +1,7 @@
-import { type LensOptions, type LensPoint, LensError } from './types.js';
+import { type LensInfo, type LensKind, type LensOptions, type LensPoint, LensError } from './types.js';
 
 export interface ValidRequest {
+  lens: LensKind;
   ids: number[];
   topK: number;
   layers: number[];
@@ -21,7 +22,7 @@ export function validate(
   prompt: unknown,
   ids: number[],
   options: LensOptions,
-  dims: { numLayers: number; vocabSize: number; maxPositions: number },
+  dims: { id?: string; numLayers: number; vocabSize: number; maxPositions: number; lenses?: LensInfo[] },
 ): ValidRequest {
   const bad = (msg: string) => new LensError('BAD_USER_INPUT', msg);
   if (typeof prompt !== 'string' || prompt.length === 0) throw bad('prompt must be a non-empty string');
@@ -33,7 +34,9 @@ export function validate(
   if (!Number.isInteger(topK) || topK < 1 || topK > dims.vocabSize) {
     throw bad(`topK must be an integer in [1, ${dims.vocabSize}], got ${topK}`);
   }
-  let layers = Array.from({ length: dims.numLayers }, (_, i) => i);
+  const lens = options.lens ?? 'LOGIT';
+  const lensInfo = lensOf(lens, dims);
+  let layers = lensInfo ? [...lensInfo.layers] : Array.from({ length: dims.numLayers }, (_, i) => i);
   if (options.layers !== undefined && options.layers !== null) {
     if (!Array.isArray(options.layers) || options.layers.length === 0) throw bad('layers must be a non-empty list when given');
     for (const l of options.layers) {
@@ -43,6 +46,10 @@ export function validate(
     }
     if (new Set(options.layers).size !== options.layers.length) throw bad('layers contains duplicates');
     layers = [...options.layers].sort((a, b) => a - b);
+    const missing = lensInfo ? layers.filter((l) => !lensInfo.layers.includes(l)) : [];
+    if (missing.length) {
+      throw new LensError('LENS_UNAVAILABLE', `the ${lens} lens has no translator for layer(s) ${missing.join(', ')}; it reads layers ${lensInfo!.layers.join(', ')}`);
+    }
   }
   const requested = options.points ?? ['BLOCK_OUTPUT'];
   if (!Array.isArray(requested) || requested.length === 0) throw bad('points must be a non-empty list when given');
@@ -60,6 +67,7 @@ export function validate(
     }
   }
   return {
+    lens,
     ids,
     topK,
     layers,
@@ -72,4 +80,21 @@ export function validate(
     onPosition: options.onPosition,
     onNormed: options.onNormed,
   };
+}
+
+/** The model's entry for a lens kind; throws LENS_UNAVAILABLE for a kind it lacks. */
+export function lensOf(lens: unknown, dims: { id?: string; lenses?: LensInfo[] }): LensInfo | undefined {
+  if (lens !== 'LOGIT' && lens !== 'TUNED' && lens !== 'JACOBIAN') throw new LensError('BAD_USER_INPUT', `unknown lens kind ${String(lens)}`);
+  if (!dims.lenses) {
+    if (lens === 'LOGIT') return undefined;
+    throw new LensError('LENS_UNAVAILABLE', `${dims.id ?? 'this model'} serves no ${lens} lens`);
+  }
+  const info = dims.lenses.find((x) => x.kind === lens);
+  if (!info) {
+    throw new LensError(
+      'LENS_UNAVAILABLE',
+      `${dims.id ?? 'this model'} serves no ${lens} lens (available: ${dims.lenses.map((x) => x.kind).join(', ')})`,
+    );
+  }
+  return info;
 }

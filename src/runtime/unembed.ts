@@ -1,10 +1,11 @@
 import type { ModelPlan } from '../architectures/spec.js';
 import { UNEMBED } from '../graph/head.js';
+import { TRANSLATOR_SUFFIX } from '../graph/translator.js';
 import { ort } from './sessions.js';
 
 export interface UnembedFeeds {
-  /** Lens head rows [N, D] and k. */
-  head?: { hidden: Float32Array; k: number };
+  /** Lens head rows [N, D] and k; `translators` names the tuned/Jacobian translator of the call (graph/translator.ts). */
+  head?: { hidden: Float32Array; k: number; translators?: Record<string, ort.Tensor> };
   /** Stats rows: a layer's normed rows, the final layer's, [S, D] each, and the final top-1 [S]. */
   stats?: { normed: Float32Array; finalNormed: Float32Array; target: BigInt64Array };
   /** Naive baseline rows [R, D]. */
@@ -22,7 +23,15 @@ export async function runUnembed(session: ort.InferenceSession, plan: ModelPlan,
   const I = UNEMBED.inputs;
   const rows = (x: Float32Array) => new ort.Tensor('float32', x, [x.length / D, D]);
   const none = () => new ort.Tensor('float32', new Float32Array(0), [0, D]);
+  // A graph built with lens translators has one index input per kind; a call that does not name
+  // one (stats, naive, logit lens) takes entry 0, the identity.
+  const translators: Record<string, ort.Tensor> = {};
+  for (const name of session.inputNames) {
+    if (!name.endsWith(TRANSLATOR_SUFFIX)) continue;
+    translators[name] = f.head?.translators?.[name] ?? new ort.Tensor('int64', BigInt64Array.from([0n]), [1]);
+  }
   return session.run({
+    ...translators,
     [I.hidden]: rows(f.head?.hidden ?? new Float32Array(D)),
     [I.k]: new ort.Tensor('int64', BigInt64Array.from([BigInt(f.head?.k ?? 1)]), [1]),
     [I.statsNormed]: f.stats ? rows(f.stats.normed) : none(),

@@ -17,6 +17,8 @@ export interface ModelSpec {
   /** Per-model execution provider and compute type; default: the server-wide --device, dtype by device. */
   device?: Device;
   dtype?: ComputeDtype;
+  /** Tuned-lens folder and/or Jacobian lens file (operator-side paths). */
+  lenses?: { tuned?: string; jacobian?: string };
   /** Weight-only quantization of the blocks (CPU): int8 or int4; default: the weights as stored. */
   quantize?: QuantizeMode;
 }
@@ -51,6 +53,7 @@ export type ModelOpener = (
     modelType?: string;
     device?: Device;
     dtype?: ComputeDtype;
+    lenses?: ModelSpec['lenses'];
     quantize?: QuantizeMode;
     onProgress?: (progress: LoadProgress) => void | Promise<void>;
   },
@@ -141,6 +144,7 @@ export class ModelRegistry implements ModelSource {
           modelType: spec.modelType,
           device: spec.device ?? device,
           dtype: spec.dtype,
+          lenses: spec.lenses,
           quantize: spec.quantize,
           onProgress: (p) => {
             // Throwing here makes the core release what it has mapped and give up.

@@ -34,6 +34,7 @@ export function findElements(root: ParentNode) {
     prompt: get<HTMLTextAreaElement>('prompt'),
     run: get<HTMLButtonElement>('run'),
     stop: get<HTMLButtonElement>('stop'),
+    lens: get<HTMLSelectElement>('lens'),
     topk: get<HTMLInputElement>('topk'),
     layers: get<HTMLInputElement>('layers'),
     track: get<HTMLInputElement>('track'),

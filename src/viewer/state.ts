@@ -2,7 +2,7 @@
 // layers and the completed result update it, pins and their trajectories, colour scales, the lens
 // input a form produces. The view modules draw this; test/viewer/state.test.ts checks it in Node.
 
-import type { LensInput, LensPoint, ModelsQuery, ViewerLensSubscription } from '../client/graphql.js';
+import type { LensInput, LensKind, LensPoint, ModelsQuery, ViewerLensSubscription } from '../client/graphql.js';
 import { decodeLayer } from '../client/packed.js';
 import type { Series } from './chart.js';
 import { makeScale, type ColorMode, type Scale } from './colors.js';
@@ -72,6 +72,8 @@ export interface Settings {
   compare?: boolean;
   modelB?: string;
   promptB?: string;
+  /** Lens kind (LOGIT when absent or when the model lacks it). */
+  lens?: string;
 }
 
 export const PIN_COLORS = ['#d9480f', '#2557c7', '#2b8a3e', '#ae3ec9', '#e8590c', '#0c8599', '#c2255c', '#5c940d'];
@@ -113,6 +115,7 @@ export function lensInput(settings: Settings, model: Model | undefined): LensInp
   return {
     model: model.id,
     prompt: settings.prompt,
+    lens: lensKindFor(settings, model),
     topK,
     layers: parseLayers(settings.layers, model.numLayers ?? 0),
     trackAcrossLayers: settings.track,
@@ -297,4 +300,16 @@ export function timingRows(run: Run, model: Model | undefined): Array<[string, s
   }
   if (model && model.id === run.input.model) rows.push(['device', model.device ?? '?']);
   return rows;
+}
+
+/** The lens kinds a model offers, LOGIT first (older servers do not list them). */
+export function lensKinds(model: Model | undefined): LensKind[] {
+  const kinds = (model as { lenses?: Array<{ kind: LensKind }> } | undefined)?.lenses?.map((l) => l.kind);
+  return kinds?.length ? kinds : ['LOGIT'];
+}
+
+/** The settings' lens kind if the model has it, else LOGIT. */
+export function lensKindFor(settings: Settings, model: Model | undefined): LensKind {
+  const want = (settings.lens ?? 'LOGIT') as LensKind;
+  return lensKinds(model).includes(want) ? want : 'LOGIT';
 }

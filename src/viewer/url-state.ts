@@ -24,6 +24,7 @@ export function settingsFromHash(hash: string, base: Settings): Settings {
     compare: flag('cmp', base.compare ?? false),
     modelB: h.get('modelB') ?? base.modelB,
     promptB: h.get('promptB') ?? base.promptB,
+    lens: h.get('lens') ?? base.lens,
   };
 }
 
@@ -44,6 +45,7 @@ export function settingsToHash(s: Settings): string {
     if (s.modelB) h.set('modelB', s.modelB);
     if (s.promptB !== undefined) h.set('promptB', s.promptB);
   }
+  if (s.lens && s.lens !== 'LOGIT') h.set('lens', s.lens);
   return `#${h.toString()}`;
 }
 

@@ -18,6 +18,7 @@ import {
   compareInputs,
   lensInput,
   sameTokens,
+  lensKinds,
   startRun,
   togglePin,
   type Model,
@@ -80,6 +81,7 @@ export function createViewer(root: HTMLElement, transport: Transport): Viewer {
       compare: ui.compare.checked,
       modelB: ui.modelB.value,
       promptB: ui.promptB.value,
+      lens: ui.lens.value,
     };
   }
 
@@ -97,6 +99,24 @@ export function createViewer(root: HTMLElement, transport: Transport): Viewer {
     if (s.modelB !== undefined && models.some((m) => m.id === s.modelB)) ui.modelB.value = s.modelB;
     if (s.promptB !== undefined) ui.promptB.value = s.promptB;
     ui.compareRow.hidden = !ui.compare.checked;
+    if (s.model !== undefined) fillLenses();
+    if (s.lens !== undefined && [...ui.lens.options].some((o) => o.value === s.lens)) ui.lens.value = s.lens;
+  }
+
+  /** The lens picker offers the kinds the selected model serves; the choice survives a model switch when it can. */
+  function fillLenses(): void {
+    const keep = ui.lens.value;
+    const names: Record<string, string> = { LOGIT: 'logit', TUNED: 'tuned', JACOBIAN: 'Jacobian' };
+    ui.lens.replaceChildren(
+      ...lensKinds(selectedModel()).map((k) => {
+        const o = document.createElement('option');
+        o.value = k;
+        o.textContent = names[k] ?? k;
+        return o;
+      }),
+    );
+    ui.lens.value = [...ui.lens.options].some((o) => o.value === keep) ? keep : 'LOGIT';
+    ui.lens.disabled = ui.lens.options.length < 2;
   }
 
   const selectedModel = () => models.find((m) => m.id === ui.model.value);
@@ -181,7 +201,10 @@ export function createViewer(root: HTMLElement, transport: Transport): Viewer {
             models = models.map((x) => (x.id === m.id ? m : x));
             renderModelOptions();
             if (phase === 'loading') renderLoading();
-            else renderModelInfo(ui, selectedModel());
+            else {
+              fillLenses();
+              renderModelInfo(ui, selectedModel());
+            }
             if (models.some(isReady)) resolve();
           }
         } catch {
@@ -222,6 +245,9 @@ export function createViewer(root: HTMLElement, transport: Transport): Viewer {
     ui.model.disabled = false;
     const wantedB = settingsFromHash(location.hash, readSettings()).modelB;
     ui.modelB.value = wantedB && ready.some((m) => m.id === wantedB) ? wantedB : ui.model.value;
+    fillLenses();
+    const wantedLens = settingsFromHash(location.hash, readSettings()).lens;
+    if (wantedLens && [...ui.lens.options].some((o) => o.value === wantedLens)) ui.lens.value = wantedLens;
     renderModelInfo(ui, selectedModel());
     status('Ready.');
     setPhase('idle');
@@ -451,7 +477,10 @@ export function createViewer(root: HTMLElement, transport: Transport): Viewer {
       }
     });
     on(ui.stop, 'click', () => controller?.abort());
-    on(ui.model, 'change', () => renderModelInfo(ui, selectedModel()));
+    on(ui.model, 'change', () => {
+      fillLenses();
+      renderModelInfo(ui, selectedModel());
+    });
     on(ui.compare, 'change', () => {
       ui.compareRow.hidden = !ui.compare.checked;
       saveToHash();

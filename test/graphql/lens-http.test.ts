@@ -54,6 +54,7 @@ describe('models and tokens', () => {
         dtype: 'F32',
         computeType: 'float32',
         parameters: model.info.parameters,
+        lenses: [{ kind: 'LOGIT', layers: [0, 1, 2] }],
         quantization: null,
       },
     ]);

@@ -1030,7 +1030,7 @@ export function referenceForward(model: RefModel, ids: number[]): Float64Array[]
  * Runs the blocks once and keeps the residuals; the three distribution sets are computed on first
  * access (the lens head over a 150k vocab dominates the cost, and many checks need only one set).
  */
-export function referenceLensOf(model: RefModel, ids: number[]): ReferenceLens {
+export function referenceLensOf(model: RefModel, ids: number[], translator?: RefTranslator): ReferenceLens {
   if (ids.length === 0) throw new Error('empty sequence');
   const outs: Rows[] = [];
   const attns: Rows[] = [];
@@ -1041,7 +1041,8 @@ export function referenceLensOf(model: RefModel, ids: number[]): ReferenceLens {
     outs.push(out);
     h = out;
   }
-  const lens = (rows: Rows[]) => rows.map((layer) => layer.map((x) => logSoftmax(model.head(x))));
+  // Both read points of layer l go through layer l's translator (lensgate's documented choice).
+  const lens = (rows: Rows[]) => rows.map((layer, l) => layer.map((x) => logSoftmax(model.head(translator ? translator(l, x) : x))));
   const lazy = <T>(f: () => T) => {
     let v: T | undefined;
     return { enumerable: true, get: () => (v ??= f()) };
@@ -1055,8 +1056,45 @@ export function referenceLensOf(model: RefModel, ids: number[]): ReferenceLens {
   return result;
 }
 
-export function referenceLens(dir: string, ids: number[]): ReferenceLens {
-  return referenceLensOf(loadReferenceModel(dir), ids);
+export function referenceLens(dir: string, ids: number[], translator?: RefTranslator): ReferenceLens {
+  return referenceLensOf(loadReferenceModel(dir), ids, translator);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Lens translators (tuned lens, Jacobian lens), from the same numbers exported as safetensors.
+
+/** Maps block l's output row to the row the final norm sees; identity where a lens has no translator. */
+export type RefTranslator = (l: number, x: Vec) => Vec;
+
+/**
+ * tuned-lens (tuned_lens/nn/lenses.py, TunedLens.transform_hidden): h + Linear_i(h) with translator i
+ * for hidden_states[i]; hidden_states[i] is the output of block i − 1, and the last block's output
+ * (the model's own output) has none. Tensors "<i>.weight" [D, D] (torch Linear, out × in), "<i>.bias".
+ */
+export function tunedTranslator(file: string, numLayers: number): RefTranslator {
+  const t = readSafetensorsFile(file);
+  return (l, x) => {
+    const i = l + 1; // block l's output is hidden_states[l + 1]
+    if (i >= numLayers) return x;
+    const W = t.get(`${i}.weight`);
+    if (!W) throw new Error(`${file}: translator ${i} missing`);
+    return add(x, linear(x, W, t.get(`${i}.bias`)));
+  };
+}
+
+/**
+ * Jacobian lens (anthropics/jacobian-lens): J[l] @ h for block l's output, J[l] [D, D] carrying it
+ * into the last block's output basis; the last block's output is the target (identity).
+ */
+export function jacobianTranslator(file: string, numLayers: number): RefTranslator {
+  const t = readSafetensorsFile(file);
+  return (l, x) => {
+    if (l === numLayers - 1 && !t.has(`J.${l}`)) return x;
+    const J = t.get(`J.${l}`);
+    // A layer the lens does not cover has no reading: NaN makes any comparison against it fail.
+    if (!J) return new Float64Array(x.length).fill(NaN);
+    return linear(x, J);
+  };
 }
 
 /** Top-k of one distribution; probabilities exp(logp); ties broken by the lower id. */

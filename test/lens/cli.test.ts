@@ -27,7 +27,7 @@ describe('npm run lens', () => {
     expect(stderr).toMatch(/^lens: loading [\w-]+: 0\/3 layers, 0\.0 MiB \/ [\d.]+ MiB mapped$/m);
     expect(stderr).toMatch(/^lens: loading [\w-]+: 3\/3 layers, ([\d.]+) MiB \/ \1 MiB mapped$/m);
     const doc = JSON.parse(stdout);
-    expect(Object.keys(doc)).toEqual(['model', 'tokens', 'layers', 'topK', 'topIndices', 'topProbs', 'tracked']);
+    expect(Object.keys(doc)).toEqual(['model', 'lens', 'tokens', 'layers', 'topK', 'topIndices', 'topProbs', 'tracked']);
     expect(Object.keys(doc.model)).toEqual(['id', 'modelType', 'numLayers', 'hiddenSize', 'vocabSize']);
     expect(doc.model).toMatchObject({ modelType: 'gpt2', numLayers: 3, hiddenSize: 64, vocabSize: 50257 });
     expect(doc.tokens).toEqual([
@@ -53,6 +53,12 @@ describe('npm run lens', () => {
     expect(stdout).toMatch(/^L2 /m);
     expect(stdout).toMatch(/^L0 /m);
     expect(stdout).not.toMatch(/^L1 /m);
+  });
+
+  it('--jacobian loads a lens file; one for another model is LENS_MISMATCH naming the field', async () => {
+    const r = await lens(['--model', dir, '--prompt', 'x', '--jacobian', 'test/fixtures/lenses/jacobian-d16.pt', '--lens', 'jacobian', '--device', 'cpu']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/LENS_MISMATCH: .*d_model 16 does not match .* hidden size 64/);
   });
 
   it('reports bad input on stderr with exit code 2', async () => {

@@ -63,7 +63,7 @@ describe('MatMulNBits layout', () => {
     const s = quantizedShape(N, K, bits, 32);
     const g = new GraphBuilder('nbits');
     const a = g.input('a', 'float', [M, K]);
-    const y = g.node('MatMulNBits', [a, g.embeddedBytes('q', 'uint8', [N, s.blocks, s.blob], q.q), g.embeddedBytes('s', 'float', [s.scaleCount], q.scales), g.embeddedBytes('z', 'uint8', [s.zeroCount], q.zeros)], {
+    const y = g.node('MatMulNBits', [a, g.raw('q', 'uint8', [N, s.blocks, s.blob], q.q), g.raw('s', 'float', [s.scaleCount], new Uint8Array(q.scales.buffer)), g.raw('z', 'uint8', [s.zeroCount], q.zeros)], {
       domain: 'com.microsoft',
       attrs: { K, N, bits, block_size: 32, accuracy_level: 0 },
     })[0];

@@ -17,6 +17,7 @@ import {
   PIN_COLORS,
   type Completed,
   type LayerEvent,
+  lensKinds,
   type Model,
   type Settings,
   type Started,
@@ -61,12 +62,18 @@ describe('settings → lens input', () => {
     expect(lensInput({ ...settings, layers: '-1', attn: true }, model)).toEqual({
       model: 'm',
       prompt: 'a b',
+      lens: 'LOGIT',
       topK: 3,
       layers: [3],
       trackAcrossLayers: true,
       stats: false,
       points: ['BLOCK_OUTPUT', 'ATTENTION_OUTPUT'],
     });
+    // A lens kind the model serves is sent; one it lacks falls back to the logit lens.
+    const tuned = { ...model, lenses: [{ kind: 'LOGIT', layers: [0, 1, 2, 3] }, { kind: 'TUNED', layers: [0, 1, 2, 3] }] } as Model;
+    expect(lensInput({ ...settings, lens: 'TUNED' }, tuned).lens).toBe('TUNED');
+    expect(lensInput({ ...settings, lens: 'JACOBIAN' }, tuned).lens).toBe('LOGIT');
+    expect(lensKinds(tuned)).toEqual(['LOGIT', 'TUNED']);
     expect(() => lensInput({ ...settings, topK: '2.5' }, model)).toThrow(expect.objectContaining({ code: 'BAD_USER_INPUT' }));
     expect(() => lensInput(settings, undefined)).toThrow(expect.objectContaining({ code: 'MODEL_NOT_FOUND' }));
   });
@@ -148,6 +155,9 @@ describe('URL fragment', () => {
     expect(settingsFromHash(settingsToHash(s), settings)).toEqual(s);
     const generating: Settings = { ...s, generate: '4', compare: true, modelB: 'm2', promptB: 'x y' };
     expect(settingsFromHash(settingsToHash(generating), settings)).toEqual(generating);
+    expect(settingsFromHash(settingsToHash({ ...s, lens: 'JACOBIAN' }), settings)).toEqual({ ...s, lens: 'JACOBIAN' });
+    const generatingTuned: Settings = { ...generating, lens: 'TUNED' };
+    expect(settingsFromHash(settingsToHash(generatingTuned), settings)).toEqual(generatingTuned);
     expect(settingsFromHash('#color=plaid&k=7', settings)).toEqual({ ...settings, topK: '7' });
     expect(hashFlag('#autorun=0&k=3', 'autorun')).toBe('0');
   });
