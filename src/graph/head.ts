@@ -91,7 +91,7 @@ export const UNEMBED = {
  * Everything that multiplies by the [V, D] unembedding, in one graph, so one session holds one copy
  * of it (or, with 16-bit weights widened per call, maps it once). A caller feeds zero rows to the
  * parts it does not need (one for the lens head: runtime/unembed.ts); all rows go through one
- * unembedding MatMul and are split back. `widenOnce`: a 16-bit unembedding goes behind one Cast
+ * unembedding MatMul and are split back. `widenOnce`: a 16-bit unembedding goes behind Casts
  * that the session folds into a float32 copy it keeps, instead of being widened chunk by chunk per call.
  *
  *   hidden ─ final norm ─┐                       ┌─ lens head: lse, TopK(k) (float16: rescored), normed

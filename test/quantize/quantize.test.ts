@@ -173,8 +173,9 @@ describe('quantized model structure and cache', () => {
   afterAll(async () => m?.close());
 
   const digest = (dir: string) =>
-    readdirSync(dir)
-      .filter((f) => f !== 'lensgate-quantized')
+    readdirSync(dir, { withFileTypes: true })
+      .filter((e) => e.isFile())
+      .map((e) => e.name)
       .map((f) => `${f}:${createHash('sha256').update(readFileSync(join(dir, f))).digest('hex')}`)
       .join('\n');
 
