@@ -14,10 +14,11 @@ import { openModel } from '../lens/index.js';
 import type { Device, LensModel } from '../lens/types.js';
 import { ClusterWorker } from '../server/cluster/worker.js';
 import { ping } from '../server/cluster/redis.js';
-import { attachLenses, parseLensSpec, parseModelSpec } from './serve.js';
+import { attachLenses, parseLensSpec, parseModelSpec, quantizeFlag } from './serve.js';
 import { exitOnSignals } from './shutdown.js';
 
-const USAGE = `usage: npm run worker -- --model id=./dir[@DEVICE[,DTYPE]] [--model ...] --redis redis://HOST:PORT
+const USAGE = `usage: npm run worker -- --model id=./dir[@OPT[,OPT]] [--model ...] --redis redis://HOST:PORT
+                 (per model OPT: auto|cpu|cuda, float32|float16, int8|int4) [--quantize int8|int4|none]
                  [--lens MODEL_ID=PATH ...] (a tuned-lens folder or a Jacobian lens file, as for npm start)
                  [--device auto|cpu|cuda] [--concurrency N] [--port N] [--id NAME]
                  [--lock-ms N] [--stalled-ms N] [--heartbeat-ms N] [--store-max-mb N] [--result-ttl-s N] [--batch-window-ms N]
@@ -42,6 +43,7 @@ async function main(): Promise<void> {
       lens: { type: 'string', multiple: true },
       redis: { type: 'string', default: process.env.LENSGATE_REDIS },
       device: { type: 'string', default: 'auto' },
+      quantize: { type: 'string' },
       concurrency: { type: 'string' },
       port: { type: 'string' },
       host: { type: 'string', default: '0.0.0.0' },
@@ -57,7 +59,8 @@ async function main(): Promise<void> {
   });
   if (values.help) return void console.log(USAGE);
   if (!values.redis) fail('--redis redis://HOST:PORT is required (or LENSGATE_REDIS)');
-  const specs = (values.model ?? []).map(parseModelSpec);
+  const quantize = quantizeFlag(values.quantize);
+  const specs = (values.model ?? []).map(parseModelSpec).map((s) => ({ ...s, quantize: s.quantize ?? quantize }));
   if (specs.length === 0) fail('at least one --model id=DIR is required');
   attachLenses(specs, (values.lens ?? []).map(parseLensSpec));
   const device = values.device as Device;
@@ -71,7 +74,7 @@ async function main(): Promise<void> {
   const models: Array<{ model: LensModel; dir: string }> = [];
   for (const spec of specs) {
     const t0 = performance.now();
-    const model = await openModel(spec.dir, { id: spec.id, device: spec.device ?? device, dtype: spec.dtype, lenses: spec.lenses });
+    const model = await openModel(spec.dir, { id: spec.id, device: spec.device ?? device, dtype: spec.dtype, lenses: spec.lenses, quantize: spec.quantize });
     const i = model.info;
     console.log(
       `lensgate worker: model ${i.id} (${i.modelType}, ${i.numLayers} layers) on ${i.device} execution provider, ${i.computeType}, lenses ${i.lenses.map((l) => l.kind).join(', ')} [${Math.round(performance.now() - t0)} ms]`,

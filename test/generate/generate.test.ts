@@ -3,7 +3,7 @@
 // cache), and every cell — prompt and generated positions, both read points, trajectories — equals
 // the reference lens of the whole final sequence rerun without a cache.
 import { join, resolve } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type LensModel, type LensPoint, openModel } from '../../src/lens/index.js';
 import { type FixtureRecipe, makeCheckpoint, recipe } from '../helpers/fixtures.js';
 import { jacobianTranslator, loadReferenceModel, referenceGreedy, referenceLensOf, tunedTranslator } from '../helpers/reference.js';
@@ -51,25 +51,30 @@ describe('tuned and Jacobian lenses over generated positions (d 16 Llama, lens f
   const FIX = resolve('test/fixtures/lenses');
   const D16 = { ...recipe('llama-gqa-tied'), name: 'llama-d16-4layers', seed: 91, hidden: 16, heads: 1, kvHeads: 1, headDim: 16, layers: 4 } as FixtureRecipe;
   let model: LensModel;
+  let dir: string;
+  let prompt: number[];
+  let greedy: number[];
+  const opts = { topK: 5, trackAcrossLayers: true, points: ['BLOCK_OUTPUT', 'ATTENTION_OUTPUT'] as LensPoint[], generate: { maxNewTokens: NEW } };
+  beforeAll(async () => {
+    dir = makeCheckpoint(D16);
+    model = await openModel(dir, { device: 'cpu', lenses: { tuned: join(FIX, 'tuned-d16'), jacobian: join(FIX, 'jacobian-d16.pt') } });
+    prompt = model.tokenize(PROMPT).map((t) => t.id);
+    greedy = referenceGreedy(loadReferenceModel(dir), prompt, NEW);
+  });
   afterAll(() => model?.close());
 
-  it('TUNED and JACOBIAN: the reference greedy tokens, every cell equal to the reference translator over the whole sequence', async () => {
-    const dir = makeCheckpoint(D16);
-    model = await openModel(dir, { device: 'cpu', lenses: { tuned: join(FIX, 'tuned-d16'), jacobian: join(FIX, 'jacobian-d16.pt') } });
-    const refModel = loadReferenceModel(dir);
-    const prompt = model.tokenize(PROMPT).map((t) => t.id);
-    const greedy = referenceGreedy(refModel, prompt, NEW);
-    const opts = { topK: 5, trackAcrossLayers: true, points: ['BLOCK_OUTPUT', 'ATTENTION_OUTPUT'] as LensPoint[], generate: { maxNewTokens: NEW } };
-
+  it('TUNED: the reference greedy tokens, every cell equal to the reference translator over the whole sequence', async () => {
     const tuned = await model.lens(PROMPT, { ...opts, lens: 'TUNED' });
     expect(tuned.lens).toBe('TUNED');
     expect(tuned.tokens.slice(prompt.length).map((t) => t.id)).toEqual(greedy);
-    expectMatchesReference(tuned, referenceLensOf(refModel, idsOf(tuned), tunedTranslator(join(FIX, 'tuned-d16.safetensors'), 4)), 4, TOL);
+    expectMatchesReference(tuned, referenceLensOf(loadReferenceModel(dir), idsOf(tuned), tunedTranslator(join(FIX, 'tuned-d16.safetensors'), 4)), 4, TOL);
+  });
 
+  it('JACOBIAN (layers 0, 2 and the last): the same tokens, every cell equal to the reference translator', async () => {
     const jac = await model.lens(PROMPT, { ...opts, lens: 'JACOBIAN' });
     expect(jac.tokens.slice(prompt.length).map((t) => t.id)).toEqual(greedy);
     expect(jac.layers).toEqual([0, 2, 3]);
-    const ref = referenceLensOf(refModel, idsOf(jac), jacobianTranslator(join(FIX, 'jacobian-d16.safetensors'), 4));
+    const ref = referenceLensOf(loadReferenceModel(dir), idsOf(jac), jacobianTranslator(join(FIX, 'jacobian-d16.safetensors'), 4));
     for (const [got, want] of [
       [jac, ref.logProbs],
       [{ ...jac.attention!, layers: jac.layers }, ref.attnLogProbs],
