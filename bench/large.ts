@@ -1,4 +1,4 @@
-// npm run bench -- large [--only 1b|8b] [--tokens 20] [--lenses 10] [--no-torch]
+// npm run bench -- large [--only 1b|8b] [--tokens 20] [--lenses 10] [--quantize int8,int4] [--no-torch]
 //
 // Real-size shapes, random BF16 weights in the hub's layout (bench/llama-checkpoints.ts):
 // Llama-3.2-1B (16 L, d 2048, tied, one file) and Llama-3.1-8B (32 L, d 4096, untied, 4 shards).
@@ -6,14 +6,17 @@
 // `--lenses` streamed lenses, per-request time streamed (and its first layer), the same request with
 // one deferred head call, and the floor = FLOPs / the best GEMM rate ORT reaches here (prepacked,
 // spinning on). PyTorch (Debian python3-torch, /usr/bin/python3) GEMM rates on the same shapes are
-// measured side by side when it is installed.
+// measured side by side when it is installed. `--quantize` adds a row per mode and shape (blocks
+// quantized with MatMulNBits): its first load (quantizing and writing the cache next to the
+// checkpoint) runs in a child of its own, then the measured child loads from the cache.
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { cpus, totalmem } from 'node:os';
+import { cpus, loadavg, totalmem } from 'node:os';
 import { parseArgs } from 'node:util';
 import { performance } from 'node:perf_hooks';
 import { GraphBuilder } from '../src/graph/onnx-builder.js';
-import { openModel } from '../src/lens/index.js';
+import { HEAD_BYTES } from '../src/lens/engine.js';
+import { openModel, type QuantizeMode } from '../src/lens/index.js';
 import { ort } from '../src/runtime/sessions.js';
 import { LLAMA_1B, LLAMA_8B, type LlamaShape, llamaCheckpoint, weightBytes } from './llama-checkpoints.js';
 
@@ -23,12 +26,15 @@ const { values } = parseArgs({
     tokens: { type: 'string', default: '20' },
     lenses: { type: 'string', default: '10' },
     child: { type: 'string' },
+    quantize: { type: 'string' },
     'no-torch': { type: 'boolean', default: false },
   },
 });
 const T = Number(values.tokens);
 const LENSES = Number(values.lenses);
 const SHAPES: Record<string, LlamaShape> = { '1b': LLAMA_1B, '8b': LLAMA_8B };
+const MODES = (values.child ? [] : (values.quantize ?? '').split(',').filter(Boolean)) as QuantizeMode[];
+for (const m of MODES) if (m !== 'int8' && m !== 'int4') throw new Error(`--quantize takes int8 and/or int4 (got ${m})`);
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const gb = (b: number) => `${(b / 1e9).toFixed(2)} GB`;
@@ -116,7 +122,14 @@ async function child(key: string): Promise<void> {
   const sh = SHAPES[key];
   const dir = llamaCheckpoint(sh);
   const t0 = performance.now();
-  const model = await openModel(dir, { device: 'cpu', id: key });
+  const quantize = values.quantize as QuantizeMode | undefined;
+  const model = await openModel(dir, { device: 'cpu', id: key, quantize });
+  if (LENSES === 0) {
+    // The quantizing first load: its time is all that is asked.
+    process.stdout.write(`${JSON.stringify({ loadMs: performance.now() - t0 })}\n`);
+    await model.close();
+    return;
+  }
   const loadMs = performance.now() - t0;
   const rssReady = process.memoryUsage().rss;
   const log = (what: string) => process.stderr.write(`[${key}] ${what}, RSS ${gb(process.memoryUsage().rss)}\n`);
@@ -144,7 +157,7 @@ async function child(key: string): Promise<void> {
   const res: ChildResult = {
     shape: key, files: weightBytes(dir, sh), loadMs, rssReady, rssAfter, maxRss: process.resourceUsage().maxRSS * 1024,
     streamedMs: median(streamed), firstLayerMs: median(firsts), oneHeadMs, oneHeadHeadMs: one.timings.headMs,
-    blocksMs: median(blocks), headCalls: Math.ceil((sh.layers * tokens) / Math.floor((128 * 2 ** 20) / (sh.vocab * 4))), tokens,
+    blocksMs: median(blocks), headCalls: Math.ceil((sh.layers * tokens) / Math.floor(HEAD_BYTES / (sh.vocab * 4))), tokens,
   };
   process.stdout.write(`${JSON.stringify(res)}\n`);
 }
@@ -152,50 +165,70 @@ async function child(key: string): Promise<void> {
 async function main(): Promise<void> {
   const keys = values.only ? [values.only] : ['1b', '8b'];
   const out: string[] = [];
+  const load = () => loadavg().map((x) => x.toFixed(1)).join(' / ');
   out.push(`### npm run bench -- large — random BF16 checkpoints in hub layout, ${T}-token prompt, ${LENSES} streamed lenses each`);
-  out.push(`machine: ${cpus().length} × ${cpus()[0]?.model ?? '?'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}, onnxruntime-node CPU EP`);
+  out.push(`machine: ${cpus().length} × ${cpus()[0]?.model ?? '?'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}, onnxruntime-node CPU EP; load average (1/5/15 min) at start: ${load()}`);
   out.push('');
-  out.push('| checkpoint | files | load to ready | RSS at ready | RSS after lenses (÷ files) | peak RSS | lens streamed (first layer) | one head call: total (head) | floor (ORT best) |');
-  out.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|');
+  out.push('| checkpoint | blocks | files | load to ready | RSS at ready | RSS after lenses (÷ files) | peak RSS | lens streamed (first layer) | one head call: total (head) | floor | streamed ÷ floor | one head call ÷ floor |');
+  out.push('|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
   const rates: string[] = [];
+  const run = (args: string[]) =>
+    spawnSync(process.execPath, [...process.execArgv, process.argv[1], ...args, '--tokens', String(T)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 20 });
   for (const key of keys) {
     const sh = SHAPES[key];
     const tw = performance.now();
     const dir = llamaCheckpoint(sh);
     const writeMs = performance.now() - tw;
     if (writeMs > 1000) process.stderr.write(`wrote ${dir} in ${s(writeMs)}\n`);
-    const p = spawnSync(process.execPath, [...process.execArgv, process.argv[1], '--child', key, '--tokens', String(T), '--lenses', String(LENSES)], {
-      encoding: 'utf8',
-      stdio: ['ignore', 'pipe', 'inherit'],
-      maxBuffer: 1 << 20,
-    });
-    if (p.status !== 0) {
-      out.push(`| ${sh.name} | — | failed (exit ${p.status ?? p.signal}) | | | | | | |`);
-      continue;
+    const name = `${sh.name} (${sh.layers} L, d ${sh.hidden}, V ${sh.vocab}${sh.tied ? ', tied' : `, ${sh.shards} shards`})`;
+    let floorMs = 0;
+    let flop = { blocks: 0, head: 0 };
+    for (const mode of [undefined, ...MODES]) {
+      const q = mode ? ['--quantize', mode] : [];
+      let firstLoad = '';
+      if (mode) {
+        const first = run(['--child', key, '--lenses', '0', ...q]);
+        if (first.status === 0) firstLoad = ` (first: ${s((JSON.parse(first.stdout.trim().split('\n').pop()!) as { loadMs: number }).loadMs)}, quantizing)`;
+      }
+      const p = run(['--child', key, '--lenses', String(LENSES), ...q]);
+      if (p.status !== 0) {
+        out.push(`| ${name} | ${mode ?? 'BF16'} | — | failed (exit ${p.status ?? p.signal}) | | | | | | | | |`);
+        continue;
+      }
+      const r = JSON.parse(p.stdout.trim().split('\n').pop()!) as ChildResult;
+      if (!floorMs) {
+        flop = flops(sh, r.tokens);
+        // GEMM shapes of this request: the head's [rows, D]·[D, V] per deferred call and the blocks' widest [T, D]·[D, F].
+        const headRows = Math.min(sh.layers * r.tokens, Math.floor(HEAD_BYTES / (sh.vocab * 4)));
+        const shapes: Array<[number, number, number]> = [[headRows, sh.hidden, sh.vocab], [r.tokens, sh.hidden, sh.intermediate]];
+        const packed: number[] = [];
+        const plain: number[] = [];
+        for (const [m, k, n] of shapes) {
+          packed.push(await ortRate(m, k, n, true));
+          plain.push(await ortRate(m, k, n, false));
+        }
+        // The floor takes ORT's fastest configuration for each shape.
+        const best = shapes.map((_, i) => Math.max(packed[i], plain[i]));
+        floorMs = ((flop.head / best[0] + flop.blocks / best[1]) / 1e9) * 1000;
+        const torch = torchRates(shapes);
+        shapes.forEach(([m, k, n], i) => {
+          const t = torch?.[i];
+          rates.push(`| ${sh.name} | [${m}×${k}]·[${k}×${n}] | ${packed[i].toFixed(1)} | ${plain[i].toFixed(1)} | ${t ? t.f32.toFixed(1) : '—'} | ${t ? t.bf16.toFixed(1) : '—'} |`);
+        });
+      }
+      out.push(
+        `| ${name} | ${mode ?? 'BF16'} | ${gb(r.files)} | ${s(r.loadMs)}${firstLoad} | ${gb(r.rssReady)} | ${gb(r.rssAfter)} (${(r.rssAfter / r.files).toFixed(2)}x) | ${gb(r.maxRss)} | ${s(r.streamedMs)} (${s(r.firstLayerMs)}) | ${s(r.oneHeadMs)} (${s(r.oneHeadHeadMs)}) | ${s(floorMs)} | ${(r.streamedMs / floorMs).toFixed(1)}x | ${(r.oneHeadMs / floorMs).toFixed(1)}x |`,
+      );
+      out.push(`<!-- ${key} ${mode ?? 'BF16'}: ${r.tokens} tokens, blocks ${s(r.blocksMs)} per streamed request; FLOPs blocks ${(flop.blocks / 1e9).toFixed(0)} G, head ${(flop.head / 1e9).toFixed(0)} G -->`);
     }
-    const r = JSON.parse(p.stdout.trim().split('\n').pop()!) as ChildResult;
-    const f = flops(sh, r.tokens);
-    // GEMM shapes of this request: the head's [rows, D]·[D, V] per call and the blocks' widest [T, D]·[D, F].
-    const headRows = Math.min(sh.layers * r.tokens, Math.floor((128 * 2 ** 20) / (sh.vocab * 4)));
-    const shapes: Array<[number, number, number]> = [[headRows, sh.hidden, sh.vocab], [r.tokens, sh.hidden, sh.intermediate]];
-    const best: number[] = [];
-    for (const [m, k, n] of shapes) best.push(Math.max(await ortRate(m, k, n, true), await ortRate(m, k, n, false)));
-    const floorMs = ((f.head / best[0] + f.blocks / best[1]) / 1e9) * 1000;
-    out.push(
-      `| ${sh.name} (${sh.layers} L, d ${sh.hidden}, V ${sh.vocab}${sh.tied ? ', tied' : `, ${sh.shards} shards`}) | ${gb(r.files)} | ${s(r.loadMs)} | ${gb(r.rssReady)} | ${gb(r.rssAfter)} (${(r.rssAfter / r.files).toFixed(2)}x) | ${gb(r.maxRss)} | ${s(r.streamedMs)} (${s(r.firstLayerMs)}) | ${s(r.oneHeadMs)} (${s(r.oneHeadHeadMs)}) | ${s(floorMs)} (${(r.streamedMs / floorMs).toFixed(1)}x) |`,
-    );
-    const torch = torchRates(shapes);
-    shapes.forEach(([m, k, n], i) => {
-      const t = torch?.[i];
-      rates.push(`| ${sh.name} | [${m}×${k}]·[${k}×${n}] | ${best[i].toFixed(1)} | ${t ? t.f32.toFixed(1) : '—'} | ${t ? t.bf16.toFixed(1) : '—'} |`);
-    });
-    out.push(`<!-- ${key}: ${r.tokens} tokens, blocks ${s(r.blocksMs)} per streamed request; FLOPs blocks ${(f.blocks / 1e9).toFixed(0)} G, head ${(f.head / 1e9).toFixed(0)} G -->`);
   }
   out.push('');
-  out.push('GEMM rates, GFLOP/s (ORT: float32 MatMul, best of prepacked / not, spinning on; PyTorch: torch.matmul, same thread count):');
+  out.push(`load average at the end: ${load()}`);
   out.push('');
-  out.push('| checkpoint | shape | ORT float32 | PyTorch float32 | PyTorch bfloat16 |');
-  out.push('|---|---|---:|---:|---:|');
+  out.push('GEMM rates, GFLOP/s (ORT: float32 MatMul with a constant weight, spinning on; PyTorch: torch.matmul, same thread count). The floor = FLOPs / the faster ORT column:');
+  out.push('');
+  out.push('| checkpoint | shape | ORT prepacked | ORT not prepacked | PyTorch float32 | PyTorch bfloat16 |');
+  out.push('|---|---|---:|---:|---:|---:|');
   out.push(...rates);
   process.stdout.write(`${out.join('\n')}\n`);
 }

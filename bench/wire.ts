@@ -7,7 +7,7 @@ import type { Socket } from 'node:net';
 import { createGunzip } from 'node:zlib';
 import { createClient } from 'graphql-ws';
 import WebSocket from 'ws';
-import { packLens, unpackLens, type PackOptions } from '../src/lens/packed.js';
+import { DEFAULT_PACK, packP16, probCode, packTopLocal, packU32, trackedMatrix, unpackLens, type PackOptions } from '../src/lens/packed.js';
 import type { LensResult } from '../src/lens/types.js';
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
@@ -31,8 +31,10 @@ export function wireBytes(url: string, body: unknown, gzip: boolean): Promise<nu
 const COMPUTE = `query($input: LensInput!) { lens(input: $input) { id tokens { position id text } layers topK topIndices topProbs tracked { position tokenIds probs } } }`;
 const JSON_MODE2 = (precision: string) =>
   `query($id: ID!) { lensResult(id: $id) { tokens { id text } layers topIndices topProbs${precision} tracked { tokenIds probs${precision} } } }`;
-const PACKED = `query($id: ID!, $relativeError: Float, $floor: Float) { lensResult(id: $id) { tokens { id text } layers
-  packed(relativeError: $relativeError, floor: $floor) { topIndices topProbs trackedCounts trackedIds trackedProbs } } }`;
+// Two PACKED selections: the top-k as their own arrays, or through topLocal (the smallest, what the
+// viewer and LensPackedTracked select); both with the tokens' texts.
+const PACKED = (top: string) => `query($id: ID!, $relativeError: Float, $floor: Float) { lensResult(id: $id) { tokens { id text } layers
+  packed(relativeError: $relativeError, floor: $floor) { ${top} trackedCounts trackedIds trackedProbs tokens { id text } } } }`;
 
 export interface EncodingRow {
   label: string;
@@ -90,6 +92,7 @@ export async function measureEncodings(url: string, input: Record<string, unknow
       precision
         ? { ...r, topProbs: r.topProbs.map((a) => a.map((b) => b.map((x) => round(x, precision)))), tracked: r.tracked!.map((t) => ({ ...t, probs: t.probs.map((a) => a.map((x) => round(x, precision))) })) }
         : r;
+    console.error(`encodings: JSON precision ${precision ?? 'full'}`);
     const text = JSON.stringify(shape(rounded(result)));
     const parsed = JSON.parse(text) as ReturnType<typeof shape>;
     rows.push({
@@ -110,28 +113,38 @@ export async function measureEncodings(url: string, input: Record<string, unknow
     decodeMs: NaN,
     error: '≤ 5e-6 absolute',
   });
-  const bounds: Array<Required<PackOptions>> = [
-    { relativeError: 1e-3, floor: 1e-4 },
-    { relativeError: 1e-2, floor: 1e-3 },
-    { relativeError: 2e-2, floor: 1e-2 },
+  const cases: Array<{ bound: Required<PackOptions>; local: boolean; note: string }> = [
+    { bound: DEFAULT_PACK, local: true, note: 'default; top-k via topLocal' },
+    { bound: DEFAULT_PACK, local: false, note: 'default; topIndices + topProbs' },
+    { bound: { relativeError: 1e-3, floor: 1e-4 }, local: true, note: 'format 1’s default bound; top-k via topLocal' },
+    { bound: { relativeError: 1e-2, floor: 1e-3 }, local: true, note: 'top-k via topLocal' },
   ];
-  for (const bound of bounds) {
-    const body = { query: PACKED, variables: { id, ...bound } };
-    const packed = packLens(result, bound);
-    const text = JSON.stringify(packed);
+  // Reorder the exact trajectories like the decoded [layer][N] matrix.
+  const exactPacked = [...result.topProbs.flat(2), ...result.layers.flatMap((_, l) => result.tracked!.flatMap((t) => t.probs[l]))];
+  for (const { bound, local, note } of cases) {
+    console.error(`encodings: PACKED ${note}`);
+    const body = { query: PACKED(local ? 'topLocal' : 'topIndices topProbs'), variables: { id, ...bound } };
+    // What the resolvers do for this selection (the tokens' texts are left out of the timing).
+    const encode = () => {
+      const m = trackedMatrix(result.tracked!, result.layers.length);
+      const shape = [result.layers.length, result.tokens.length, result.topK];
+      return JSON.stringify({
+        ...(local
+          ? { topLocal: packTopLocal(result.topIndices, result.tracked!) }
+          : { topIndices: packU32(result.topIndices.flat(2), shape), topProbs: packP16(result.topProbs.flat(2), shape, probCode(bound)) }),
+        trackedCounts: packU32(m.counts, [m.counts.length]),
+        trackedIds: packU32(m.ids, [m.ids.length]),
+        trackedProbs: packP16(m.probs, [result.layers.length, m.ids.length], probCode(bound)),
+      });
+    };
+    const text = encode();
     const decoded = unpackLens(JSON.parse(text));
     const got = [...decoded.topProbs, ...decoded.tracked!.probs];
-    // Reorder the exact trajectories like the decoded [layer][N] matrix.
-    const exactPacked = [
-      ...result.topProbs.flat(2),
-      ...result.layers.flatMap((_, l) => result.tracked!.flatMap((t) => t.probs[l])),
-    ];
-    const isDefault = bound.relativeError === 1e-3 && bound.floor === 1e-4;
     rows.push({
-      label: `PACKED, relativeError ${bound.relativeError}, floor ${bound.floor}${isDefault ? ' (default)' : ''}`,
+      label: `PACKED, relativeError ${bound.relativeError}, floor ${bound.floor} (${note})`,
       identity: await wireBytes(url, body, false),
       gzip: await wireBytes(url, body, true),
-      encodeMs: timeIt(() => JSON.stringify(packLens(result, bound)), runs),
+      encodeMs: timeIt(encode, runs),
       decodeMs: timeIt(() => unpackLens(JSON.parse(text)), runs),
       error: `${worstError(exactPacked, got, bound.floor).toExponential(2)} of max(p, ${bound.floor})`,
     });
@@ -163,7 +176,8 @@ function wsImpl(deflate: boolean, sockets: Socket[]) {
   };
 }
 
-async function wsRun(url: string, query: string, input: unknown, deflate: boolean): Promise<{ bytes: number; arrivals: number[]; total: number }> {
+/** `stopAfterFirst`: unsubscribe as soon as the first LayerResult arrives (total = that moment). */
+async function wsRun(url: string, query: string, input: unknown, deflate: boolean, stopAfterFirst = false): Promise<{ bytes: number; arrivals: number[]; total: number }> {
   const sockets: Socket[] = [];
   const client = createClient({ url: url.replace(/^http/, 'ws'), webSocketImpl: wsImpl(deflate, sockets), retryAttempts: 0, lazy: true });
   // Connect first so the handshake is outside the timings.
@@ -174,14 +188,15 @@ async function wsRun(url: string, query: string, input: unknown, deflate: boolea
   for await (const ev of client.iterate<{ lensLayers: { __typename: string } }>({ query, variables: { input } as Record<string, unknown> })) {
     if (ev.errors) throw new Error(JSON.stringify(ev.errors));
     if (ev.data?.lensLayers.__typename === 'LayerResult') arrivals.push(performance.now() - t0);
+    if (stopAfterFirst && arrivals.length) break; // the iterator's return() sends graphql-ws `complete`
   }
   const total = performance.now() - t0;
   const bytes = sockets[0].bytesRead - before;
-  await client.dispose();
+  void client.dispose();
   return { bytes, arrivals, total };
 }
 
-function sseRun(url: string, query: string, input: unknown, gzip: boolean): Promise<{ bytes: number; arrivals: number[]; total: number }> {
+function sseRun(url: string, query: string, input: unknown, gzip: boolean, stopAfterFirst = false): Promise<{ bytes: number; arrivals: number[]; total: number }> {
   return new Promise((resolve, reject) => {
     const headers: Record<string, string> = { 'content-type': 'application/json', accept: 'text/event-stream' };
     if (gzip) headers['accept-encoding'] = 'gzip';
@@ -196,6 +211,11 @@ function sseRun(url: string, query: string, input: unknown, gzip: boolean): Prom
         const parts = (tail + d.toString()).split('\n\n');
         tail = parts.pop()!;
         for (const p of parts) if (p.includes('"LayerResult"')) arrivals.push(performance.now() - t0);
+        if (stopAfterFirst && arrivals.length) {
+          const total = performance.now() - t0;
+          req.destroy(); // the client goes away: the server must cancel the run
+          resolve({ bytes, arrivals, total });
+        }
       });
       text.on('end', () => resolve({ bytes, arrivals, total: performance.now() - t0 }));
       text.on('error', reject);
@@ -215,6 +235,7 @@ export async function measureStreams(url: string, input: Record<string, unknown>
   ];
   const rows: StreamRow[] = [];
   for (const c of cases) {
+    console.error(`streams: ${c.label}`);
     const samples = { off: [] as Array<Awaited<ReturnType<typeof c.run>>>, on: [] as Array<Awaited<ReturnType<typeof c.run>>> };
     for (let r = 0; r < runs; r++) {
       samples.off.push(await c.run(false));
@@ -232,4 +253,42 @@ export async function measureStreams(url: string, input: Record<string, unknown>
     }
   }
   return rows;
+}
+
+export interface CancelRow {
+  label: string;
+  /** A stream on an idle model: request → first LayerResult (median ms). */
+  idleFirstMs: number;
+  /** Cancel a running stream at its first LayerResult, start the same stream again: cancel → its first LayerResult. */
+  afterCancelFirstMs: number;
+}
+
+/**
+ * Cancellation with and without stream compression: the model runs one job at a time, so a second
+ * stream started right after the first is cancelled gets its first layer only once the server has
+ * stopped the first run. afterCancelFirstMs ≈ idleFirstMs means cancellation took effect at once;
+ * ≈ a whole run means the server kept computing for a client that had left.
+ */
+export async function measureCancel(url: string, input: Record<string, unknown>, runs: number): Promise<CancelRow[]> {
+  const cases = [
+    { label: 'graphql-ws, no deflate', run: (stop: boolean) => wsRun(url, STREAM_PACKED, input, false, stop) },
+    { label: 'graphql-ws, permessage-deflate', run: (stop: boolean) => wsRun(url, STREAM_PACKED, input, true, stop) },
+    { label: 'SSE, identity', run: (stop: boolean) => sseRun(url, STREAM_PACKED, input, false, stop) },
+    { label: 'SSE, gzip flushed per event', run: (stop: boolean) => sseRun(url, STREAM_PACKED, input, true, stop) },
+  ];
+  const samples = cases.map(() => ({ idle: [] as number[], after: [] as number[] }));
+  for (let r = 0; r < runs; r++) {
+    // Interleaved, so load on the machine hits every case alike.
+    for (const [i, c] of cases.entries()) {
+      console.error(`cancel: ${c.label}, round ${r + 1}`);
+      const idle = await c.run(true);
+      samples[i].idle.push(idle.arrivals[0]);
+      await new Promise((res) => setTimeout(res, 1000)); // let the cancelled run stop before the next case
+      await c.run(true); // cancelled at its first layer …
+      const again = await c.run(true); // … and the next stream waits for the server to notice
+      samples[i].after.push(again.arrivals[0]);
+      await new Promise((res) => setTimeout(res, 1000));
+    }
+  }
+  return cases.map((c, i) => ({ label: c.label, idleFirstMs: median(samples[i].idle), afterCancelFirstMs: median(samples[i].after) }));
 }

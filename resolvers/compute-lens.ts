@@ -21,7 +21,11 @@ export async function lookupCache(ctx: GatewayContext, req: ValidLensRequest): P
   const { served } = req;
   if (!served.contentHash) return { key: null, hit: null };
   const info = served.model.info;
-  const key = lensCacheKey({ modelId: info.id, contentHash: served.contentHash, computeType: info.computeType, lenses: info.lenses }, req.prompt, req.options);
+  const key = lensCacheKey(
+    { modelId: info.id, contentHash: served.contentHash, computeType: info.computeType, lenses: info.lenses, quantization: info.quantization },
+    req.prompt,
+    req.options,
+  );
   const found = await ctx.store.findByCacheKey(key);
   // With API keys, another key's result is not this caller's to read: compute its own.
   const hit = found && !visibleTo(ctx, found) ? null : found;

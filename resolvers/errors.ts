@@ -17,13 +17,14 @@ export type GatewayErrorCode =
   | 'RESPONSE_TOO_LARGE'
   | 'TOO_MANY_SUBSCRIPTIONS'
   | 'FORBIDDEN'
+  | 'RESULT_EXPIRED'
   | 'INTERNAL';
 
 export function gatewayError(code: GatewayErrorCode, message: string): GraphQLError {
   return new GraphQLError(message, { extensions: { code } });
 }
 
-const PASSED_THROUGH = new Set(['MODEL_NOT_FOUND', 'BAD_USER_INPUT', 'PROMPT_TOO_LONG', 'CANCELLED', 'OVERLOADED', 'UNAVAILABLE', 'TOKENIZER_MISMATCH', 'LENS_UNAVAILABLE']);
+const PASSED_THROUGH = new Set(['MODEL_NOT_FOUND', 'BAD_USER_INPUT', 'PROMPT_TOO_LONG', 'CANCELLED', 'OVERLOADED', 'UNAVAILABLE', 'TOKENIZER_MISMATCH', 'LENS_UNAVAILABLE', 'RESULT_EXPIRED']);
 
 /**
  * Maps core errors onto the public codes. Checkpoint, device and unknown failures are operator

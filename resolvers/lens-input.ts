@@ -2,11 +2,11 @@
 // fast with BAD_USER_INPUT / PROMPT_TOO_LONG / MODEL_NOT_FOUND and never take a queue slot.
 
 import type { LensKind, LensOptions, LensPoint, Token } from '../src/lens/types.js';
-import { lensOf } from '../src/lens/validate.js';
+import { validate, type ValidRequest } from '../src/lens/validate.js';
 import type { ServedModel } from './services.js';
 import { builder } from './builder.js';
 import type { GatewayContext } from './context.js';
-import { gatewayError } from './errors.js';
+import { gatewayError, toGraphQLError } from './errors.js';
 import { LensKindEnum } from './lens-kind.js';
 import { requireModel } from './model.js';
 
@@ -53,8 +53,6 @@ export const LensInputRef = builder.inputType('LensInput', {
   }),
 });
 
-const POINT_ORDER: LensPoint[] = ['BLOCK_OUTPUT', 'ATTENTION_OUTPUT'];
-
 export interface LensInputValue {
   model: string;
   prompt: string;
@@ -76,84 +74,52 @@ export interface ValidLensRequest {
   options: LensOptions;
 }
 
+/**
+ * Checks a LensInput with the core's validation (src/lens/validate.ts), adding only this server's
+ * limits. The prompt is tokenized once, here: the ids travel with the request (LensOptions.promptIds)
+ * so the model does not tokenize it again.
+ */
 export function validateLensInput(ctx: GatewayContext, input: LensInputValue): ValidLensRequest {
   const served = requireModel(ctx, input.model);
   const info = served.model.info;
-  if (input.prompt.length === 0) throw gatewayError('BAD_USER_INPUT', 'prompt must not be empty');
+  // Before tokenizing: a huge prompt must not cost the server a tokenization.
   if (input.prompt.length > ctx.limits.maxPromptChars) {
     throw gatewayError('PROMPT_TOO_LONG', `prompt is longer than ${ctx.limits.maxPromptChars} characters`);
   }
-  const topK = input.topK ?? 5;
-  const maxK = Math.min(info.vocabSize, ctx.limits.maxTopK);
-  if (!Number.isInteger(topK) || topK < 1 || topK > maxK) {
-    throw gatewayError('BAD_USER_INPUT', `topK must be between 1 and ${maxK}, got ${topK}`);
-  }
-  const lens = input.lens ?? 'LOGIT';
-  let lensLayers: number[];
+  const tokens = input.prompt.length ? served.model.tokenize(input.prompt) : [];
+  const options: LensOptions = {
+    topK: input.topK ?? 5,
+    trackAcrossLayers: input.trackAcrossLayers ?? false,
+    layers: input.layers == null ? undefined : [...input.layers],
+    points: input.points == null ? undefined : [...input.points],
+    stats: input.stats ?? false,
+    generate: input.generate ? { maxNewTokens: input.generate.maxNewTokens } : undefined,
+    lens: input.lens ?? 'LOGIT',
+  };
+  let valid: ValidRequest;
   try {
-    lensLayers = lensOf(lens, info)?.layers ?? Array.from({ length: info.numLayers }, (_, i) => i);
-  } catch (e) {
-    throw gatewayError('LENS_UNAVAILABLE', (e as Error).message);
-  }
-  let layers: number[];
-  if (input.layers == null) {
-    layers = [...lensLayers];
-  } else {
-    if (input.layers.length === 0) throw gatewayError('BAD_USER_INPUT', 'layers must not be empty (omit it for all layers)');
-    const seen = new Set<number>();
-    for (const l of input.layers) {
-      if (l < 0 || l >= info.numLayers) {
-        throw gatewayError('BAD_USER_INPUT', `layer ${l} is out of range: ${info.id} has layers 0..${info.numLayers - 1}`);
-      }
-      if (seen.has(l)) throw gatewayError('BAD_USER_INPUT', `layer ${l} is listed twice`);
-      seen.add(l);
-    }
-    layers = [...seen].sort((a, b) => a - b);
-    const missing = layers.filter((l) => !lensLayers.includes(l));
-    if (missing.length) {
-      throw gatewayError('LENS_UNAVAILABLE', `the ${lens} lens of ${info.id} does not read layer(s) ${missing.join(', ')}; it reads ${lensLayers.join(', ')}`);
-    }
-  }
-  if (input.points && input.points.length === 0) throw gatewayError('BAD_USER_INPUT', 'points must not be empty (omit it for BLOCK_OUTPUT)');
-  if (input.points && new Set(input.points).size !== input.points.length) throw gatewayError('BAD_USER_INPUT', 'points contains duplicates');
-  // Same order as the core reports them: block output first.
-  const points = POINT_ORDER.filter((p) => (input.points ?? ['BLOCK_OUTPUT']).includes(p));
-  const tokens = served.model.tokenize(input.prompt);
-  if (tokens.length === 0) throw gatewayError('BAD_USER_INPUT', 'prompt has no tokens');
-  if (tokens.length > info.maxPositions) {
-    throw gatewayError(
-      'PROMPT_TOO_LONG',
-      `prompt has ${tokens.length} tokens; ${info.id} accepts at most ${info.maxPositions}`,
+    valid = validate(
+      input.prompt,
+      tokens.map((t) => t.id),
+      options,
+      info,
+      { maxTopK: ctx.limits.maxTopK, maxNewTokens: ctx.limits.maxNewTokens },
     );
-  }
-  let generate: LensOptions['generate'];
-  if (input.generate) {
-    const n = input.generate.maxNewTokens;
-    if (n < 1 || n > ctx.limits.maxNewTokens) {
-      throw gatewayError('BAD_USER_INPUT', `generate.maxNewTokens must be between 1 and ${ctx.limits.maxNewTokens} (server limit), got ${n}`);
-    }
-    if (tokens.length + n > info.maxPositions) {
-      throw gatewayError(
-        'PROMPT_TOO_LONG',
-        `prompt (${tokens.length} tokens) + maxNewTokens (${n}) exceeds the ${info.maxPositions} positions ${info.id} takes`,
-      );
-    }
-    generate = { maxNewTokens: n };
+  } catch (err) {
+    throw toGraphQLError(err);
   }
   return {
     served,
     prompt: input.prompt,
     tokens,
-    layers,
-    points,
+    layers: valid.layers,
+    points: valid.points,
     options: {
-      lens,
-      topK,
-      trackAcrossLayers: input.trackAcrossLayers ?? false,
-      layers: input.layers == null ? undefined : layers,
-      points,
-      stats: input.stats ?? false,
-      generate,
+      ...options,
+      // Canonical forms (layers ascending, points in residual order), so equal requests share a cache key.
+      layers: input.layers == null ? undefined : valid.layers,
+      points: valid.points,
+      promptIds: valid.ids,
     },
   };
 }

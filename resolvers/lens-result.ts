@@ -2,8 +2,8 @@
 
 import { toWidgetV1, toWidgetV2 } from '../src/lens/widget.js';
 import { builder } from './builder.js';
+import { gatewayError, toGraphQLError } from './errors.js';
 import { computeLens, visibleTo } from './compute-lens.js';
-import { gatewayError } from './errors.js';
 import { LensAttentionRef } from './lens-attention.js';
 import { cellLayerIndices, checkCellArgs, layerCells, LensCellRef } from './lens-cell.js';
 import { cellsBytes, trackedBytes } from './response-budget.js';
@@ -114,10 +114,17 @@ builder.queryFields((t) => ({
   lensResult: t.field({
     type: LensResultRef,
     nullable: true,
-    description: 'A stored result by id; null when unknown or evicted. Results live in the result store (a SQLite file by default, Redis in distributed mode) within its size budget.',
+    description:
+      'A stored result by id; null when unknown or evicted to keep the store within its size budget; error RESULT_EXPIRED when its time to live (--result-ttl-s) has passed. ' +
+      'Results live in the result store (a SQLite file by default, Redis in distributed mode).',
     args: { id: t.arg.id({ required: true }) },
     resolve: async (_root, { id }, ctx) => {
-      const stored = await ctx.loaders.result.load(id);
+      let stored;
+      try {
+        stored = await ctx.loaders.result.load(id);
+      } catch (err) {
+        throw toGraphQLError(err);
+      }
       if (stored && !visibleTo(ctx, stored)) throw gatewayError('FORBIDDEN', `Result ${id} belongs to another API key`);
       // A stored result whose model was since removed cannot decode tokens any more.
       return stored && ctx.registry.get(stored.modelId) ? stored : null;

@@ -14,7 +14,8 @@ export interface Loaders {
 
 export function createLoaders({ store, registry }: GatewayServices): Loaders {
   return {
-    result: new DataLoader((ids) => Promise.all(ids.map((id) => store.get(id)))),
+    // An Error in the array fails only its own key (an expired result), not the whole batch.
+    result: new DataLoader((ids) => Promise.all(ids.map((id) => store.get(id).catch((err: unknown) => (err instanceof Error ? err : new Error(String(err))))))),
     tokens: new DataLoader(
       async (keys) =>
         keys.map(({ model, text }) => {

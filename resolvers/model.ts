@@ -2,7 +2,7 @@
 // Subscription.modelStatus.
 
 import { hostname } from 'node:os';
-import type { LensInfo, ModelInfo, Token } from '../src/lens/types.js';
+import type { LensInfo, ModelInfo, QuantizationInfo, Token } from '../src/lens/types.js';
 import { Repeater } from 'graphql-yoga';
 import { builder } from './builder.js';
 import { LensKindEnum } from './lens-kind.js';
@@ -86,6 +86,22 @@ PlacementRef.implement({
   }),
 });
 
+const QuantizationRef = builder.objectRef<QuantizationInfo>('Quantization');
+QuantizationRef.implement({
+  description:
+    'Weight-only quantization of the transformer blocks (ONNX Runtime MatMulNBits on CPU, int8 activations inside the kernel). ' +
+    'The unembedding (lens head, stats, trajectories) and the embedding stay exact; the error this adds is documented in the README.',
+  fields: (t) => ({
+    mode: t.exposeString('mode', { description: '"int8" or "int4".' }),
+    bits: t.exposeInt('bits'),
+    blockSize: t.exposeInt('blockSize', { description: 'Weights per scale and zero point (along the input dimension).' }),
+    cached: t.boolean({
+      description: 'Whether the quantized weights are cached next to the checkpoint (else they are quantized at every load).',
+      resolve: (q) => q.cacheDir !== null,
+    }),
+  }),
+});
+
 /** A field of the model's info: known once the checkpoint is read, so null for a model that failed before. */
 function infoField<K extends keyof ModelInfo>(key: K) {
   return (m: ModelParent) => (infoOf(m)?.[key] ?? null) as ModelInfo[K] | null;
@@ -119,6 +135,12 @@ ModelRef.implement({
     computeType: t.string({ nullable: true, description: 'Type the graphs compute in: "float32" or "float16".', resolve: infoField('computeType') }),
     // Float, not Int: parameter counts pass 2^31 (an 8B model) and GraphQL Int is 32-bit.
     parameters: t.float({ nullable: true, description: 'Parameter count (exact up to 2^53).', resolve: infoField('parameters') }),
+    quantization: t.field({
+      type: QuantizationRef,
+      nullable: true,
+      description: 'How the blocks\' weights are quantized; null when they are used as stored (float32, float16 or bfloat16), or not known yet.',
+      resolve: (m) => infoOf(m)?.quantization ?? null,
+    }),
     tokenizerHash: t.string({
       nullable: true,
       description: 'sha256 of what decides token ids (vocabulary, merges, added tokens, pre/post-processing): models with equal hashes can be compared (Query.lensCompare).',

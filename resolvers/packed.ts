@@ -6,6 +6,7 @@
 import {
   packF32,
   packP16,
+  packTopLocal,
   trackedMatrix,
   packU32,
   probCode,
@@ -28,10 +29,11 @@ import { packedBytes } from './response-budget.js';
 // query-cost limit.
 const PackedArrayRef = builder.scalarType('PackedArray', {
   description:
-    'A row-major array as JSON: { dtype, shape, data, scale, maxCode }. data is base64 (RFC 4648, padded) of the bytes; ' +
-    'dtype U32 = uint32 LE, F32 = float32 LE, P16 = 16-bit probability codes c, delta-coded along the first axis (mod 65536) ' +
-    'and stored as two byte planes (all low bytes, then all high bytes): p = exp((c − maxCode) / scale) for c ≥ scale, ' +
-    'else c · exp((scale − maxCode) / scale) / scale. scale and maxCode are null except for P16. See docs/wire-format.md.',
+    'A row-major array as JSON: { dtype, shape, data, scale, maxCode } (packed format version 2). data is base64 (RFC 4648, padded) of the bytes; ' +
+    'dtype U8, U16, U32 = unsigned LE, F32 = float32 LE, P16v2 = 16-bit probability codes c stored first axis fastest, each as its ' +
+    'zigzag-mapped difference (mod 65536) from the previous along the first axis, in two byte planes (all low bytes, then all high bytes): ' +
+    'p = exp((c − maxCode) / scale) for c ≥ scale, else c · exp((scale − maxCode) / scale) / scale. scale and maxCode are null except for P16v2. ' +
+    'See docs/wire-format.md.',
   serialize: (v) => v as PackedArray,
   parseValue: () => {
     throw new GraphQLError('PackedArray is an output type only');
@@ -41,6 +43,7 @@ const PackedArrayRef = builder.scalarType('PackedArray', {
 type Read = Pick<LensResult, 'topIndices' | 'topProbs' | 'tracked' | 'stats'>;
 /** One read point, or the whole result when `attention` is set (the after-attention read). */
 interface ReadShape {
+  modelId: string;
   read: Read;
   attention?: Read | null;
   layers: number;
@@ -57,6 +60,12 @@ function charge(ctx: GatewayContext, elements: number, bytesPerElement: number, 
 function trackedCount(tracked: NonNullable<Read['tracked']>): number {
   return tracked.reduce((n, p) => n + p.tokenIds.length, 0);
 }
+
+const TokenTextRef = builder.objectRef<{ id: number; text: string }>('TokenText');
+TokenTextRef.implement({
+  description: 'A vocabulary id and its decoded text.',
+  fields: (t) => ({ id: t.exposeInt('id'), text: t.exposeString('text') }),
+});
 
 const PackedReadRef = builder.objectRef<ReadShape>('PackedRead');
 const PackedLensRef = builder.objectRef<ReadShape>('PackedLens');
@@ -79,11 +88,19 @@ for (const [ref, description] of [
       }),
       topProbs: t.field({
         type: PackedArrayRef,
-        description: 'P16 [layers, positions, k].',
+        description: 'P16v2 [layers, positions, k].',
         resolve: (s, _a, ctx) => {
           charge(ctx, s.layers * s.positions * s.k, 2, 'packed.topProbs');
           return packP16(s.read.topProbs.flat(2), [s.layers, s.positions, s.k], s.code);
         },
+      }),
+      topLocal: t.field({
+        type: PackedArrayRef,
+        nullable: true,
+        description:
+          'U8 (U16 when a position tracks more than 256 ids) [layers, positions, k]: each top-k id as its index among its position’s trackedIds. ' +
+          'With trackedCounts, trackedIds and trackedProbs it gives topIndices and topProbs without sending them again; null unless trackAcrossLayers was set.',
+        resolve: (s) => (s.read.tracked ? packTopLocal(s.read.topIndices, s.read.tracked) : null),
       }),
       trackedCounts: t.field({
         type: PackedArrayRef,
@@ -109,7 +126,7 @@ for (const [ref, description] of [
       trackedProbs: t.field({
         type: PackedArrayRef,
         nullable: true,
-        description: 'P16 [layers, N]: probability of each tracked id at each requested layer.',
+        description: 'P16v2 [layers, N]: probability of each tracked id at each requested layer.',
         resolve: (s, _a, ctx) => {
           if (!s.read.tracked) return null;
           charge(ctx, s.layers * trackedCount(s.read.tracked), 2, 'packed.trackedProbs');
@@ -155,17 +172,26 @@ for (const [ref, description] of [
               description: 'Present when points included ATTENTION_OUTPUT.',
               resolve: (s) => (s.attention ? { ...s, read: s.attention, attention: null } : null),
             }),
+            tokens: t.field({
+              type: [TokenTextRef],
+              description: 'Each distinct id of the top-k and tracked ids (both reads) once, ascending, with its text, so a front end can label them without a vocabulary.',
+              resolve: (s, _a, ctx) => {
+                const decode = decoder(ctx, s.modelId);
+                const ids = new Set<number>();
+                for (const r of [s.read, s.attention]) {
+                  if (!r) continue;
+                  for (const id of r.topIndices.flat(2)) ids.add(id);
+                  for (const t of r.tracked ?? []) for (const id of t.tokenIds) ids.add(id);
+                }
+                return [...ids].sort((a, b) => a - b).map((id) => ({ id, text: decode(id) }));
+              },
+            }),
           }
         : {}),
     }),
   });
 }
 
-const TokenTextRef = builder.objectRef<{ id: number; text: string }>('TokenText');
-TokenTextRef.implement({
-  description: 'A vocabulary id and its decoded text.',
-  fields: (t) => ({ id: t.exposeInt('id'), text: t.exposeString('text') }),
-});
 
 const PackedLayerRef = builder.objectRef<{ modelId: string; event: { topIndices: number[][]; topProbs: number[][] }; code: ProbCode }>('PackedLayer');
 PackedLayerRef.implement({
@@ -181,7 +207,7 @@ PackedLayerRef.implement({
     }),
     topProbs: t.field({
       type: PackedArrayRef,
-      description: 'P16 [positions, k].',
+      description: 'P16v2 [positions, k].',
       resolve: (s, _a, ctx) => {
         charge(ctx, s.event.topProbs.length * (s.event.topProbs[0]?.length ?? 0), 2, 'packed.topProbs');
         return packP16(s.event.topProbs.flat(), [s.event.topProbs.length, s.event.topProbs[0]?.length ?? 0], s.code);
@@ -201,8 +227,8 @@ PackedLayerRef.implement({
 });
 
 const BOUND = {
-  relativeError: 'P16 bound: |p′ − p| ≤ relativeError · max(p, floor); 1e-5 … 0.5, and with floor it must fit 16 bits.',
-  floor: 'Below this the P16 error is absolute: at most relativeError · floor. 1e-30 … 0.5.',
+  relativeError: 'P16v2 bound: |p′ − p| ≤ relativeError · max(p, floor); 1e-5 … 0.5, and with floor it must fit 16 bits.',
+  floor: 'Below this the P16v2 error is absolute: at most relativeError · floor. 1e-30 … 0.5. The default 5e-3 keeps what the viewer and the widget format show (docs/wire-format.md).',
 };
 
 function code(args: { relativeError?: number | null; floor?: number | null }): ProbCode {
@@ -223,7 +249,7 @@ builder.objectField(LensResultRef, 'packed', (t) =>
     },
     resolve: (s, args) => {
       const r = s.result;
-      return { read: r, attention: r.attention, layers: r.layers.length, positions: r.tokens.length, k: r.topK, code: code(args) };
+      return { modelId: s.modelId, read: r, attention: r.attention, layers: r.layers.length, positions: r.tokens.length, k: r.topK, code: code(args) };
     },
   }),
 );

@@ -100,9 +100,12 @@ export interface ResultStoreStats {
 /** Computed results, fetched again by id. Async so a shared store can serve several replicas. */
 export interface ResultStore {
   put(record: StoredResult): Promise<void>;
-  /** null when unknown, expired or evicted. */
+  /**
+   * null when unknown or evicted (budget); rejects with LensError('RESULT_EXPIRED') when the result
+   * was held but its time to live has passed (the store remembers expired ids for a while).
+   */
   get(id: string): Promise<StoredResult | null>;
-  /** The newest result stored under this identical-request key, if one is still held. */
+  /** The newest live (unexpired) result stored under this identical-request key, if one is still held. */
   findByCacheKey(key: string): Promise<StoredResult | null>;
   /** Size and evictions for /metrics; optional so a store that cannot count cheaply may leave it out. */
   stats?(): ResultStoreStats;

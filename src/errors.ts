@@ -17,6 +17,8 @@ export type LensErrorCode =
   | 'LENS_UNAVAILABLE'
   /** Distributed mode: no live worker holds the model, or its worker died and the retry did too. */
   | 'UNAVAILABLE'
+  /** A stored result whose time to live has passed (the store's --result-ttl-s). */
+  | 'RESULT_EXPIRED'
   | 'INTERNAL';
 
 export class LensError extends Error {

@@ -16,6 +16,7 @@ const USAGE = `usage: npm run --silent lens -- --model DIR --prompt TEXT [option
   --model-type TYPE    override architecture detection (gpt2, llama, …)
   --device D           auto | cpu | cuda (default auto)
   --dtype T            float32 | float16 compute (default: float16 on CUDA for F16/BF16 checkpoints, else float32)
+  --quantize Q         int8 | int4: weight-only quantization of the blocks (CPU; cached in DIR/lensgate-quantized)
   --tuned DIR          load a tuned lens (tuned-lens folder: config.json + params.pt)
   --jacobian FILE      load a Jacobian lens (*_jacobian_lens.pt)
   --lens KIND          logit | tuned | jacobian (default logit)
@@ -42,6 +43,7 @@ function parse() {
         'model-type': { type: 'string' },
         device: { type: 'string', default: 'auto' },
         dtype: { type: 'string' },
+        quantize: { type: 'string' },
         tuned: { type: 'string' },
         jacobian: { type: 'string' },
         lens: { type: 'string', default: 'logit' },
@@ -100,11 +102,13 @@ async function main() {
   if (dtype !== undefined && !['float32', 'float16'].includes(dtype)) fail(`--dtype must be float32 or float16`);
   const generate = args.generate === undefined ? undefined : { maxNewTokens: Number(args.generate) };
   if (generate && args.naive) fail('--generate and --naive do not go together');
+  const quantize = args.quantize as 'int8' | 'int4' | undefined;
+  if (quantize !== undefined && !['int8', 'int4'].includes(quantize)) fail(`--quantize must be int8 or int4`);
   const lens = args.lens.toUpperCase() as LensKind;
   if (!['LOGIT', 'TUNED', 'JACOBIAN'].includes(lens)) fail(`--lens must be logit, tuned or jacobian`);
   const progress = loadReporter(basename(resolve(args.model)), process.stderr, 'lens: ');
   const lenses = { tuned: args.tuned, jacobian: args.jacobian };
-  const model = await openModel(args.model, { modelType: args['model-type'], device, dtype, lenses, onProgress: (p) => progress.onProgress(p) }).then(
+  const model = await openModel(args.model, { modelType: args['model-type'], device, dtype, lenses, quantize, onProgress: (p) => progress.onProgress(p) }).then(
     (m) => (progress.done(true), m),
     (err: unknown) => {
       progress.done(false);

@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { modelContentHash, type DigestMemo } from '../checkpoint/content-hash.js';
 import { openModel } from '../lens/index.js';
-import type { Device, LensModel } from '../lens/types.js';
+import type { Device, LensModel, QuantizeMode } from '../lens/types.js';
 import { buildApp } from '../server/app.js';
 import { ApiKeys } from '../server/api-keys.js';
 import { ModelRegistry, type ModelSpec } from '../server/models.js';
@@ -34,13 +34,16 @@ const DEFAULT_LENSES = {
   jacobian: resolve(DEFAULT_MODEL_DIR, 'lenses', 'tiny-facts-gpt2_jacobian_lens.pt'),
 };
 
-const USAGE = `usage: npm start -- [--model id=./dir[@DEVICE[,DTYPE]] ...] [--port N] [--host H] [--device auto|cpu|cuda]
-                 (per model: @auto|@cpu|@cuda, optionally ,float32|,float16 — e.g. llama=./Llama-3.1-8B@cuda,float16)
+const USAGE = `usage: npm start -- [--model id=./dir[@OPT[,OPT]] ...] [--port N] [--host H] [--device auto|cpu|cuda]
+                 (per model OPT: auto|cpu|cuda, float32|float16, int8|int4 — e.g. llama=./Llama-3.1-8B@cuda,float16
+                 or llama=./Llama-3.1-8B@int4)
+                 [--quantize int8|int4|none] (weight-only quantization of the blocks on CPU, for models that name none)
                  [--lens MODEL_ID=PATH ...]  (a tuned-lens folder or a Jacobian lens file; MODEL_ID:tuned=PATH or
                                               MODEL_ID:jacobian=PATH to name the kind)
                  [--cors-origin ORIGIN[,ORIGIN...]] [--max-queue N] [--batch-window-ms N] [--compress-streams]
                  [--store FILE|memory] (results and the cache; default ./lensgate.db) [--store-max-mb N]
-                 (default 1024 for a file or Redis, 256 in memory) [--result-ttl-s N] (memory store only, default 3600)
+                 (default 1024 for a file or Redis, 256 in memory) [--result-ttl-s N] (results older than this
+                 are RESULT_EXPIRED; default: kept until the size budget evicts them, 3600 in memory)
                  [--redis redis://HOST:PORT] (distributed mode: results in Redis, jobs to workers; --model also runs a worker here)
                  [--max-new-tokens N]   (most tokens one request may generate; default 64)
                  [--api-keys FILE]   (JSON { "keys": [{ "name", "key" | "sha256", "admin", "requestsPerMinute" }] }: keys required, per-key rate limits, results private to their key)`;
@@ -50,18 +53,34 @@ function fail(message: string): never {
   process.exit(2);
 }
 
+const MODEL_OPTION = '(?:auto|cpu|cuda|float32|float16|int8|int4)';
+
+/**
+ * `id=DIR[@OPT[,OPT…]]`: OPT is a device (auto|cpu|cuda), a compute type (float32|float16) or a
+ * quantization (int8|int4), each at most once. The @ list counts only when every entry is one of
+ * these, so directories containing "@" still work.
+ */
 export function parseModelSpec(arg: string): ModelSpec {
-  // A trailing @device[,dtype] only when it names one, so directories containing "@" still work.
-  const at = /@(auto|cpu|cuda)(?:,(float32|float16))?$/.exec(arg);
+  const at = new RegExp(`@(${MODEL_OPTION}(?:,${MODEL_OPTION})*)$`).exec(arg);
   const path = at ? arg.slice(0, at.index) : arg;
   const eq = path.indexOf('=');
   const [id, dir] = eq > 0 ? [path.slice(0, eq), path.slice(eq + 1)] : [basename(resolve(path)), path];
   if (!/^[A-Za-z0-9._-]+$/.test(id)) fail(`model id "${id}" may only contain letters, digits, ".", "_" and "-"`);
   if (!dir) fail(`--model ${arg}: missing directory`);
   const spec: ModelSpec = { id, dir: resolve(dir) };
-  if (at) spec.device = at[1] as Device;
-  if (at?.[2]) spec.dtype = at[2] as ModelSpec['dtype'];
+  for (const opt of at ? at[1].split(',') : []) {
+    const kind = ['auto', 'cpu', 'cuda'].includes(opt) ? 'device' : opt.startsWith('float') ? 'dtype' : 'quantize';
+    if (spec[kind] !== undefined) fail(`--model ${arg}: two ${kind} options`);
+    (spec as unknown as Record<string, string>)[kind] = opt;
+  }
   return spec;
+}
+
+/** --quantize for every model that does not name its own. */
+export function quantizeFlag(value: string | undefined): QuantizeMode | undefined {
+  if (value === undefined || value === 'none') return undefined;
+  if (value !== 'int8' && value !== 'int4') fail(`--quantize must be int8, int4 or none (got ${value})`);
+  return value;
 }
 
 export interface LensSpec {
@@ -102,6 +121,7 @@ async function main(): Promise<void> {
       port: { type: 'string' },
       host: { type: 'string' },
       device: { type: 'string', default: 'auto' },
+      quantize: { type: 'string' },
       'cors-origin': { type: 'string' },
       'max-queue': { type: 'string' },
       'batch-window-ms': { type: 'string' },
@@ -131,13 +151,14 @@ async function main(): Promise<void> {
     fail(`--max-new-tokens must be an integer ≥ 0 (0 turns generation off), got ${values['max-new-tokens']}`);
   }
 
-  let specs = (values.model ?? []).map(parseModelSpec);
+  const quantize = quantizeFlag(values.quantize);
+  let specs = (values.model ?? []).map(parseModelSpec).map((s) => ({ ...s, quantize: s.quantize ?? quantize }));
   if (values.redis) return serveCluster(values.redis, specs, device, port, values);
   if (specs.length === 0) {
     if (!existsSync(resolve(DEFAULT_MODEL_DIR, 'config.json'))) {
       fail(`no --model given and the default model is missing at ${DEFAULT_MODEL_DIR} (it is trained by training/)`);
     }
-    specs = [{ id: 'tiny-facts-gpt2', dir: DEFAULT_MODEL_DIR }];
+    specs = [{ id: 'tiny-facts-gpt2', dir: DEFAULT_MODEL_DIR, quantize }];
     const own = Object.entries(DEFAULT_LENSES).filter(([, p]) => existsSync(p));
     if (own.length && !values.lens?.length) specs[0].lenses = Object.fromEntries(own);
   }
@@ -174,11 +195,13 @@ async function main(): Promise<void> {
             maxBytes: storeMb === undefined ? undefined : Math.round(storeMb * 2 ** 20),
             ttlMs: ttlS === undefined ? undefined : ttlS * 1000,
           })
-        : new SqliteResultStore(values.store!, { maxBytes: Math.round((storeMb ?? 1024) * 2 ** 20) });
+        : new SqliteResultStore(values.store!, { maxBytes: Math.round((storeMb ?? 1024) * 2 ** 20), ttlMs: ttlS === undefined ? undefined : ttlS * 1000 });
   } catch (err) {
     fail(`could not open the result store: ${err instanceof Error ? err.message : String(err)}`);
   }
-  if (store instanceof SqliteResultStore) console.log(`lensgate: results stored in ${store.file} (up to ${storeMb ?? 1024} MB)`);
+  if (store instanceof SqliteResultStore) {
+    console.log(`lensgate: results stored in ${store.file} (up to ${storeMb ?? 1024} MB${ttlS === undefined ? '' : `, each kept ${ttlS} s`})`);
+  }
   const memo: DigestMemo | undefined = store instanceof SqliteResultStore ? store : undefined;
   let apiKeys: ApiKeys | undefined;
   try {
@@ -235,9 +258,10 @@ async function main(): Promise<void> {
         });
         ok = true;
         progress.done(true);
-        const { id, modelType, numLayers, device: ep, deviceNote, computeType, lenses } = model.info;
+        const { id, modelType, numLayers, device: ep, deviceNote, computeType, lenses, quantization: q } = model.info;
+        const quantized = q ? `, blocks ${q.mode} (${q.cacheDir ? `cached in ${q.cacheDir}` : q.note})` : '';
         console.log(
-          `lensgate: model ${id} (${modelType}, ${numLayers} layers) on ${ep} execution provider, ${computeType}, lenses ${lenses.map((l) => l.kind).join(', ')}` +
+          `lensgate: model ${id} (${modelType}, ${numLayers} layers) on ${ep} execution provider, ${computeType}${quantized}, lenses ${lenses.map((l) => l.kind).join(', ')}` +
             `${deviceNote ? ` — ${deviceNote}` : ''} [${Math.round(performance.now() - t0)} ms]`,
         );
         // Identical requests are answered from the store once the weights' hash is known; hashing
@@ -277,7 +301,7 @@ async function serveCluster(
   specs: ModelSpec[],
   device: Device,
   port: number,
-  values: { host?: string; 'max-queue'?: string; 'store-max-mb'?: string; 'cors-origin'?: string },
+  values: { host?: string; 'max-queue'?: string; 'store-max-mb'?: string; 'result-ttl-s'?: string; 'cors-origin'?: string },
 ): Promise<void> {
   try {
     await ping(redisUrl);
@@ -287,19 +311,23 @@ async function serveCluster(
   const storeMb = Number(values['store-max-mb'] ?? 1024);
   if (!(storeMb > 0)) fail(`--store-max-mb must be a positive number (got ${values['store-max-mb']})`);
   const storeMaxBytes = Math.round(storeMb * 2 ** 20);
+  const ttlS = values['result-ttl-s'] === undefined ? undefined : Number(values['result-ttl-s']);
+  if (ttlS !== undefined && !(ttlS > 0)) fail(`--result-ttl-s must be a positive number (got ${values['result-ttl-s']})`);
+  const resultTtlMs = ttlS === undefined ? undefined : ttlS * 1000;
   const registry = new ModelRegistry();
   const models: Array<{ model: LensModel; dir: string }> = [];
   for (const spec of specs) {
-    const model = await openModel(spec.dir, { id: spec.id, device: spec.device ?? device, dtype: spec.dtype });
+    const model = await openModel(spec.dir, { id: spec.id, device: spec.device ?? device, dtype: spec.dtype, quantize: spec.quantize });
     const i = model.info;
     console.log(`lensgate: model ${i.id} (${i.modelType}, ${i.numLayers} layers) on ${i.device} execution provider, ${i.computeType}`);
     models.push({ model, dir: spec.dir });
   }
-  const worker = models.length ? await ClusterWorker.start({ redisUrl, models, storeMaxBytes }) : null;
+  const worker = models.length ? await ClusterWorker.start({ redisUrl, models, storeMaxBytes, resultTtlMs }) : null;
   const cluster = await ClusterGateway.start({
     redisUrl,
     registry,
     storeMaxBytes,
+    resultTtlMs,
     maxQueue: values['max-queue'] ? Number(values['max-queue']) : undefined,
   });
   const origins = values['cors-origin']?.split(',').map((o) => o.trim()).filter(Boolean);

@@ -1,7 +1,7 @@
 // npm run worker -- --model id=./dir[@cuda[,float16]] [--model ...] [--lens id=./tuned-lens-dir] --redis redis://host:6379
 //                   [--device auto|cpu|cuda] [--concurrency 8] [--port 9400] [--id NAME]
 //                   [--lock-ms 10000] [--stalled-ms 5000] [--heartbeat-ms 1000] [--store-max-mb 1024]
-//                   [--batch-window-ms 2]
+//                   [--result-ttl-s N] [--batch-window-ms 2]
 // A model worker of the distributed mode: holds the given models and runs the lens jobs that any
 // gateway on the same Redis queues for them. With --port it answers /health, /ready and /metrics.
 
@@ -14,13 +14,15 @@ import { openModel } from '../lens/index.js';
 import type { Device, LensModel } from '../lens/types.js';
 import { ClusterWorker } from '../server/cluster/worker.js';
 import { ping } from '../server/cluster/redis.js';
-import { attachLenses, parseLensSpec, parseModelSpec } from './serve.js';
+import { attachLenses, parseLensSpec, parseModelSpec, quantizeFlag } from './serve.js';
 import { exitOnSignals } from './shutdown.js';
 
-const USAGE = `usage: npm run worker -- --model id=./dir[@DEVICE[,DTYPE]] [--model ...] --redis redis://HOST:PORT
+const USAGE = `usage: npm run worker -- --model id=./dir[@OPT[,OPT]] [--model ...] --redis redis://HOST:PORT
+                 (per model OPT: auto|cpu|cuda, float32|float16, int8|int4) [--quantize int8|int4|none]
                  [--lens MODEL_ID=PATH ...] (a tuned-lens folder or a Jacobian lens file, as for npm start)
                  [--device auto|cpu|cuda] [--concurrency N] [--port N] [--id NAME]
-                 [--lock-ms N] [--stalled-ms N] [--heartbeat-ms N] [--store-max-mb N] [--batch-window-ms N]`;
+                 [--lock-ms N] [--stalled-ms N] [--heartbeat-ms N] [--store-max-mb N] [--result-ttl-s N] [--batch-window-ms N]
+                 (--result-ttl-s: results older than this expire; give the gateways the same value)`;
 
 function fail(message: string): never {
   console.error(`lensgate worker: ${message}\n${USAGE}`);
@@ -41,6 +43,7 @@ async function main(): Promise<void> {
       lens: { type: 'string', multiple: true },
       redis: { type: 'string', default: process.env.LENSGATE_REDIS },
       device: { type: 'string', default: 'auto' },
+      quantize: { type: 'string' },
       concurrency: { type: 'string' },
       port: { type: 'string' },
       host: { type: 'string', default: '0.0.0.0' },
@@ -49,13 +52,15 @@ async function main(): Promise<void> {
       'stalled-ms': { type: 'string' },
       'heartbeat-ms': { type: 'string' },
       'store-max-mb': { type: 'string' },
+      'result-ttl-s': { type: 'string' },
       'batch-window-ms': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
   if (values.help) return void console.log(USAGE);
   if (!values.redis) fail('--redis redis://HOST:PORT is required (or LENSGATE_REDIS)');
-  const specs = (values.model ?? []).map(parseModelSpec);
+  const quantize = quantizeFlag(values.quantize);
+  const specs = (values.model ?? []).map(parseModelSpec).map((s) => ({ ...s, quantize: s.quantize ?? quantize }));
   if (specs.length === 0) fail('at least one --model id=DIR is required');
   attachLenses(specs, (values.lens ?? []).map(parseLensSpec));
   const device = values.device as Device;
@@ -69,7 +74,7 @@ async function main(): Promise<void> {
   const models: Array<{ model: LensModel; dir: string }> = [];
   for (const spec of specs) {
     const t0 = performance.now();
-    const model = await openModel(spec.dir, { id: spec.id, device: spec.device ?? device, dtype: spec.dtype, lenses: spec.lenses });
+    const model = await openModel(spec.dir, { id: spec.id, device: spec.device ?? device, dtype: spec.dtype, lenses: spec.lenses, quantize: spec.quantize });
     const i = model.info;
     console.log(
       `lensgate worker: model ${i.id} (${i.modelType}, ${i.numLayers} layers) on ${i.device} execution provider, ${i.computeType}, lenses ${i.lenses.map((l) => l.kind).join(', ')} [${Math.round(performance.now() - t0)} ms]`,
@@ -77,6 +82,7 @@ async function main(): Promise<void> {
     models.push({ model, dir: spec.dir });
   }
   const storeMb = positive('store-max-mb', values['store-max-mb']);
+  const ttlS = positive('result-ttl-s', values['result-ttl-s']);
   const worker = await ClusterWorker.start({
     redisUrl: values.redis,
     models,
@@ -86,6 +92,7 @@ async function main(): Promise<void> {
     stalledIntervalMs: positive('stalled-ms', values['stalled-ms']),
     heartbeatMs: positive('heartbeat-ms', values['heartbeat-ms']),
     storeMaxBytes: storeMb ? storeMb * 1024 ** 2 : undefined,
+    resultTtlMs: ttlS ? ttlS * 1000 : undefined,
     scheduler: { batchWindowMs: positive('batch-window-ms', values['batch-window-ms']) },
   });
 

@@ -6,19 +6,23 @@ import {
   unpackArray,
   unpackLayer,
   unpackLens,
+  unpackTracked,
   type UnpackedLayer,
   type UnpackedLens,
   type UnpackedRead,
   type UnpackedStats,
   type UnpackedTracked,
 } from '../lens/packed.js';
-import type { PackedArray } from '../lens/packed.js';
-import type { PackedLensFieldsFragment } from './graphql.js';
+import type { PackedArray, PackedLensIn } from '../lens/packed.js';
+import type { PackedLensFieldsFragment, PackedTrackedLensFieldsFragment } from './graphql.js';
 
 export type { UnpackedLayer, UnpackedLens, UnpackedRead, UnpackedStats, UnpackedTracked };
 
-/** `LensResult.packed { ...PackedLensFields }` → typed arrays ([layer][position][k], row-major). */
-export function decodeLens(packed: PackedLensFieldsFragment): UnpackedLens {
+/**
+ * `LensResult.packed { … }` → typed arrays ([layer][position][k], row-major). The selection needs
+ * topIndices and topProbs, or topLocal with the tracked arrays (PackedLensFields, PackedTrackedLensFields).
+ */
+export function decodeLens(packed: PackedLensFieldsFragment | PackedTrackedLensFieldsFragment | PackedLensIn): UnpackedLens {
   return unpackLens(packed);
 }
 
@@ -27,9 +31,14 @@ export function decodeLayer(packed: { topIndices: PackedArray; topProbs: PackedA
   return unpackLayer(packed);
 }
 
-/** One array: U32 → Uint32Array, F32 → Float32Array, P16 → Float64Array of probabilities. */
-export function decodeArray(a: PackedArray): Uint32Array | Float32Array | Float64Array {
+/** One array: U8/U16/U32 → Uint8Array/Uint16Array/Uint32Array, F32 → Float32Array, P16v2 → Float64Array of probabilities. */
+export function decodeArray(a: PackedArray): Uint8Array | Uint16Array | Uint32Array | Float32Array | Float64Array {
   return unpackArray(a);
+}
+
+/** `trackedCounts`, `trackedIds`, `trackedProbs` alone (e.g. a completed stream's trajectories) → offsets, ids, probs. */
+export function decodeTracked(counts: PackedArray, ids: PackedArray, probs: PackedArray): UnpackedTracked {
+  return unpackTracked(counts, ids, probs);
 }
 
 /** Position `p`'s trajectories: its tracked ids and, per layer, their probabilities. */

@@ -194,7 +194,7 @@ function moe(ctx: Ctx, x: string, m: Extract<MlpSpec, { kind: 'moe' }>, D: numbe
   const flat = g.op('Reshape', [x, g.constInt64([-1, D])]);
   // Routing and the sum over experts stay float32 in fp16 graphs: HF routes in float32, and the CPU
   // EP has no float16 ScatterND with reduction.
-  const logits = g.toFloat32(g.scoped('router', () => linear(ctx, flat, m.router, D, E)));
+  const logits = g.toFloat32(g.scoped('router', () => linear(ctx, flat, m.router, D, E, true)));
   const probs = g.op('Softmax', [logits], { axis: -1 });
   const [topv, topi] = g.node('TopK', [probs, g.constInt64([m.topK])], { attrs: { axis: -1, largest: 1, sorted: 1 }, outputs: 2 });
   const weights = g.op('Div', [topv, g.op('ReduceSum', [topv, g.constInt64([-1])], { keepdims: 1 })], undefined, 'Renormalise');

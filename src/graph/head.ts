@@ -11,8 +11,8 @@ interface UnembedWeights {
 }
 
 /** W [V, D] (torch Linear or tied embedding) and the optional bias, bound once per graph. */
-function unembedWeights({ g, w }: Ctx, plan: ModelPlan): UnembedWeights {
-  const chunks = w.bindRowChunks(g, plan.unembed.weight, [plan.vocabSize, plan.hiddenSize]).map((c) => c.value);
+function unembedWeights({ g, w }: Ctx, plan: ModelPlan, widenOnce = false): UnembedWeights {
+  const chunks = w.bindRowChunks(g, plan.unembed.weight, [plan.vocabSize, plan.hiddenSize], widenOnce).map((c) => c.value);
   return { chunks, b: plan.unembed.bias ? w.bind(g, plan.unembed.bias, [plan.vocabSize]) : undefined };
 }
 
@@ -91,14 +91,15 @@ export const UNEMBED = {
  * Everything that multiplies by the [V, D] unembedding, in one graph, so one session holds one copy
  * of it (or, with 16-bit weights widened per call, maps it once). A caller feeds zero rows to the
  * parts it does not need (one for the lens head: runtime/unembed.ts); all rows go through one
- * unembedding MatMul and are split back.
+ * unembedding MatMul and are split back. `widenOnce`: a 16-bit unembedding goes behind Casts
+ * that the session folds into a float32 copy it keeps, instead of being widened chunk by chunk per call.
  *
  *   hidden ─ final norm ─┐                       ┌─ lens head: lse, TopK(k) (float16: rescored), normed
  *   naive_hidden ─ norm ─┼─ Concat ─ unembed ─ Split ─ naive_logits [R, V]
  *   stats_normed ────────┤                       ├─ stats: entropy, KL(final ‖ layer), rank of target
  *   stats_final_normed ──┘                       ┘
  */
-export function buildUnembedGraph(plan: ModelPlan, w: WeightBinder, translators: TranslatorStack[] = []): Uint8Array {
+export function buildUnembedGraph(plan: ModelPlan, w: WeightBinder, translators: TranslatorStack[] = [], opts: { widenOnce?: boolean } = {}): Uint8Array {
   const g = new GraphBuilder('unembed', w.compute);
   const ctx = { g, w };
   const D = plan.hiddenSize;
@@ -116,7 +117,7 @@ export function buildUnembedGraph(plan: ModelPlan, w: WeightBinder, translators:
   const finalNorm = (x: string) => g.toFloat32(g.scoped('final_norm', () => norm(ctx, g.toCompute(x), plan.finalNorm, D)));
   const normed32 = finalNorm(h);
   const naiveNormed = finalNorm(nHidden);
-  const uw = unembedWeights(ctx, plan);
+  const uw = unembedWeights(ctx, plan, opts.widenOnce);
   const rowsOf = (x: string) => g.op('Slice', [g.op('Shape', [x]), g.constInt64([0]), g.constInt64([1])]);
   const sizes = g.op('Concat', [rowsOf(h), rowsOf(nHidden), rowsOf(sNormed), rowsOf(sFinal)], { axis: 0 }, 'RowCounts');
   const all = g.op('Concat', [normed32, naiveNormed, sNormed, sFinal], { axis: 0 }, 'AllRows');

@@ -1,5 +1,6 @@
 // Building blocks shared by the block and head graphs. Each returns the value name it produced.
 import type { Activation, Linear, NormSpec, RotarySpec } from '../architectures/spec.js';
+import { quantizedShape } from '../checkpoint/quantize.js';
 import type { GraphBuilder } from './onnx-builder.js';
 import type { WeightBinder } from './weights.js';
 
@@ -28,9 +29,36 @@ export function norm({ g, w }: Ctx, x: string, spec: NormSpec, dim: number): str
   return g.op('SimplifiedLayerNormalization', [x, scale], { axis, epsilon, stash_type });
 }
 
-/** y = x·W (+ b) for Conv1D [in, out] or torch Linear [out, in] weights, without copying W. */
-export function linear({ g, w }: Ctx, x: string, lin: Linear, inDim: number, outDim: number): string {
+/**
+ * MatMulNBits' accuracy level 4: activations are quantized to int8 per block inside the kernel
+ * (MLAS's integer path). Measured on [20, 4096]·[4096, 14336] (2-core EPYC, AVX2): int4 59 ms at
+ * level 4 vs 161 ms at level 0 (float32 compute), int8 131 ms vs 2.3 s (level 0 has no int8 kernel
+ * and dequantizes the whole matrix per call); the extra error stayed within the weight quantization's
+ * (max |Δy| 6.5e-2 vs 6.4e-2 for int4, 5.3e-3 vs 3.5e-3 for int8, |y| ≤ 1).
+ */
+const NBITS_ACCURACY = 4;
+
+/**
+ * y = x·W (+ b) for Conv1D [in, out] or torch Linear [out, in] weights, without copying W; with a
+ * quantized model (w.quantized), block weights go through MatMulNBits instead. `exact` keeps a weight
+ * unquantized (e.g. an MoE router, whose small errors would flip which experts run).
+ */
+export function linear({ g, w }: Ctx, x: string, lin: Linear, inDim: number, outDim: number, exact = false): string {
   const inOut = lin.layout === 'in_out';
+  const qw = exact ? null : w.quantizedLinear(lin.weight, inOut ? [inDim, outDim] : [outDim, inDim], inOut ? 'in_out' : 'out_in');
+  if (qw) {
+    const s = quantizedShape(qw.N, qw.K, qw.bits, qw.blockSize);
+    const at = `q${qw.bits}:${lin.weight}`;
+    const inputs = [
+      x,
+      g.raw(`${at}:q`, 'uint8', [qw.N, s.blocks, s.blob], qw.q),
+      g.raw(`${at}:scales`, 'float', [s.scaleCount], new Uint8Array(qw.scales.buffer, qw.scales.byteOffset, qw.scales.byteLength)),
+      g.raw(`${at}:zeros`, 'uint8', [s.zeroCount], qw.zeros),
+    ];
+    const attrs = { K: inDim, N: outDim, bits: qw.bits, block_size: qw.blockSize, accuracy_level: NBITS_ACCURACY };
+    const y = g.node('MatMulNBits', inputs, { domain: 'com.microsoft', attrs })[0];
+    return lin.bias ? g.op('Add', [y, w.bind(g, lin.bias, [outDim])], undefined, 'Bias') : y;
+  }
   const chunks = w.bindRowChunks(g, lin.weight, inOut ? [inDim, outDim] : [outDim, inDim]);
   let y: string;
   if (inOut) {

@@ -6,7 +6,7 @@ const { onnx } = onnxProto;
 export const OPSET = 21;
 const IR_VERSION = 10;
 
-export type ElemType = 'float' | 'double' | 'float16' | 'bfloat16' | 'int64' | 'int32' | 'bool';
+export type ElemType = 'float' | 'double' | 'float16' | 'bfloat16' | 'int64' | 'int32' | 'uint8' | 'bool';
 
 const ELEM: Record<ElemType, number> = {
   float: onnx.TensorProto.DataType.FLOAT,
@@ -15,6 +15,7 @@ const ELEM: Record<ElemType, number> = {
   bfloat16: onnx.TensorProto.DataType.BFLOAT16,
   int64: onnx.TensorProto.DataType.INT64,
   int32: onnx.TensorProto.DataType.INT32,
+  uint8: onnx.TensorProto.DataType.UINT8,
   bool: onnx.TensorProto.DataType.BOOL,
 };
 

@@ -1,5 +1,6 @@
 import type { Checkpoint } from '../checkpoint/hf-dir.js';
 import { dataLocation } from '../checkpoint/hf-dir.js';
+import type { QuantizedWeight } from '../checkpoint/quantize.js';
 import type { StTensor } from '../checkpoint/safetensors.js';
 import { LensError } from '../errors.js';
 import type { ComputeType, ElemType, GraphBuilder } from './onnx-builder.js';
@@ -16,6 +17,22 @@ const ELEM_OF: Record<string, ElemType> = { F32: 'float', F16: 'float16', BF16: 
 export const CHUNK_BYTES = 8 * 2 ** 20;
 /** Chunks per weight at most (the [V, D] unembedding gets bigger chunks rather than thousands of nodes). */
 const MAX_CHUNKS = 64;
+/**
+ * float32 bytes per chunk of a weight widened once (folded by the session). ORT 1.29 left the Cast of
+ * the 8B shape's whole [128256, 4096] unembedding (2.1 GB in float32) unfolded — session created in
+ * 0.3 s, then every call widened it again and the arena kept 4.3 GB — while it folded the 1B shape's
+ * 1.05 GB one; in pieces of this size each Cast folds.
+ */
+const FOLD_CHUNK_BYTES = 256 * 2 ** 20;
+
+/**
+ * Supplies quantized block weights while block graphs are built. `request` returns the weight when it
+ * is ready; null means "not yet" (a first, validating build records what each layer needs, and that
+ * graph, which falls back to the unquantized weights, is never run).
+ */
+export interface QuantizedSource {
+  request(t: StTensor, layout: 'out_in' | 'in_out'): QuantizedWeight | null;
+}
 
 /**
  * Resolves checkpoint tensor names (with the family's optional prefixes), checks shapes, and
@@ -40,6 +57,15 @@ export class WeightBinder {
     private readonly chunkBytes = CHUNK_BYTES,
   ) {}
 
+  /** Set while building the block graphs of a model opened with `quantize`. */
+  quantized?: QuantizedSource;
+
+  /** The linear weight quantized for MatMulNBits, or null when it is not (or not yet). */
+  quantizedLinear(name: string, shape: number[], layout: 'out_in' | 'in_out'): QuantizedWeight | null {
+    if (!this.quantized) return null;
+    return this.quantized.request(this.tensor(name, shape), layout);
+  }
+
   /** Whether `t` is widened per call (chunked) rather than folded once. */
   widensPerCall(t: StTensor): boolean {
     return this.castPerCall && this.compute === 'float' && (t.dtype === 'BF16' || t.dtype === 'F16');
@@ -48,13 +74,16 @@ export class WeightBinder {
   /**
    * The weight as row chunks [rows_i, …] in the compute type, each its own external initializer over
    * a contiguous byte range of the file, so each chunk's float32 copy dies right after the MatMul
-   * that reads it and the session's arena reuses one small buffer (see CHUNK_BYTES).
+   * that reads it and the session's arena reuses one small buffer (see CHUNK_BYTES). `widenOnce`:
+   * for a session that folds the Casts (a float32 copy it keeps), in pieces small enough to fold.
    */
-  bindRowChunks(g: GraphBuilder, name: string, shape: number[]): Array<{ value: string; from: number; rows: number }> {
+  bindRowChunks(g: GraphBuilder, name: string, shape: number[], widenOnce = false): Array<{ value: string; from: number; rows: number }> {
     const t = this.tensor(name, shape);
     if (!this.widensPerCall(t)) return [{ value: this.bind(g, name, shape), from: 0, rows: t.shape[0] }];
     const width = t.shape.slice(1).reduce((a, d) => a * d, 1);
-    const per = Math.max(1, Math.floor(this.chunkBytes / (4 * width)), Math.ceil(t.shape[0] / MAX_CHUNKS));
+    const per = widenOnce
+      ? Math.max(1, Math.floor(FOLD_CHUNK_BYTES / (4 * width)))
+      : Math.max(1, Math.floor(this.chunkBytes / (4 * width)), Math.ceil(t.shape[0] / MAX_CHUNKS));
     const out: Array<{ value: string; from: number; rows: number }> = [];
     for (let from = 0; from < t.shape[0]; from += per) {
       const rows = Math.min(per, t.shape[0] - from);

@@ -1,15 +1,15 @@
 // The identical-request key. Two lens requests get the same key exactly when they would compute
 // the same result: same model id and bytes (content hash), same compute type (float16 graphs round
-// differently), same prompt and same options after validation (defaults filled, layers sorted).
+// differently), same quantization, same prompt and same options after validation (defaults filled, layers sorted).
 
 import { createHash } from 'node:crypto';
-import type { ComputeDtype, LensInfo, LensOptions } from './types.js';
+import type { ComputeDtype, LensInfo, LensOptions, QuantizationInfo } from './types.js';
 
 /** Bump when a change to the lens core changes what a request returns. */
 export const RESULT_FORMAT_VERSION = 2;
 
 export function lensCacheKey(
-  model: { modelId: string; contentHash: string; computeType: ComputeDtype; lenses?: LensInfo[] },
+  model: { modelId: string; contentHash: string; computeType: ComputeDtype; lenses?: LensInfo[]; quantization?: QuantizationInfo | null },
   prompt: string,
   options: LensOptions,
 ): string {
@@ -18,6 +18,8 @@ export function lensCacheKey(
     modelId: model.modelId,
     model: model.contentHash,
     compute: model.computeType,
+    // Quantized blocks give other numbers; absent for unquantized models, so their keys stay as they were.
+    ...(model.quantization ? { quantization: `${model.quantization.mode}-b${model.quantization.blockSize}` } : {}),
     prompt,
     topK: options.topK ?? 5,
     track: options.trackAcrossLayers ?? false,

@@ -5,6 +5,7 @@ import { detectArchitecture } from '../architectures/registry.js';
 import type { ModelPlan } from '../architectures/spec.js';
 import { openCheckpoint } from '../checkpoint/hf-dir.js';
 import { roundToDtype } from '../checkpoint/dtype.js';
+import { quantizedBlocks, type QuantRequest } from './quantized-blocks.js';
 import { readRows, type StTensor } from '../checkpoint/safetensors.js';
 import { loadTokenizer, type TextTokenizer } from '../checkpoint/tokenizer.js';
 import { buildBlockGraph } from '../graph/block.js';
@@ -44,10 +45,12 @@ import { translatorInput } from '../graph/translator.js';
 type Session = ort.InferenceSession;
 
 /**
- * Rows per head call so one [rows, V] float32 logits tensor stays ≤ 128 MB; with exp and its float64
- * copy for the log-sum-exp the call's peak is about four times that.
+ * Rows per head call so one [rows, V] float32 logits tensor stays ≤ 64 MB; with exp and its float64
+ * copy for the log-sum-exp the call's peak is about five times that, and ORT's arena keeps its peak.
+ * At 128 MB (256 rows of V 128256) deferred head calls grew RSS by ~0.7 GB each on the 1B shape.
+ * GPT-2's vocabulary still gets the CPU's 256 rows per call (batching.ts).
  */
-const HEAD_BYTES = 128 * 2 ** 20;
+export const HEAD_BYTES = 64 * 2 ** 20;
 
 /** One (request, layer, point) slab of residual rows waiting for the lens head. */
 interface Slab {
@@ -113,13 +116,16 @@ export class OnnxLensModel implements LensModel {
       throw new LensError('BAD_USER_INPUT', `dtype must be "float32" or "float16" (got ${JSON.stringify(opts.dtype)})`);
     }
     // The provider decides the default compute type, so it is chosen before any graph is built.
-    const factory = await sessionFactory(ckpt.dataRoot, opts.device ?? 'auto');
+    // Quantized blocks run on the CPU (MatMulNBits), so `auto` means the CPU for them.
+    const device = opts.device ?? 'auto';
+    const factory = await sessionFactory(ckpt.dataRoot, opts.quantize && device === 'auto' ? 'cpu' : device);
     const ckptDtype = new WeightBinder(ckpt).dominantDtype();
     const computeType = opts.dtype ?? (factory.provider === 'cuda' && (ckptDtype === 'F16' || ckptDtype === 'BF16') ? 'float16' : 'float32');
     // On CPU, 16-bit weights stay memory-mapped and are widened per call, a chunk at a time: folding
     // them to float32 at load held 2× the file (an 8B BF16 checkpoint needs > 32 GB that way).
     const castPerCall = factory.provider === 'cpu' && computeType === 'float32' && (ckptDtype === 'F16' || ckptDtype === 'BF16');
     const w = new WeightBinder(ckpt, spec.optionalPrefixes, computeType === 'float16' ? 'float16' : 'float', castPerCall, opts.weightChunkBytes);
+    const quant = opts.quantize === undefined ? undefined : quantizedBlocks(opts, ckpt, factory.provider, computeType);
     const embedder = new Embedder(plan.embedding, w, plan.hiddenSize, plan.vocabSize, plan.maxPositions);
     const id = opts.id ?? basename(ckpt.dir);
     const unembedWeight = w.tensor(plan.unembed.weight, [plan.vocabSize, plan.hiddenSize]);
@@ -133,15 +139,20 @@ export class OnnxLensModel implements LensModel {
             unembedRow: (r) => readRows(unembedWeight, [r]),
           })
         : null;
-    const headGraph = buildUnembedGraph(plan, w, translators?.stacks);
+    let headGraph = buildUnembedGraph(plan, w, translators?.stacks);
     // The first session's share counts the embedding too (read by the Embedder, bound before it), so
     // the bytes mapped reach bytesTotal once every session exists.
     const headBytes = w.usedBytes();
-    const blockGraphs: Array<{ graph: Uint8Array; bytes: number }> = [];
+    // A quantized model's block graphs hold their weights, so each is built right before its session
+    // (and dropped after); this first build only validates the layout and records what to quantize.
+    const blockGraphs: Array<{ graph: Uint8Array | null; bytes: number; quantized: QuantRequest[] }> = [];
+    w.quantized = quant;
     for (const [i, b] of plan.blocks.entries()) {
       const before = w.usedBytes();
-      blockGraphs.push({ graph: buildBlockGraph(b, i, plan.hiddenSize, w), bytes: w.usedBytes() - before });
+      const graph = buildBlockGraph(b, i, plan.hiddenSize, w);
+      blockGraphs.push({ graph: quant ? null : graph, bytes: w.usedBytes() - before, quantized: quant?.takeRequests() ?? [] });
     }
+    w.quantized = undefined;
     const gatherGraph = buildGatherGraph(plan);
     const compareGraphs = { logits: buildLogitsGraph(plan, w), divergence: buildDivergenceGraph(plan, w) };
     const unembedRows = {
@@ -172,6 +183,7 @@ export class OnnxLensModel implements LensModel {
       dtype: ckptDtype,
       computeType,
       parameters,
+      quantization: quant?.weights.info ?? null,
       tokenizerHash: tokenizerHash(ckpt.tokenizerJson),
       lenses: [
         { kind: 'LOGIT', layers: allLayers, about: null, contentHash: null },
@@ -192,6 +204,11 @@ export class OnnxLensModel implements LensModel {
       blocksFloat32Bytes: blockGraphs.reduce((a, b) => a + (b.bytes * 4) / bytesPerElement(ckptDtype), 0),
       weightBytes: w.usedBytes(),
     });
+    if (prepack.headFloat32) headGraph = buildUnembedGraph(plan, w, translators?.stacks, { widenOnce: true });
+    // Blocks that widen 16-bit chunks (or run quantized) allocate the same chunk-sized buffers in every
+    // layer: from the shared heap instead of one arena per session, the 1B shape held 3.47 GB instead of
+    // 4.26 GB after streamed lenses, at the same block time (measured side by side on a loaded machine).
+    const blockArena = !(castPerCall || quant);
     const memoryRows = Math.max(1, Math.floor(HEAD_BYTES / (plan.vocabSize * 4)));
     const batching = {
       headRows: Math.max(1, Math.min(memoryRows, opts.batching?.headRows ?? (factory.provider === 'cpu' ? CPU_HEAD_ROWS : memoryRows))),
@@ -203,13 +220,23 @@ export class OnnxLensModel implements LensModel {
     const sessions: Session[] = [];
     try {
       await report();
-      const head = await factory.create(headGraph, { castPerCall, prepack: prepack.head });
+      const head = await factory.create(headGraph, { castPerCall: castPerCall && !prepack.headFloat32, prepack: prepack.head });
       sessions.push(head);
       Object.assign(progress, { sessionsBuilt: 1, bytesMapped: headBytes });
       await report();
       const blocks: Session[] = [];
-      for (const b of blockGraphs) {
-        const s = await factory.create(b.graph, { castPerCall, prepack: prepack.blocks });
+      for (const [i, b] of blockGraphs.entries()) {
+        let graph = b.graph;
+        if (!graph) {
+          await quant!.prepare(b.quantized);
+          w.quantized = quant;
+          graph = buildBlockGraph(plan.blocks[i], i, plan.hiddenSize, w);
+          w.quantized = undefined;
+          quant!.release();
+        }
+        // MatMulNBits runs its fast kernels only on weights ORT has prepacked (unpacked, it
+        // dequantizes the whole matrix on every call); the packed copy replaces the quantized one.
+        const s = await factory.create(graph, { castPerCall, prepack: prepack.blocks || !!quant, arena: blockArena });
         sessions.push(s);
         blocks.push(s);
         progress.sessionsBuilt++;
@@ -245,8 +272,7 @@ export class OnnxLensModel implements LensModel {
     const valid: Array<{ index: number; req: ValidRequest }> = [];
     requests.forEach(({ prompt, options = {} }, index) => {
       try {
-        const ids = typeof prompt === 'string' ? this.tokenizer.encode(prompt) : [];
-        valid.push({ index, req: validate(prompt, ids, options, this.info) });
+        valid.push({ index, req: validate(prompt, this.promptIds(prompt, options), options, this.info) });
       } catch (e) {
         results[index] = asLensError(e);
       }
@@ -284,7 +310,7 @@ export class OnnxLensModel implements LensModel {
   }
 
   async lensNaive(prompt: string, options: LensOptions = {}): Promise<LensResult> {
-    const req = validate(prompt, this.tokenizer.encode(prompt), options, this.info);
+    const req = validate(prompt, this.promptIds(prompt, options), options, this.info);
     if (req.maxNewTokens) throw new LensError('BAD_USER_INPUT', 'the naive benchmark path does not generate');
     if (req.lens !== 'LOGIT') throw new LensError('BAD_USER_INPUT', 'lensNaive (a benchmark baseline) reads the logit lens only');
     return this.exclusive(async () =>
@@ -304,6 +330,12 @@ export class OnnxLensModel implements LensModel {
     const gather = await this.gatherSession?.catch(() => undefined);
     const cmp = await Promise.all([this.logitsSession, this.divergenceSession].map((s) => s?.catch(() => undefined)));
     for (const s of [this.head, ...this.blocks, gather, ...cmp]) await s?.release();
+  }
+
+  /** The caller's tokenization when it passed one, else this model's (once per request either way). */
+  private promptIds(prompt: unknown, options: LensOptions): number[] {
+    if (options.promptIds) return options.promptIds;
+    return typeof prompt === 'string' ? this.tokenizer.encode(prompt) : [];
   }
 
   private exclusive<T>(fn: () => Promise<T>): Promise<T> {

@@ -6,43 +6,52 @@
 // Probability code P16 (parameters S = `scale`, C = `maxCode`, both sent with every array):
 //   code c ≥ S: p = exp((c − C) / S)        log region: p = 1 ↔ c = C, one code per 1/S in ln p
 //   code c < S: p = c · exp((S − C) / S) / S linear region below p0 = exp((S − C) / S) ≤ floor
-// so |p' − p| ≤ relativeError · max(p, floor), p = 0 and p = 1 decode exactly. The codes of an
-// array are delta-coded along its first axis (mod 2^16: a trajectory changes little from one layer
-// to the next) and stored as two byte planes (all low bytes, then all high bytes), which is what
-// gzip compresses best (measured, docs/wire-format.md).
+// so |p' − p| ≤ relativeError · max(p, floor), p = 0 and p = 1 decode exactly. Format version 2
+// (dtype `P16v2`): the codes are stored with the first axis varying fastest, so that each
+// trajectory along the layers is contiguous; each code as its difference from the previous layer's
+// (mod 2^16), zigzag-mapped so small changes either way have a zero high byte; then as two byte
+// planes (all low bytes, then all high bytes). That is what gzip compresses best (measured,
+// docs/wire-format.md). Version 1 (`P16`) stored layer-major deltas without zigzag.
 
 import { LensError } from '../errors.js';
 import type { LayerEvent, LensResult, TrackedPosition } from './types.js';
 
-export type PackedDtype = 'U32' | 'F32' | 'P16';
+export type PackedDtype = 'U8' | 'U16' | 'U32' | 'F32' | 'P16v2';
 
 /** One array: row-major `shape`, `data` = base64 of the bytes described by `dtype`. */
 export interface PackedArray {
   dtype: PackedDtype;
   shape: number[];
   data: string;
-  /** P16 only: codes per unit of ln p (S). */
+  /** P16v2 only: codes per unit of ln p (S). */
   scale: number | null;
-  /** P16 only: the code of p = 1 (C). */
+  /** P16v2 only: the code of p = 1 (C). */
   maxCode: number | null;
 }
 
 export interface PackOptions {
   /** Relative error bound for p ≥ floor; default 1e-3. */
   relativeError?: number;
-  /** Below this, the error is at most relativeError · floor; default 1e-4. */
+  /** Below this, the error is at most relativeError · floor; default 5e-3. */
   floor?: number;
 }
 
-export const DEFAULT_PACK: Required<PackOptions> = { relativeError: 1e-3, floor: 1e-4 };
+// Relative 1e-3 for p ≥ 0.5 %, absolute ≤ 5e-6 below: the widget format's own rounding (5 decimals),
+// and within one unit of every digit the viewer shows for p ≥ 1e-4 (one decimal of a percent, two
+// significant digits under 0.1 %). Why not 1e-4 (version 1's floor): docs/wire-format.md,
+// "Choosing the default bound".
+export const DEFAULT_PACK: Required<PackOptions> = { relativeError: 1e-3, floor: 5e-3 };
 
 /** One read point; the tracked* and stats arrays are null when they were not requested. */
 export interface PackedRead {
   topIndices: PackedArray; // U32 [layers, positions, k]
-  topProbs: PackedArray; // P16 [layers, positions, k]
+  topProbs: PackedArray; // P16v2 [layers, positions, k]
   trackedCounts: PackedArray | null; // U32 [positions]: ids tracked per position
   trackedIds: PackedArray | null; // U32 [N]: every position's ascending ids, concatenated (N = sum of counts)
-  trackedProbs: PackedArray | null; // P16 [layers, N]
+  trackedProbs: PackedArray | null; // P16v2 [layers, N]
+  // U8 (U16 when a position tracks more than 256 ids) [layers, positions, k]: where each top-k id sits
+  // among its position's tracked ids. With the tracked arrays it replaces topIndices and topProbs.
+  topLocal: PackedArray | null;
   entropy: PackedArray | null; // F32 [layers, positions]
   klToFinal: PackedArray | null; // F32 [layers, positions]
   finalTop1Rank: PackedArray | null; // U32 [layers, positions]
@@ -54,7 +63,7 @@ export interface PackedLens extends PackedRead {
 
 export interface PackedLayer {
   topIndices: PackedArray; // U32 [positions, k]
-  topProbs: PackedArray; // P16 [positions, k]
+  topProbs: PackedArray; // P16v2 [positions, k]
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -124,6 +133,23 @@ function checkLength(values: ArrayLike<number>, shape: readonly number[]): void 
   if (values.length !== size(shape)) throw new RangeError(`${values.length} values do not fill shape [${shape.join(', ')}]`);
 }
 
+/** Unsigned integers of 1 or 2 bytes (U8, U16), little-endian. */
+export function packSmall(values: ArrayLike<number>, shape: number[], dtype: 'U8' | 'U16'): PackedArray {
+  checkLength(values, shape);
+  const max = dtype === 'U8' ? 0xff : 0xffff;
+  const bytes = dtype === 'U8' ? new Uint8Array(values.length) : new Uint8Array(values.length * 2);
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i];
+    if (!(Number.isInteger(v) && v >= 0 && v <= max)) throw new RangeError(`${v} does not fit ${dtype}`);
+    if (dtype === 'U8') bytes[i] = v;
+    else {
+      bytes[2 * i] = v & 0xff;
+      bytes[2 * i + 1] = v >>> 8;
+    }
+  }
+  return { dtype, shape, data: toBase64(bytes), scale: null, maxCode: null };
+}
+
 export function packU32(values: ArrayLike<number>, shape: number[]): PackedArray {
   checkLength(values, shape);
   const view = new DataView(new ArrayBuffer(values.length * 4));
@@ -138,28 +164,46 @@ export function packF32(values: ArrayLike<number>, shape: number[]): PackedArray
   return { dtype: 'F32', shape, data: toBase64(new Uint8Array(view.buffer)), scale: null, maxCode: null };
 }
 
+// Zigzag on 16-bit differences: 0, −1, 1, −2, … → 0, 1, 2, 3, … (small changes either way stay small).
+const zigzag = (d: number) => ((d << 1) ^ ((d << 16) >> 31)) & 0xffff; // d: 16-bit difference
+const unzigzag = (z: number) => ((z >>> 1) ^ -(z & 1)) & 0xffff;
+
 export function packP16(values: ArrayLike<number>, shape: number[], code: ProbCode): PackedArray {
   checkLength(values, shape);
   const n = values.length;
-  const row = shape.length > 1 ? size(shape.slice(1)) : 1;
-  const codes = new Uint16Array(n);
-  for (let i = 0; i < n; i++) codes[i] = encodeProb(values[i], code);
+  const rows = shape.length > 0 ? shape[0] : 1;
+  const cols = n / Math.max(1, rows); // R: the product of shape[1:]
   const bytes = new Uint8Array(2 * n);
-  for (let i = 0; i < n; i++) {
-    const d = i < row ? codes[i] : (codes[i] - codes[i - row]) & 0xffff;
-    bytes[i] = d & 0xff;
-    bytes[n + i] = d >>> 8;
+  let s = 0;
+  for (let r = 0; r < cols; r++) {
+    let prev = 0;
+    for (let l = 0; l < rows; l++, s++) {
+      const c = encodeProb(values[l * cols + r], code);
+      const z = zigzag((c - prev) & 0xffff);
+      prev = c;
+      bytes[s] = z & 0xff;
+      bytes[n + s] = z >>> 8;
+    }
   }
-  return { dtype: 'P16', shape, data: toBase64(bytes), ...code };
+  return { dtype: 'P16v2', shape, data: toBase64(bytes), ...code };
 }
 
-/** U32 → Uint32Array, F32 → Float32Array, P16 → Float64Array of probabilities. */
-export function unpackArray(a: PackedArray): Uint32Array | Float32Array | Float64Array {
+const WIDTH: Record<PackedDtype, number> = { U8: 1, U16: 2, U32: 4, F32: 4, P16v2: 2 };
+
+/** U8/U16/U32 → Uint8Array/Uint16Array/Uint32Array, F32 → Float32Array, P16v2 → Float64Array of probabilities. */
+export function unpackArray(a: PackedArray): Uint8Array | Uint16Array | Uint32Array | Float32Array | Float64Array {
+  const width = WIDTH[a.dtype];
+  if (!width) throw new RangeError(`unknown dtype ${String(a.dtype)} (this decoder reads packed format version 2)`);
   const bytes = fromBase64(a.data);
   const n = size(a.shape);
-  const width = a.dtype === 'P16' ? 2 : 4;
   if (bytes.length !== n * width) throw new RangeError(`${a.dtype} [${a.shape.join(', ')}] needs ${n * width} bytes, got ${bytes.length}`);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (a.dtype === 'U8') return Uint8Array.from(bytes);
+  if (a.dtype === 'U16') {
+    const out = new Uint16Array(n);
+    for (let i = 0; i < n; i++) out[i] = view.getUint16(i * 2, true);
+    return out;
+  }
   if (a.dtype === 'U32') {
     const out = new Uint32Array(n);
     for (let i = 0; i < n; i++) out[i] = view.getUint32(i * 4, true);
@@ -170,19 +214,21 @@ export function unpackArray(a: PackedArray): Uint32Array | Float32Array | Float6
     for (let i = 0; i < n; i++) out[i] = view.getFloat32(i * 4, true);
     return out;
   }
-  if (a.scale == null || a.maxCode == null) throw new RangeError('P16 array without scale/maxCode');
+  if (a.scale == null || a.maxCode == null) throw new RangeError('P16v2 array without scale/maxCode');
   const code: ProbCode = { scale: a.scale, maxCode: a.maxCode };
-  const row = a.shape.length > 1 ? size(a.shape.slice(1)) : 1;
-  const codes = new Uint16Array(n);
+  const rows = a.shape.length > 0 ? a.shape[0] : 1;
+  const cols = n / Math.max(1, rows);
   const out = new Float64Array(n);
   // A table of every code's probability is faster than exp() per element once n exceeds the codes.
   const table = n > a.maxCode ? Float64Array.from({ length: a.maxCode + 1 }, (_, c) => decodeProb(c, code)) : null;
-  for (let i = 0; i < n; i++) {
-    const d = bytes[i] | (bytes[n + i] << 8);
-    codes[i] = i < row ? d : (codes[i - row] + d) & 0xffff;
-    const c = codes[i];
-    if (c > a.maxCode) throw new RangeError(`P16 code ${c} above maxCode ${a.maxCode}`);
-    out[i] = table ? table[c] : decodeProb(c, code);
+  let s = 0;
+  for (let r = 0; r < cols; r++) {
+    let c = 0;
+    for (let l = 0; l < rows; l++, s++) {
+      c = (c + unzigzag(bytes[s] | (bytes[n + s] << 8))) & 0xffff;
+      if (c > a.maxCode) throw new RangeError(`P16v2 code ${c} above maxCode ${a.maxCode}`);
+      out[l * cols + r] = table ? table[c] : decodeProb(c, code);
+    }
   }
   return out;
 }
@@ -198,7 +244,7 @@ export function unpackF32(a: PackedArray): Float32Array {
 }
 
 export function unpackP16(a: PackedArray): Float64Array {
-  if (a.dtype !== 'P16') throw new RangeError(`expected P16, got ${a.dtype}`);
+  if (a.dtype !== 'P16v2') throw new RangeError(`expected P16v2, got ${a.dtype}`);
   return unpackArray(a) as Float64Array;
 }
 
@@ -230,6 +276,30 @@ export function trackedMatrix(tracked: TrackedPosition[], nLayers: number): { co
   return { counts, ids: tracked.flatMap((t) => t.tokenIds), probs };
 }
 
+/**
+ * topLocal: each top-k id as its index among its position's tracked ids ([layers, positions, k]);
+ * U8 while every position tracks at most 256 ids, else U16. Every top-k id is tracked (the tracked
+ * ids are the top-k ids of every requested layer), so this is never null for an engine result; it
+ * is null for arrays that do not have that shape.
+ */
+export function packTopLocal(topIndices: number[][][], tracked: TrackedPosition[]): PackedArray | null {
+  const where = tracked.map((t) => new Map(t.tokenIds.map((id, j) => [id, j])));
+  const [L, T, k] = [topIndices.length, tracked.length, topIndices[0]?.[0]?.length ?? 0];
+  if (topIndices.some((layer) => layer.length !== T)) return null;
+  const out = new Array<number>(L * T * k);
+  for (let l = 0; l < L; l++) {
+    for (let p = 0; p < T; p++) {
+      for (let j = 0; j < k; j++) {
+        const local = where[p].get(topIndices[l][p][j]);
+        if (local === undefined) return null;
+        out[(l * T + p) * k + j] = local;
+      }
+    }
+  }
+  const widest = Math.max(0, ...tracked.map((t) => t.tokenIds.length));
+  return packSmall(out, [L, T, k], widest <= 256 ? 'U8' : 'U16');
+}
+
 function packTracked(tracked: TrackedPosition[], nLayers: number, code: ProbCode): Pick<PackedRead, 'trackedCounts' | 'trackedIds' | 'trackedProbs'> {
   const m = trackedMatrix(tracked, nLayers);
   return {
@@ -248,6 +318,7 @@ function packRead(r: Read, shape: [number, number, number], code: ProbCode): Pac
     topIndices: packU32(flat3(r.topIndices), shape),
     topProbs: packP16(flat3(r.topProbs), shape, code),
     ...(r.tracked ? packTracked(r.tracked, shape[0], code) : none),
+    topLocal: r.tracked ? packTopLocal(r.topIndices, r.tracked) : null,
     entropy: r.stats ? packF32(flat2(r.stats.entropy), cells) : null,
     klToFinal: r.stats ? packF32(flat2(r.stats.klToFinal), cells) : null,
     finalTop1Rank: r.stats ? packU32(flat2(r.stats.finalTop1Rank), cells) : null,
@@ -298,8 +369,11 @@ export interface UnpackedLens extends UnpackedRead {
   attention: UnpackedRead | null;
 }
 
-/** What a decoder reads: a GraphQL selection may leave out the optional arrays. */
-export type PackedReadIn = Pick<PackedRead, 'topIndices' | 'topProbs'> & Partial<Omit<PackedRead, 'topIndices' | 'topProbs'>>;
+/**
+ * What a decoder reads: a GraphQL selection may leave out the optional arrays, and may replace
+ * topIndices and topProbs by topLocal with the tracked arrays (the top-k are then read from them).
+ */
+export type PackedReadIn = { [K in keyof PackedRead]?: PackedRead[K] | null };
 export type PackedLensIn = PackedReadIn & { attention?: PackedReadIn | null };
 
 export function unpackTracked(counts: PackedArray, ids: PackedArray, probs: PackedArray): UnpackedTracked {
@@ -311,15 +385,47 @@ export function unpackTracked(counts: PackedArray, ids: PackedArray, probs: Pack
   return { offsets, tokenIds, probs: unpackP16(probs) };
 }
 
+/** topIndices and topProbs from topLocal: the j-th best id of (l, p) is tracked id offsets[p] + local. */
+function topFromLocal(local: Uint8Array | Uint16Array, shape: number[], t: UnpackedTracked): { topIndices: Uint32Array; topProbs: Float64Array } {
+  const [layers, positions, k] = shape;
+  const n = t.tokenIds.length;
+  const topIndices = new Uint32Array(local.length);
+  const topProbs = new Float64Array(local.length);
+  for (let l = 0; l < layers; l++) {
+    for (let p = 0; p < positions; p++) {
+      for (let j = 0; j < k; j++) {
+        const i = (l * positions + p) * k + j;
+        const col = t.offsets[p] + local[i];
+        if (col >= t.offsets[p + 1]) throw new RangeError(`topLocal ${local[i]} at layer ${l}, position ${p} is past the position's tracked ids`);
+        topIndices[i] = t.tokenIds[col];
+        topProbs[i] = t.probs[l * n + col];
+      }
+    }
+  }
+  return { topIndices, topProbs };
+}
+
 function unpackRead(r: PackedReadIn): UnpackedRead {
-  const [layers, positions, k] = r.topIndices.shape;
+  const tracked = r.trackedCounts && r.trackedIds && r.trackedProbs ? unpackTracked(r.trackedCounts, r.trackedIds, r.trackedProbs) : null;
+  let top: { topIndices: Uint32Array; topProbs: Float64Array };
+  let shape: number[];
+  if (r.topIndices && r.topProbs) {
+    shape = r.topIndices.shape;
+    top = { topIndices: unpackU32(r.topIndices), topProbs: unpackP16(r.topProbs) };
+  } else if (r.topLocal && tracked) {
+    if (r.topLocal.dtype !== 'U8' && r.topLocal.dtype !== 'U16') throw new RangeError(`topLocal must be U8 or U16, got ${r.topLocal.dtype}`);
+    shape = r.topLocal.shape;
+    top = topFromLocal(unpackArray(r.topLocal) as Uint8Array | Uint16Array, shape, tracked);
+  } else {
+    throw new RangeError('select topIndices and topProbs, or topLocal with trackedCounts, trackedIds and trackedProbs');
+  }
+  const [layers, positions, k] = shape;
   return {
     layers,
     positions,
     k,
-    topIndices: unpackU32(r.topIndices),
-    topProbs: unpackP16(r.topProbs),
-    tracked: r.trackedCounts && r.trackedIds && r.trackedProbs ? unpackTracked(r.trackedCounts, r.trackedIds, r.trackedProbs) : null,
+    ...top,
+    tracked,
     stats:
       r.entropy && r.klToFinal && r.finalTop1Rank
         ? { entropy: unpackF32(r.entropy), klToFinal: unpackF32(r.klToFinal), finalTop1Rank: unpackU32(r.finalTop1Rank) }

@@ -1,10 +1,12 @@
 // Public contract of the lens core. The GraphQL layer, the CLI and the tests build on these shapes.
 
 import type { LensError } from '../errors.js';
+import type { QuantizationInfo, QuantizeMode } from '../checkpoint/quantize.js';
 import type { Device } from '../runtime/sessions.js';
 
 export { LensError, type LensErrorCode } from '../errors.js';
 export type { Device };
+export type { QuantizationInfo, QuantizeMode } from '../checkpoint/quantize.js';
 
 /** Where in a block the residual stream is read. */
 export type LensPoint = 'BLOCK_OUTPUT' | 'ATTENTION_OUTPUT';
@@ -41,6 +43,8 @@ export interface ModelInfo {
   /** Type the graphs compute in (weights on the device, block and head math); see OpenOptions.dtype. */
   computeType: ComputeDtype;
   parameters: number;
+  /** Weight-only quantization of the blocks (OpenOptions.quantize), or null when the weights are used as stored. */
+  quantization?: QuantizationInfo | null;
   /**
    * sha256 of the tokenizer's vocabulary, merges, added tokens and pre/post-processing
    * (tokenizer.json's model, added_tokens, normalizer, pre_tokenizer, post_processor): models
@@ -99,6 +103,11 @@ export interface LensOptions {
   points?: LensPoint[];
   /** Per-cell entropy, KL(final ‖ layer) and rank of the final top-1 (one extra pass at the end). */
   stats?: boolean;
+  /**
+   * The prompt's token ids by this model's tokenizer, when the caller has them already (the gateway
+   * tokenizes while it validates): the model then does not tokenize the prompt again.
+   */
+  promptIds?: number[];
   /** Stops work between layers; the promise rejects with LensError code CANCELLED. */
   signal?: AbortSignal;
   /**
@@ -209,8 +218,9 @@ export interface OpenOptions {
    */
   prepack?: 'auto' | 'none' | 'head' | 'all';
   /**
-   * Bytes of memory the model may use beyond its memory-mapped weight files, for packed weight copies.
-   * Default: 30% of the weight files, at least 1 GiB.
+   * Bytes of memory the model may use beyond its memory-mapped weight files, for packed weight copies
+   * and, for 16-bit checkpoints on CPU, a float32 copy of the unembedding (faster head calls).
+   * Default: 30% of the weight files (at least 1 GiB for packed copies of float32 checkpoints).
    */
   memoryBudget?: number;
   /**
@@ -219,6 +229,18 @@ export interface OpenOptions {
    */
   weightChunkBytes?: number;
   /**
+   * Weight-only quantization of the transformer blocks' linear weights (attention and MLP
+   * projections) for ONNX Runtime's MatMulNBits on CPU: 'int8' or 'int4', blocks of 32 inputs per
+   * scale and zero point. The unembedding (lens head, stats, trajectories) and the embedding stay
+   * exact. Quantized at load and cached in `<model dir>/lensgate-quantized/` (see quantizeCache).
+   */
+  quantize?: QuantizeMode;
+  /**
+   * Folder for cached quantized weights (one sub-folder per mode); default `<model dir>/lensgate-quantized`,
+   * null: quantize at every load. A folder that cannot be written is skipped (ModelInfo.quantization.note).
+   */
+  quantizeCache?: string | null;
+  /**
    * Called as sessions are built: once before any (nothing built), then after the unembedding session
    * and after each block's. Awaited, so a slow listener holds the load back (tests pause loads this
    * way) and one that throws abandons the load with its error.
@@ -226,7 +248,7 @@ export interface OpenOptions {
   onProgress?: (p: LoadProgress) => void | Promise<void>;
   /** Tuning of batched work (defaults are measured; see docs/engineering-notes.md). */
   batching?: {
-    /** Most residual rows per lens-head call (default: 256 on CPU; on CUDA as many as 128 MB of logits hold). */
+    /** Most residual rows per lens-head call (default: 256 on CPU; on CUDA as many as 64 MB of logits hold). */
     headRows?: number;
     /** Largest share of a padded batch that may be padding before it runs as length groups (default 0.25; 1 = never split). */
     maxPaddingShare?: number;

@@ -30,6 +30,12 @@ export interface SessionTuning {
    * copy of each weight in anonymous memory next to the memory-mapped original.
    */
   prepack?: boolean;
+  /**
+   * ORT's CPU arena (default on): keeps each session's peak allocations for reuse. Off, buffers come
+   * from the process heap, which all sessions share, so memory is bounded by one session's peak
+   * rather than the sum over sessions.
+   */
+  arena?: boolean;
 }
 
 function options(dataRoot: string, provider: Provider, tuning: SessionTuning = {}): ort.InferenceSession.SessionOptions {
@@ -38,6 +44,7 @@ function options(dataRoot: string, provider: Provider, tuning: SessionTuning = {
     // Level 'all' adds only layout (NCHWc) passes, none of which apply to these graphs; with constant
     // folding off it also crashes ORT 1.29 on float16 initializers feeding a Cast (a failed assertion).
     graphOptimizationLevel: tuning.castPerCall ? 'extended' : 'all',
+    enableCpuMemArena: tuning.arena ?? true,
     extra: {
       session: {
         // External-data locations are relative to this folder (the checkpoint's real directory).

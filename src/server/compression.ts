@@ -19,31 +19,28 @@ export interface CompressionOptions {
   streams?: boolean;
 }
 
-/** gzip as a web TransformStream that emits everything it has after each input chunk. */
+/**
+ * gzip as a web TransformStream that emits everything it has after each input chunk. The output is
+ * taken as zlib produces it (flowing mode): reading only after a chunk's flush deadlocks once one
+ * event compresses to more than zlib's readable buffer (16 KiB), e.g. an 80-layer LensCompleted.
+ */
 export function flushingGzip(level = 6): TransformStream<Uint8Array, Uint8Array> {
   const z = createGzip({ level });
-  // Paused mode: after a write's flush callback, read() returns everything the flush produced.
-  const drain = (controller: TransformStreamDefaultController<Uint8Array>) => {
-    for (let chunk = z.read() as Buffer | null; chunk; chunk = z.read() as Buffer | null) controller.enqueue(new Uint8Array(chunk));
-  };
   return new TransformStream({
-    transform(chunk, controller) {
+    start(controller) {
+      z.on('data', (chunk: Buffer) => controller.enqueue(new Uint8Array(chunk)));
+    },
+    transform(chunk) {
       return new Promise<void>((resolve, reject) => {
-        z.write(chunk, (err) => {
-          if (err) return reject(err);
-          z.flush(constants.Z_SYNC_FLUSH, () => {
-            drain(controller);
-            resolve();
-          });
-        });
+        z.write(chunk, (err) => err && reject(err));
+        // Queued after the write: its callback runs once everything so far has been emitted.
+        z.flush(constants.Z_SYNC_FLUSH, () => resolve());
       });
     },
-    flush(controller) {
-      // The trailer is pushed after 'finish': flow until 'end'.
+    flush() {
       return new Promise<void>((resolve, reject) => {
         z.once('error', reject);
         z.once('end', resolve);
-        z.on('data', (chunk: Buffer) => controller.enqueue(new Uint8Array(chunk)));
         z.end();
       });
     },

@@ -5,7 +5,7 @@
 import { realpathSync } from 'node:fs';
 import { LensError, type LensErrorCode } from '../errors.js';
 import { ModelScheduler, type SchedulerOptions, type SchedulerStats } from './scheduler.js';
-import type { ComputeDtype, Device, LensModel, LensOptions, LensResult, LoadProgress } from '../lens/types.js';
+import type { ComputeDtype, Device, LensModel, LensOptions, LensResult, LoadProgress, QuantizeMode } from '../lens/types.js';
 import type { ModelLoadError, ModelSource, ModelState, ModelStatus, Placement } from '../../resolvers/services.js';
 
 export type { ModelLoadError, ModelState, ModelStatus, Placement };
@@ -19,6 +19,8 @@ export interface ModelSpec {
   dtype?: ComputeDtype;
   /** Tuned-lens folder and/or Jacobian lens file (operator-side paths). */
   lenses?: { tuned?: string; jacobian?: string };
+  /** Weight-only quantization of the blocks (CPU): int8 or int4; default: the weights as stored. */
+  quantize?: QuantizeMode;
 }
 
 /** Runs lens jobs for one model: in this process (ModelScheduler) or on the cluster's workers. */
@@ -52,6 +54,7 @@ export type ModelOpener = (
     device?: Device;
     dtype?: ComputeDtype;
     lenses?: ModelSpec['lenses'];
+    quantize?: QuantizeMode;
     onProgress?: (progress: LoadProgress) => void | Promise<void>;
   },
 ) => Promise<LensModel>;
@@ -142,6 +145,7 @@ export class ModelRegistry implements ModelSource {
           device: spec.device ?? device,
           dtype: spec.dtype,
           lenses: spec.lenses,
+          quantize: spec.quantize,
           onProgress: (p) => {
             // Throwing here makes the core release what it has mapped and give up.
             if (this.closed) throw new LensError('CANCELLED', 'the server shut down while this model loaded');

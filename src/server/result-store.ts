@@ -4,6 +4,7 @@
 // resolver shows it only to the API key that created it.
 
 import type { EvictionReason, ResultStore, ResultStoreStats, StoredResult } from '../../resolvers/services.js';
+import { LensError } from '../errors.js';
 import { packedBytes, packResult, unpackResult, type PackedResult } from './packed-result.js';
 
 export type { EvictionReason, ResultStore, ResultStoreStats, StoredResult };
@@ -21,6 +22,29 @@ export interface MemoryStoreOptions {
 
 export const DEFAULT_STORE_BYTES = 256 * 2 ** 20;
 export const DEFAULT_RESULT_TTL_MS = 60 * 60 * 1000;
+/** How many expired ids a store remembers, to answer RESULT_EXPIRED rather than "unknown". */
+export const EXPIRED_IDS_KEPT = 100_000;
+
+export function expiredError(id: string): LensError {
+  return new LensError('RESULT_EXPIRED', `Result ${id} has expired: the store keeps results for a limited time (--result-ttl-s); run the request again`);
+}
+
+/** Ids whose results expired, oldest forgotten first. */
+export class ExpiredIds {
+  private readonly ids = new Set<string>();
+  constructor(private readonly max = EXPIRED_IDS_KEPT) {}
+  add(id: string): void {
+    this.ids.delete(id);
+    this.ids.add(id);
+    if (this.ids.size > this.max) this.ids.delete(this.ids.values().next().value as string);
+  }
+  has(id: string): boolean {
+    return this.ids.has(id);
+  }
+  delete(id: string): void {
+    this.ids.delete(id);
+  }
+}
 
 interface Entry {
   record: Omit<StoredResult, 'result'>;
@@ -35,6 +59,7 @@ export class MemoryResultStore implements ResultStore {
   private readonly byCacheKey = new Map<string, string>();
   private bytes = 0;
   private readonly evictions: Record<EvictionReason, number> = { bytes: 0, count: 0, ttl: 0, too_large: 0 };
+  private readonly expired = new ExpiredIds();
   readonly maxBytes: number;
   readonly ttlMs: number;
   readonly maxResults: number;
@@ -52,6 +77,7 @@ export class MemoryResultStore implements ResultStore {
     const packed = packResult(result);
     const bytes = packedBytes(packed, record.prompt);
     this.remove(record.id);
+    this.expired.delete(record.id);
     this.sweep();
     if (bytes > this.maxBytes) {
       this.evictions.too_large++;
@@ -69,13 +95,21 @@ export class MemoryResultStore implements ResultStore {
 
   async get(id: string): Promise<StoredResult | null> {
     const entry = this.entries.get(id);
-    if (!entry) return null;
-    if (entry.expiresAt <= this.now()) {
-      this.remove(id);
-      this.evictions.ttl++;
+    if (!entry) {
+      if (this.expired.has(id)) throw expiredError(id);
       return null;
     }
+    if (entry.expiresAt <= this.now()) {
+      this.expire(id);
+      throw expiredError(id);
+    }
     return { ...entry.record, result: unpackResult(entry.packed) };
+  }
+
+  private expire(id: string): void {
+    this.remove(id);
+    this.expired.add(id);
+    this.evictions.ttl++;
   }
 
   stats(): ResultStoreStats {
@@ -92,14 +126,14 @@ export class MemoryResultStore implements ResultStore {
     const now = this.now();
     for (const [id, entry] of this.entries) {
       if (entry.expiresAt > now) break;
-      this.remove(id);
-      this.evictions.ttl++;
+      this.expire(id);
     }
   }
 
   async findByCacheKey(key: string): Promise<StoredResult | null> {
     const id = this.byCacheKey.get(key);
-    return id ? this.get(id) : null;
+    // An expired result is no answer: the request runs again.
+    return id ? this.get(id).catch(() => null) : null;
   }
 
   private remove(id: string): void {

@@ -2,8 +2,9 @@
 // layers and the completed result update it, pins and their trajectories, colour scales, the lens
 // input a form produces. The view modules draw this; test/viewer/state.test.ts checks it in Node.
 
-import type { LensInput, LensKind, LensPoint, ModelsQuery, ViewerLensSubscription } from '../client/graphql.js';
-import { decodeLayer } from '../client/packed.js';
+import type { LensInput, LensKind, LensPoint, ModelsQuery, ViewerLensSubscription, ViewerResultFieldsFragment, ViewerResultQuery } from '../client/graphql.js';
+import { decodeArray, decodeLayer, decodeLens, decodeTracked } from '../client/packed.js';
+import type { PackedArray } from '../lens/packed.js';
 import type { Series } from './chart.js';
 import { makeScale, type ColorMode, type Scale } from './colors.js';
 import { ms, quoted } from './format.js';
@@ -14,8 +15,36 @@ export type LensEvent = ViewerLensSubscription['lensLayers'];
 export type Started = Extract<LensEvent, { __typename: 'LensStarted' }>;
 export type LayerEvent = Extract<LensEvent, { __typename: 'LayerResult' }>;
 export type PositionEvent = Extract<LensEvent, { __typename: 'PositionResult' }>;
-export type Completed = Extract<LensEvent, { __typename: 'LensCompleted' }>['result'];
+/** A completed result as it arrives (PACKED: trajectories and stats as typed arrays). */
+export type Completed = ViewerResultFieldsFragment;
+export type Stored = NonNullable<ViewerResultQuery['lensResult']>;
 export type Token = Started['tokens'][number];
+
+export interface TrackedView {
+  position: number;
+  tokenIds: number[];
+  tokens: Array<{ text: string }>;
+  /** [layer index][j]: probability of tokenIds[j]. */
+  probs: number[][];
+}
+
+export interface StatsView {
+  /** [layer index][position]. */
+  entropy: number[][];
+  klToFinal: number[][];
+  finalTop1Rank: number[][];
+}
+
+/** A completed result, decoded: what the view reads once a run is done. */
+export interface ResultView {
+  id: string;
+  layers: number[];
+  generation: Completed['generation'];
+  timings: Completed['timings'];
+  tracked: TrackedView[] | null;
+  stats: StatsView | null;
+  attention: { tracked: TrackedView[] | null; stats: StatsView | null } | null;
+}
 
 export interface Pred {
   id: number;
@@ -41,7 +70,7 @@ export interface Run {
   rows: Row[];
   received: number;
   expected: number;
-  result: Completed | null;
+  result: ResultView | null;
   t0: number;
   tFirst: number | null;
   tEnd: number | null;
@@ -196,9 +225,113 @@ export function layerPreds(ev: LayerEvent): Pred[][] {
   );
 }
 
+type PackedReadIn = { trackedCounts?: PackedArray | null; trackedIds?: PackedArray | null; trackedProbs?: PackedArray | null; entropy?: PackedArray | null; klToFinal?: PackedArray | null; finalTop1Rank?: PackedArray | null };
+
+/** [rows, cols] row-major → nested arrays. */
+function rows2(a: ArrayLike<number>, cols: number): number[][] {
+  return Array.from({ length: cols ? a.length / cols : 0 }, (_, r) => Array.from({ length: cols }, (_, c) => a[r * cols + c]));
+}
+
+function readView(p: PackedReadIn, layers: number, text: Map<number, string>): { tracked: TrackedView[] | null; stats: StatsView | null } {
+  let tracked: TrackedView[] | null = null;
+  if (p.trackedCounts && p.trackedIds && p.trackedProbs) {
+    const t = decodeTracked(p.trackedCounts, p.trackedIds, p.trackedProbs);
+    const n = t.tokenIds.length;
+    tracked = Array.from({ length: t.offsets.length - 1 }, (_, position) => {
+      const [from, to] = [t.offsets[position], t.offsets[position + 1]];
+      const tokenIds = [...t.tokenIds.subarray(from, to)];
+      return {
+        position,
+        tokenIds,
+        tokens: tokenIds.map((id) => ({ text: text.get(id) ?? '' })),
+        probs: Array.from({ length: layers }, (_, l) => [...t.probs.subarray(l * n + from, l * n + to)]),
+      };
+    });
+  }
+  let stats: StatsView | null = null;
+  if (p.entropy && p.klToFinal && p.finalTop1Rank) {
+    const positions = p.entropy.shape[1] ?? 0;
+    stats = {
+      entropy: rows2(decodeArray(p.entropy), positions),
+      klToFinal: rows2(decodeArray(p.klToFinal), positions),
+      finalTop1Rank: rows2(decodeArray(p.finalTop1Rank), positions),
+    };
+  }
+  return { tracked, stats };
+}
+
+/** The PACKED completed result → trajectories and stats as the view reads them. */
+export function resultView(r: Completed): ResultView {
+  const text = new Map(r.packed.tokens.map((t) => [t.id, t.text]));
+  const L = r.layers.length;
+  return {
+    id: r.id,
+    layers: r.layers,
+    generation: r.generation,
+    timings: r.timings,
+    ...readView(r.packed, L, text),
+    attention: r.packed.attention ? readView(r.packed.attention, L, text) : null,
+  };
+}
+
 export function applyCompleted(run: Run, result: Completed, now: number): void {
-  run.result = result;
+  run.result = resultView(result);
   run.tEnd = now;
+}
+
+/**
+ * A stored result (Query.lensResult, the viewer's #result=<id> links) as a finished run: the rows
+ * filled from its top-k as the stream would have filled them, trajectories and stats decoded.
+ */
+export function storedRun(s: Stored, now: number): Run {
+  const attn = s.packed.attention != null;
+  const points: LensPoint[] = attn ? ['BLOCK_OUTPUT', 'ATTENTION_OUTPUT'] : ['BLOCK_OUTPUT'];
+  const result = resultView(s);
+  const input: LensInput = {
+    model: s.model.id,
+    prompt: s.prompt.text,
+    topK: s.topK,
+    layers: s.layers,
+    trackAcrossLayers: result.tracked != null,
+    stats: result.stats != null,
+    points,
+    lens: s.lens,
+  };
+  const started: Started = { __typename: 'LensStarted', resultId: s.id, tokens: s.tokens, layers: s.layers, topK: s.topK, points, maxNewTokens: 0 };
+  const run = startRun(input, started, now);
+  const text = new Map(s.packed.tokens.map((t) => [t.id, t.text]));
+  const block = decodeLens({ topIndices: s.packed.topIndices, topProbs: s.packed.topProbs });
+  const after = s.packed.attention ? decodeLens({ topIndices: s.packed.attention.topIndices, topProbs: s.packed.attention.topProbs }) : null;
+  for (const row of run.rows) {
+    const read = row.point === 'BLOCK_OUTPUT' ? block : after;
+    if (!read) continue;
+    const { positions, k } = read;
+    row.preds = Array.from({ length: positions }, (_, p) =>
+      Array.from({ length: k }, (_, j) => {
+        const i = (row.li * positions + p) * k + j;
+        return { id: read.topIndices[i], text: text.get(read.topIndices[i]) ?? '', prob: read.topProbs[i] };
+      }),
+    );
+  }
+  run.received = run.expected;
+  run.result = result;
+  return run;
+}
+
+/** The form settings a stored result was made with (the viewer shows them next to it). */
+export function storedSettings(run: Run, numLayers: number | undefined): Partial<Settings> {
+  const all = numLayers !== undefined && run.layers.length === numLayers && run.layers.every((l, i) => l === i);
+  return {
+    model: String(run.input.model),
+    prompt: run.input.prompt,
+    topK: String(run.input.topK),
+    layers: all ? '' : run.layers.join(', '),
+    track: run.input.trackAcrossLayers ?? false,
+    stats: run.input.stats ?? false,
+    attn: run.points.includes('ATTENTION_OUTPUT'),
+    generate: '',
+    lens: run.input.lens ?? 'LOGIT',
+  };
 }
 
 /** The stats of the read a row shows: block output, or the read right after attention. */

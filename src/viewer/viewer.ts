@@ -3,7 +3,7 @@
 // It holds the state (state.ts decides how it changes) and redraws the view modules; nothing
 // happens until start(). app.ts is the page's entry that creates one over document.body.
 
-import { ModelsDocument, ModelStatusDocument, ViewerCompareDocument, ViewerLensDocument, ViewerWidgetDocument, type LensInput } from '../client/graphql.js';
+import { ModelsDocument, ModelStatusDocument, ViewerCompareDocument, ViewerLensDocument, ViewerResultDocument, ViewerWidgetDocument, type LensInput } from '../client/graphql.js';
 import { gradient, type ColorMode } from './colors.js';
 import { renderComparison } from './compare.js';
 import { findElements } from './dom.js';
@@ -20,6 +20,8 @@ import {
   sameTokens,
   lensKinds,
   startRun,
+  storedRun,
+  storedSettings,
   togglePin,
   type Model,
   type Phase,
@@ -132,8 +134,47 @@ export function createViewer(root: HTMLElement, transport: Transport): Viewer {
     ui.status.textContent = text;
   }
 
-  function saveToHash(): void {
-    history.replaceState(null, '', settingsToHash(readSettings()));
+  /** The settings, plus `result=<id>` while the view shows a completed result (a link that reopens it). */
+  function saveToHash(resultId?: string): void {
+    const hash = settingsToHash(readSettings());
+    history.replaceState(null, '', resultId ? `${hash}&result=${encodeURIComponent(resultId)}` : hash);
+  }
+
+  /** Opens a stored result by id (the `#result=<id>` link) without running the model. */
+  async function openStored(id: string): Promise<void> {
+    controller?.abort();
+    clearError(ui);
+    hideTooltip(ui.tooltip);
+    runs++;
+    setPhase('running');
+    status(`Opening stored result ${id}…`);
+    try {
+      const res = await transport.query(ViewerResultDocument, { id });
+      if (!res.lensResult) {
+        throw new GatewayError('NOT_FOUND', `The server holds no result ${id}: it never existed here, or was evicted to keep the store within its budget`);
+      }
+      const next = storedRun(res.lensResult, performance.now());
+      writeSettings(storedSettings(next, models.find((m) => m.id === next.input.model)?.numLayers ?? undefined));
+      renderModelInfo(ui, selectedModel());
+      if (!sameTokens(current, next)) pins = [];
+      current = next;
+      active = { r: 0, c: Math.max(0, next.tokens.length - 1) };
+      heatmap = buildHeatmap(ui.wrap, next, active);
+      const scale = colorScale(next, wantedColor());
+      next.rows.forEach((_, ri) => fillRow(heatmap!, next, ri, scale, pins));
+      drawColors();
+      drawPins();
+      renderTimings(ui, next, selectedModel());
+      ui.exportBtn.disabled = false;
+      setProgress(ui, 1, 1);
+      saveToHash(id);
+      status(`Stored result ${id}: ${next.layers.length} layers × ${next.tokens.length} tokens (opened from the server's store, not recomputed).`);
+      setPhase('done');
+    } catch (err) {
+      showError(ui, err);
+      status('Could not open the stored result.');
+      setPhase('error');
+    }
   }
 
   function drawLegend(): void {
@@ -402,6 +443,7 @@ export function createViewer(root: HTMLElement, transport: Transport): Viewer {
           const gen = ev.result.generation;
           const wrote = gen ? `, ${gen.newTokens} written${gen.stoppedAtEos ? ' (stopped at EOS)' : ''}` : '';
           status(`Done: ${r.layers.length} layers × ${r.tokens.length} tokens${wrote} in ${ms(r.tEnd! - r.t0)}${first}.`);
+          saveToHash(ev.result.id);
         }
       }
       if (controller !== abort) return;
@@ -541,6 +583,8 @@ export function createViewer(root: HTMLElement, transport: Transport): Viewer {
       wire();
       drawLegend();
       await loadModels();
+      const stored = hashFlag(location.hash, 'result');
+      if (stored && models.length) return openStored(stored);
       // Show something worth looking at straight away: the default prompt on the default model.
       if (models.some(isReady) && ui.prompt.value.trim() && hashFlag(location.hash, 'autorun') !== '0') await run();
     },

@@ -3,7 +3,9 @@
 // job finishes on the other worker holding the model (each layer sent once); with no worker left
 // the client gets UNAVAILABLE; results survive a gateway restart and are shared between gateways.
 
+import { Queue } from 'bullmq';
 import { print, type FormattedExecutionResult } from 'graphql';
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import {
   LensDocument,
@@ -12,6 +14,7 @@ import {
   ModelPlacementsDocument,
   type LensLayersSubscription,
 } from '../../src/client/graphql.js';
+import { queueName } from '../../src/server/cluster/redis.js';
 import { makeCheckpoint, RECIPES } from '../helpers/fixtures.js';
 import { noRedisReason, redisAvailable, startTestRedis, type TestRedis } from '../helpers/redis.js';
 import { http, sseClient } from '../server/harness.js';
@@ -29,9 +32,9 @@ let deepDir: string;
 const LONG_PROMPT = Array.from({ length: 40 }, (_, i) => `word${i}`).join(' ');
 const deepInput = { model: 'deep', prompt: LONG_PROMPT, stats: true, points: ['BLOCK_OUTPUT' as const, 'ATTENTION_OUTPUT' as const] };
 
-function startWorker(id: string, models: string[]): Child {
+function startWorker(id: string, models: string[], extra: string[] = []): Child {
   const child = spawnTsx('src/cli/worker.ts', [
-    '--redis', redis.url, '--device', 'cpu', '--id', id,
+    '--redis', redis.url, '--device', 'cpu', '--id', id, ...extra,
     ...models.flatMap((m) => ['--model', m]),
     // Fast failure detection for the test: a dead worker's job is retried within ~10 s (a shorter lock
     // is falsely lost on a heavily loaded CI machine whose event loop stalls).
@@ -71,7 +74,15 @@ run(`distributed mode (${redisAvailable ? 'redis' : noRedisReason})`, () => {
     deepDir = makeCheckpoint(DEEP_GPT2);
     workers.w1 = startWorker('w1', [`deep=${deepDir}`, `tiny=${tinyDir}`]);
     workers.w2 = startWorker('w2', [`deep=${deepDir}`]);
-    [gwA, gwB] = await Promise.all([startGatewayProcess(), startGatewayProcess(), workers.w1.waitFor(/ready as w1/), workers.w2.waitFor(/ready as w2/)]);
+    // One job at a time: while one runs, the next waits in the queue (the cancel-while-queued test).
+    workers.w4 = startWorker('w4', [`solo=${deepDir}`], ['--concurrency', '1']);
+    [gwA, gwB] = await Promise.all([
+      startGatewayProcess(),
+      startGatewayProcess(),
+      workers.w1.waitFor(/ready as w1/),
+      workers.w2.waitFor(/ready as w2/),
+      workers.w4.waitFor(/ready as w4/),
+    ]);
   }, 300_000);
   afterAll(async () => {
     await Promise.all(children.map((c) => c.kill('SIGKILL')));
@@ -84,11 +95,11 @@ run(`distributed mode (${redisAvailable ? 'redis' : noRedisReason})`, () => {
     for (let i = 0; i < 50; i++) {
       const r = await http(gwA.url, ModelPlacementsDocument);
       models = (r.data?.models ?? []) as typeof models;
-      if (models.find((m) => m.id === 'deep')?.servedBy.length === 2 && models.some((m) => m.id === 'tiny')) break;
+      if (models.find((m) => m.id === 'deep')?.servedBy.length === 2 && models.some((m) => m.id === 'tiny') && models.some((m) => m.id === 'solo')) break;
       await new Promise((res) => setTimeout(res, 200));
     }
     const where = Object.fromEntries(models.map((m) => [m.id, m.servedBy.map((p) => p.worker).sort()]));
-    expect(where).toEqual({ deep: ['w1', 'w2'], tiny: ['w1'] });
+    expect(where).toEqual({ deep: ['w1', 'w2'], tiny: ['w1'], solo: ['w4'] });
   });
 
   test('a lens streamed from gateway A is computed on a worker; gateway B serves the stored result', async () => {
@@ -108,6 +119,58 @@ run(`distributed mode (${redisAvailable ? 'redis' : noRedisReason})`, () => {
     expect(again.data!.lens.cached).toBe(true);
     expect(again.data!.lens.id).toBe(done.result.id);
   });
+
+  test('cancelling a queued job removes it from the queue: no worker runs it', async () => {
+    // w4 runs one job at a time: while job A runs, job B waits in the queue.
+    const conn = new Redis(redis.url, { maxRetriesPerRequest: null });
+    const queue = new Queue(queueName('solo'), { connection: conn });
+    try {
+      let aStarted = false;
+      for (let i = 0; i < 50 && !aStarted; i++) {
+        aStarted = (await http(gwA.url, ModelPlacementsDocument)).data?.models.some((m) => m.id === 'solo') ?? false;
+        if (!aStarted) await new Promise((res) => setTimeout(res, 200));
+      }
+      let aRunning!: () => void;
+      const aFirstLayer = new Promise<void>((res) => (aRunning = res));
+      const a = stream(gwA.url, { ...deepInput, model: 'solo' }, (e) => e.__typename === 'LayerResult' && aRunning());
+      await Promise.race([aFirstLayer, a.then((out) => Promise.reject(new Error(`A ended before its first layer: ${JSON.stringify(out.at(-1))}`)))]);
+
+      const client = sseClient(gwB.url);
+      const b = client.iterate<LensLayersSubscription>({ query: print(LensLayersDocument), variables: { input: { model: 'solo', prompt: 'queued behind A' } } });
+      const started = (await b.next()).value?.data?.lensLayers;
+      expect(started?.__typename).toBe('LensStarted');
+      const id = (started as Extract<Event, { __typename: 'LensStarted' }>).resultId;
+      let state = '';
+      for (let i = 0; i < 100 && state !== 'waiting'; i++) {
+        state = await queue.getJobState(id);
+        if (state !== 'waiting') await new Promise((res) => setTimeout(res, 50));
+      }
+      expect(state, 'B waits while A runs').toBe('waiting');
+
+      await b.return?.(undefined); // the client goes away
+      client.dispose();
+      let job = await queue.getJob(id);
+      for (let i = 0; i < 100 && job; i++) {
+        await new Promise((res) => setTimeout(res, 50));
+        job = await queue.getJob(id);
+      }
+      expect(job, 'the cancelled job is gone from the queue').toBeFalsy();
+
+      // A completes; the worker is free again, yet B never runs: no result, nothing left queued.
+      const outA = await a;
+      expect(outA.at(-1)?.data?.lensLayers.__typename).toBe('LensCompleted');
+      await new Promise((res) => setTimeout(res, 1500));
+      expect(await conn.exists(`lensgate:result:${id}`)).toBe(0);
+      // (A itself may still be finishing in BullMQ's books on a loaded machine; B is nowhere.)
+      expect(await queue.getJobState(id)).toBe('unknown');
+      expect(await queue.getJobCounts('waiting')).toMatchObject({ waiting: 0 });
+      for (const list of [await queue.getActive(), await queue.getCompleted(), await queue.getFailed()]) expect(list.map((j) => j.id)).not.toContain(id);
+    } finally {
+      await queue.close();
+      conn.disconnect();
+      workers.w4.proc.kill('SIGKILL');
+    }
+  }, 120_000);
 
   test('a worker killed mid-stream: the job finishes on the other worker, each layer sent once', async () => {
     let killed: string | null = null;

@@ -55,6 +55,7 @@ describe('models and tokens', () => {
         computeType: 'float32',
         parameters: model.info.parameters,
         lenses: [{ kind: 'LOGIT', layers: [0, 1, 2] }],
+        quantization: null,
       },
     ]);
     const one = await http(gw.url, ModelDocument, { id: 'gpt2-tiny' });

@@ -65,7 +65,7 @@ test('results expire after their time-to-live', async () => {
   now += 30_000;
   await store.put(record('new'));
   now += 40_000;
-  expect(await store.get('old')).toBeNull();
+  await expect(store.get('old')).rejects.toMatchObject({ code: 'RESULT_EXPIRED' });
   expect(await store.get('new')).not.toBeNull();
   expect(store.stats()).toMatchObject({ results: 1, evictions: { ttl: 1 } });
 });

@@ -647,11 +647,22 @@ function embStd(r: FixtureRecipe): number {
   return r.embedStd ?? 3 / Math.sqrt(r.hidden);
 }
 
+function putter(t: Tensors) {
+  return (name: string, shape: number[], data: ArrayLike<number>) => (t[name] = { shape, data });
+}
+
+/** The lower-triangular causal-mask buffer old GPT-2 and pythia checkpoints store per layer. */
+function causalMask(P: number): Float32Array {
+  const m = new Float32Array(P * P);
+  for (let a = 0; a < P; a++) for (let b = 0; b <= a; b++) m[a * P + b] = 1;
+  return m;
+}
+
 function gpt2Weights(r: FixtureRecipe, g: Rng): Tensors {
   const { D, I, V, L, P } = dims(r);
   const pre = r.gpt2Layout === 'prefixless' ? '' : 'transformer.';
   const t: Tensors = {};
-  const put = (name: string, shape: number[], data: ArrayLike<number>) => (t[name] = { shape, data });
+  const put = putter(t);
   put(`${pre}wte.weight`, [V, D], g.normals(V * D, embStd(r)));
   put(`${pre}wpe.weight`, [P, D], g.normals(P * D, 1 / Math.sqrt(D)));
   for (let i = 0; i < L; i++) {
@@ -659,10 +670,8 @@ function gpt2Weights(r: FixtureRecipe, g: Rng): Tensors {
     put(`${h}.ln_1.weight`, [D], g.gains(D));
     put(`${h}.ln_1.bias`, [D], g.normals(D, 0.02));
     if (r.gpt2Layout === 'prefixless') {
-      // The original checkpoint stores the causal-mask buffer (lower-triangular ones) and masked_bias.
-      const m = new Float32Array(P * P);
-      for (let a = 0; a < P; a++) for (let b = 0; b <= a; b++) m[a * P + b] = 1;
-      put(`${h}.attn.bias`, [1, 1, P, P], m);
+      // The original checkpoint stores the causal-mask buffer and masked_bias.
+      put(`${h}.attn.bias`, [1, 1, P, P], causalMask(P));
       put(`${h}.attn.masked_bias`, [], [-10000]);
     }
     // Conv1D stores [in, out]
@@ -681,38 +690,6 @@ function gpt2Weights(r: FixtureRecipe, g: Rng): Tensors {
   put(`${pre}ln_f.bias`, [D], g.normals(D, 0.02));
   if (!r.tied) put('lm_head.weight', [V, D], g.normals(V * D, embStd(r)));
   return t;
-}
-
-/** llama / mistral / qwen2: identical state-dict names; qwen2 adds q/k/v biases. */
-function llamaWeights(r: FixtureRecipe, g: Rng): Tensors {
-  const { D, H, KV, hd, I, V, L } = dims(r);
-  const qkvBias = r.family === 'qwen2';
-  const t: Tensors = {};
-  const put = (name: string, shape: number[], data: ArrayLike<number>) => (t[name] = { shape, data });
-  put('model.embed_tokens.weight', [V, D], g.normals(V * D, embStd(r)));
-  for (let i = 0; i < L; i++) {
-    const p = `model.layers.${i}`;
-    put(`${p}.input_layernorm.weight`, [D], g.gains(D));
-    // nn.Linear stores [out, in]
-    put(`${p}.self_attn.q_proj.weight`, [H * hd, D], g.normals(H * hd * D, projStd(D)));
-    if (qkvBias) put(`${p}.self_attn.q_proj.bias`, [H * hd], g.normals(H * hd, 0.05));
-    put(`${p}.self_attn.k_proj.weight`, [KV * hd, D], g.normals(KV * hd * D, projStd(D)));
-    if (qkvBias) put(`${p}.self_attn.k_proj.bias`, [KV * hd], g.normals(KV * hd, 0.05));
-    put(`${p}.self_attn.v_proj.weight`, [KV * hd, D], g.normals(KV * hd * D, projStd(D)));
-    if (qkvBias) put(`${p}.self_attn.v_proj.bias`, [KV * hd], g.normals(KV * hd, 0.05));
-    put(`${p}.self_attn.o_proj.weight`, [D, H * hd], g.normals(D * H * hd, projStd(H * hd)));
-    put(`${p}.post_attention_layernorm.weight`, [D], g.gains(D));
-    put(`${p}.mlp.gate_proj.weight`, [I, D], g.normals(I * D, projStd(D) * 1.5));
-    put(`${p}.mlp.up_proj.weight`, [I, D], g.normals(I * D, projStd(D) * 1.5));
-    put(`${p}.mlp.down_proj.weight`, [D, I], g.normals(D * I, projStd(I) * 1.5));
-  }
-  put('model.norm.weight', [D], g.gains(D));
-  if (!r.tied) put('lm_head.weight', [V, D], g.normals(V * D, embStd(r)));
-  return t;
-}
-
-function putter(t: Tensors) {
-  return (name: string, shape: number[], data: ArrayLike<number>) => (t[name] = { shape, data });
 }
 
 /** GPT-J: one ln_1 feeds attention and MLP in parallel; q/k/v/out without bias; lm_head with bias. */
@@ -755,9 +732,7 @@ function neoxWeights(r: FixtureRecipe, g: Rng): Tensors {
     put(`${h}.post_attention_layernorm.weight`, [D], g.gains(D));
     put(`${h}.post_attention_layernorm.bias`, [D], g.normals(D, 0.02));
     if (r.legacyBuffers) {
-      const m = new Float32Array(P * P);
-      for (let a = 0; a < P; a++) for (let b = 0; b <= a; b++) m[a * P + b] = 1;
-      put(`${h}.attention.bias`, [1, 1, P, P], m);
+      put(`${h}.attention.bias`, [1, 1, P, P], causalMask(P));
       put(`${h}.attention.masked_bias`, [], [-1e9]);
       const rd = Math.floor(hd * 0.25);
       put(`${h}.attention.rotary_emb.inv_freq`, [rd / 2], Array.from({ length: rd / 2 }, (_, k) => 1 / 10000 ** ((2 * k) / rd)));
@@ -805,31 +780,43 @@ function phiWeights(r: FixtureRecipe, g: Rng): Tensors {
   return t;
 }
 
-/** Phi-3: fused qkv_proj [(H + 2KV)·hd, D] and gate_up_proj [2I, D] (gate rows first), no biases. */
+/**
+ * Phi-3: the llama layout with q/k/v fused into qkv_proj [(H + 2KV)·hd, D] and gate/up into
+ * gate_up_proj [2I, D] (gate rows first). The fused tensors are the llama-like ones concatenated,
+ * drawn in the same order, so they hold the same numbers a separate draw of the fused shape would.
+ */
 function phi3Weights(r: FixtureRecipe, g: Rng): Tensors {
-  const { D, H, KV, hd, I, V, L } = dims(r);
-  const t: Tensors = {};
-  const put = putter(t);
-  put('model.embed_tokens.weight', [V, D], g.normals(V * D, embStd(r)));
-  for (let i = 0; i < L; i++) {
-    const p = `model.layers.${i}`;
-    put(`${p}.input_layernorm.weight`, [D], g.gains(D));
-    const o = (H + 2 * KV) * hd;
-    put(`${p}.self_attn.qkv_proj.weight`, [o, D], g.normals(o * D, projStd(D)));
-    put(`${p}.self_attn.o_proj.weight`, [D, H * hd], g.normals(D * H * hd, projStd(H * hd)));
-    put(`${p}.post_attention_layernorm.weight`, [D], g.gains(D));
-    put(`${p}.mlp.gate_up_proj.weight`, [2 * I, D], g.normals(2 * I * D, projStd(D) * 1.5));
-    put(`${p}.mlp.down_proj.weight`, [D, I], g.normals(D * I, projStd(I) * 1.5));
+  const t = llamaLikeWeights(r, g);
+  const concat = (names: string[]): Tensors[string] => {
+    const parts = names.map((n) => t[n]);
+    const data = new Float32Array(parts.reduce((a, x) => a + x.data.length, 0));
+    let at = 0;
+    for (const x of parts) {
+      data.set(x.data, at);
+      at += x.data.length;
+    }
+    return { shape: [parts.reduce((a, x) => a + x.shape[0], 0), ...parts[0].shape.slice(1)], data };
+  };
+  const out: Tensors = {};
+  for (const name of Object.keys(t)) {
+    if (name.endsWith('.self_attn.q_proj.weight')) {
+      const a = name.slice(0, -'q_proj.weight'.length);
+      out[`${a}qkv_proj.weight`] = concat([`${a}q_proj.weight`, `${a}k_proj.weight`, `${a}v_proj.weight`]);
+    } else if (name.endsWith('.mlp.gate_proj.weight')) {
+      const m = name.slice(0, -'gate_proj.weight'.length);
+      out[`${m}gate_up_proj.weight`] = concat([`${m}gate_proj.weight`, `${m}up_proj.weight`]);
+    } else if (!/\.(k_proj|v_proj|up_proj)\.weight$/.test(name)) {
+      out[name] = t[name];
+    }
   }
-  put('model.norm.weight', [D], g.gains(D));
-  put('lm_head.weight', [V, D], g.normals(V * D, embStd(r)));
-  return t;
+  return out;
 }
 
 /**
- * Llama-shaped state dicts with per-family extras: gemma/gemma2 norms stored as w with output
- * x̂·(1 + w) (so centred on 0), gemma2's four norms per layer, olmo without any norm weights,
- * qwen3's per-head q_norm/k_norm, mixtral's router + experts.
+ * Llama-shaped state dicts (llama, mistral and qwen2 share the names; qwen2 adds q/k/v biases) with
+ * per-family extras: gemma/gemma2 norms stored as w with output x̂·(1 + w) (so centred on 0),
+ * gemma2's four norms per layer, olmo without any norm weights, qwen3's per-head q_norm/k_norm,
+ * mixtral's router + experts.
  */
 function llamaLikeWeights(r: FixtureRecipe, g: Rng): Tensors {
   const { D, H, KV, hd, I, V, L } = dims(r);
@@ -837,6 +824,7 @@ function llamaLikeWeights(r: FixtureRecipe, g: Rng): Tensors {
   const t: Tensors = {};
   const put = putter(t);
   const gemma = f === 'gemma' || f === 'gemma2';
+  const qkvBias = f === 'qwen2';
   const norm = (name: string, n = D) => {
     if (f === 'olmo') return; // non-parametric LayerNorm
     put(name, [n], gemma ? g.gains(n, 0) : g.gains(n));
@@ -849,9 +837,11 @@ function llamaLikeWeights(r: FixtureRecipe, g: Rng): Tensors {
   for (let i = 0; i < L; i++) {
     const p = `model.layers.${i}`;
     norm(`${p}.input_layernorm.weight`);
-    put(`${p}.self_attn.q_proj.weight`, [H * hd, D], g.normals(H * hd * D, projStd(D)));
-    put(`${p}.self_attn.k_proj.weight`, [KV * hd, D], g.normals(KV * hd * D, projStd(D)));
-    put(`${p}.self_attn.v_proj.weight`, [KV * hd, D], g.normals(KV * hd * D, projStd(D)));
+    // nn.Linear stores [out, in]
+    for (const [n, o] of [['q_proj', H * hd], ['k_proj', KV * hd], ['v_proj', KV * hd]] as const) {
+      put(`${p}.self_attn.${n}.weight`, [o, D], g.normals(o * D, projStd(D)));
+      if (qkvBias) put(`${p}.self_attn.${n}.bias`, [o], g.normals(o, 0.05));
+    }
     put(`${p}.self_attn.o_proj.weight`, [D, H * hd], g.normals(D * H * hd, projStd(H * hd) * outGain));
     if (f === 'qwen3') {
       norm(`${p}.self_attn.q_norm.weight`, hd);
@@ -907,9 +897,9 @@ type WeightGen = (r: FixtureRecipe, g: Rng) => Tensors;
 
 const WEIGHTS: Partial<Record<Family, WeightGen>> = {
   gpt2: gpt2Weights,
-  llama: llamaWeights,
-  mistral: llamaWeights,
-  qwen2: llamaWeights,
+  llama: llamaLikeWeights,
+  mistral: llamaLikeWeights,
+  qwen2: llamaLikeWeights,
   gptj: gptjWeights,
   gpt_neox: neoxWeights,
   phi: phiWeights,
@@ -1065,17 +1055,33 @@ function victimTensor(tensors: Tensors): string {
   return n;
 }
 
+/** The tensor, file or key a broken checkpoint's error should name. */
+function brokenDetail(kind: BrokenKind, victim: string): string {
+  switch (kind) {
+    case 'missing-config':
+      return 'config.json';
+    case 'unknown-model-type':
+      return 'not_a_real_arch';
+    case 'truncated-weights':
+    case 'corrupt-header':
+      return 'model.safetensors';
+    case 'missing-shard':
+      return 'model-00002-of-00002.safetensors';
+    default:
+      return victim;
+  }
+}
+
 export function makeBrokenCheckpoint(
   kind: BrokenKind,
   r: FixtureRecipe = RECIPES['gpt2-tiny'],
 ): BrokenCheckpoint {
   const victim = victimTensor(weightsFor(r));
   const rr: FixtureRecipe = kind === 'missing-shard' ? { ...r, sharded: true } : r;
-  let detail = victim;
+  const detail = brokenDetail(kind, victim);
   const write = (dir: string) => {
     switch (kind) {
       case 'missing-config':
-        detail = 'config.json';
         writeCheckpoint(dir, rr, { after: (d) => unlinkSync(join(d, 'config.json')) });
         break;
       case 'missing-weight':
@@ -1093,7 +1099,6 @@ export function makeBrokenCheckpoint(
         });
         break;
       case 'unknown-model-type':
-        detail = 'not_a_real_arch';
         writeCheckpoint(dir, rr, {
           mutate: (_t, c) => {
             c.model_type = 'not_a_real_arch';
@@ -1102,7 +1107,6 @@ export function makeBrokenCheckpoint(
         });
         break;
       case 'truncated-weights':
-        detail = 'model.safetensors';
         writeCheckpoint(dir, rr, {
           after: (d) => {
             const f = join(d, 'model.safetensors');
@@ -1112,7 +1116,6 @@ export function makeBrokenCheckpoint(
         });
         break;
       case 'corrupt-header':
-        detail = 'model.safetensors';
         writeCheckpoint(dir, rr, {
           after: (d) => {
             const f = join(d, 'model.safetensors');
@@ -1126,30 +1129,10 @@ export function makeBrokenCheckpoint(
         });
         break;
       case 'missing-shard':
-        detail = 'model-00002-of-00002.safetensors';
         writeCheckpoint(dir, rr, { after: (d) => unlinkSync(join(d, detail)) });
         break;
     }
   };
-  // detail must be computed even when the directory is reused from cache
-  const probe = { kind, r: rr };
-  const dir = cached(`${rr.name}-broken-${kind}`, probe, write);
-  switch (kind) {
-    case 'missing-config':
-      detail = 'config.json';
-      break;
-    case 'unknown-model-type':
-      detail = 'not_a_real_arch';
-      break;
-    case 'truncated-weights':
-    case 'corrupt-header':
-      detail = 'model.safetensors';
-      break;
-    case 'missing-shard':
-      detail = 'model-00002-of-00002.safetensors';
-      break;
-    default:
-      detail = victim;
-  }
+  const dir = cached(`${rr.name}-broken-${kind}`, { kind, r: rr }, write);
   return { dir, kind, detail };
 }

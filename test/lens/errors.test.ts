@@ -58,15 +58,15 @@ describe('bad requests', () => {
   afterAll(() => m?.close());
 
   const bad: Array<[string, () => Promise<unknown>, string, RegExp]> = [
-    ['empty prompt', () => m.lens(''), 'BAD_USER_INPUT', /non-empty/],
+    ['empty prompt', () => m.lens(''), 'BAD_USER_INPUT', /must not be empty/],
     ['prompt longer than max positions', () => m.lens('word '.repeat(200)), 'PROMPT_TOO_LONG', /at most 128/],
     ['k < 1', () => m.lens('Hi', { topK: 0 }), 'BAD_USER_INPUT', /topK/],
     ['k > vocab', () => m.lens('Hi', { topK: 50258 }), 'BAD_USER_INPUT', /topK .*50257/],
     ['non-integer k', () => m.lens('Hi', { topK: 2.5 }), 'BAD_USER_INPUT', /topK/],
     ['layer out of range', () => m.lens('Hi', { layers: [0, 3] }), 'BAD_USER_INPUT', /layer 3 .*0\.\.2/],
     ['negative layer', () => m.lens('Hi', { layers: [-1] }), 'BAD_USER_INPUT', /layer -1/],
-    ['duplicate layers', () => m.lens('Hi', { layers: [1, 1] }), 'BAD_USER_INPUT', /duplicates/],
-    ['empty layer list', () => m.lens('Hi', { layers: [] }), 'BAD_USER_INPUT', /non-empty/],
+    ['duplicate layers', () => m.lens('Hi', { layers: [1, 1] }), 'BAD_USER_INPUT', /layer 1 is listed twice/],
+    ['empty layer list', () => m.lens('Hi', { layers: [] }), 'BAD_USER_INPUT', /must not be empty/],
   ];
   it.each(bad)('%s → %s', async (_name, run, code, message) => {
     const err = await run().then(

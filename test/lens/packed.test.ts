@@ -5,12 +5,14 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { openModel } from '../../src/lens/index.js';
 import {
+  DEFAULT_PACK,
   decodeProb,
   encodeProb,
   packF32,
   packLayer,
   packLens,
   packP16,
+  packSmall,
   packU32,
   probCode,
   roundSignificant,
@@ -18,9 +20,11 @@ import {
   unpackLayer,
   unpackLens,
   unpackP16,
+  type PackedRead,
   type PackOptions,
   type UnpackedRead,
 } from '../../src/lens/packed.js';
+import { pct } from '../../src/viewer/format.js';
 import type { LayerEvent, LensModel, LensResult } from '../../src/lens/types.js';
 import { makeCheckpoint, RECIPES } from '../helpers/fixtures.js';
 
@@ -76,19 +80,46 @@ describe('P16 probability codes', () => {
     expect(decodeProb(encodeProb(1 + 1e-15, code), code)).toBe(1);
   });
 
-  test('the default bound is relative 1e-3 for p ≥ 1e-4 and absolute 1e-7 below, and fits 13 bits', () => {
+  test('the default bound is relative 1e-3 for p ≥ 5e-3 and absolute 5e-6 below, and fits 12 bits', () => {
     const code = probCode();
-    expect(code.maxCode).toBeLessThan(2 ** 13);
+    expect(DEFAULT_PACK).toEqual({ relativeError: 1e-3, floor: 5e-3 });
+    expect(code).toEqual({ scale: 501, maxCode: 3156 });
+    expect(code.maxCode).toBeLessThan(2 ** 12);
     const ps = randomProbs(100_000, 11);
     const decoded = unpackP16(packP16(ps, [ps.length], code));
     let [rel, abs] = [0, 0];
     ps.forEach((p, i) => {
-      if (p >= 1e-4) rel = Math.max(rel, Math.abs(decoded[i] - p) / p);
+      if (p >= 5e-3) rel = Math.max(rel, Math.abs(decoded[i] - p) / p);
       else abs = Math.max(abs, Math.abs(decoded[i] - p));
     });
     expect(rel).toBeLessThanOrEqual(1e-3);
     expect(rel).toBeGreaterThan(9e-4); // the bound is tight, not loose by construction
-    expect(abs).toBeLessThanOrEqual(1e-7);
+    expect(abs).toBeLessThanOrEqual(5e-6);
+    expect(abs).toBeGreaterThan(4.5e-6);
+  });
+
+  test('the default bound keeps what the viewer and the widget format show', () => {
+    // The viewer prints pct(p): one decimal of a percent from 0.1 %, two significant digits below.
+    // Decoded values differ by at most one unit of that last digit for p ≥ 1e-4 (up to six units in
+    // [1e-5, 1e-4), values only a near-flat top-k shows); the widget format rounds to 5 decimals
+    // (±5e-6), and below the floor the code is no coarser than that rounding.
+    const code = probCode();
+    const unit = (p: number) => (p >= 0.995 ? 0.01 : p >= 1e-3 ? 1e-3 : 10 ** (Math.floor(Math.log10(p)) - 1));
+    const shown = (text: string) => (text.endsWith('%') ? Number(text.slice(0, -1)) / 100 : Number(text));
+    const ps = randomProbs(100_000, 13).filter((p) => p >= 1e-5);
+    const decoded = unpackP16(packP16(ps, [ps.length], code));
+    let [worstUnits, worstUnitsSmall] = [0, 0];
+    ps.forEach((p, i) => {
+      const units = Math.abs(shown(pct(decoded[i])) - shown(pct(p))) / unit(p);
+      if (p >= 1e-4) worstUnits = Math.max(worstUnits, units);
+      else worstUnitsSmall = Math.max(worstUnitsSmall, units);
+      if (p < 5e-3) expect(Math.abs(decoded[i] - p)).toBeLessThanOrEqual(5e-6);
+    });
+    expect(worstUnits).toBeLessThanOrEqual(1 + 1e-6);
+    expect(worstUnitsSmall).toBeLessThanOrEqual(6 + 1e-6);
+    // A bound 10x looser would move what the viewer shows for p ≥ 1e-4 by several units.
+    const loose = unpackP16(packP16(ps, [ps.length], probCode({ relativeError: 1e-2, floor: 5e-3 })));
+    expect(Math.max(...ps.map((p, i) => (p >= 1e-4 ? Math.abs(shown(pct(loose[i])) - shown(pct(p))) / unit(p) : 0)))).toBeGreaterThan(2);
   });
 
   test('codes are monotonic in p (ranks survive quantization up to ties)', () => {
@@ -124,14 +155,28 @@ describe('byte layout', () => {
     expect([...unpackArray(f)]).toEqual([1.5, -2]);
   });
 
-  test('P16 is delta-coded along the first axis (mod 2^16) in two byte planes', () => {
+  test('P16v2: first axis fastest, zigzag deltas along it (mod 2^16), two byte planes', () => {
     const code = probCode();
-    const ps = [1, 0, 0.5, 1];
-    const a = packP16(ps, [2, 2], code);
+    // shape [3, 2]: rows are layers; stored order (0,0) (1,0) (2,0) (0,1) (1,1) (2,1).
+    const ps = [1, 0, 0.5, 1, 0.25, 0.9];
+    const a = packP16(ps, [3, 2], code);
+    expect(a.dtype).toBe('P16v2');
     const c = ps.map((p) => encodeProb(p, code));
-    const deltas = [c[0], c[1], (c[2] - c[0]) & 0xffff, (c[3] - c[1]) & 0xffff];
-    expect([...Buffer.from(a.data, 'base64')]).toEqual([...deltas.map((d) => d & 0xff), ...deltas.map((d) => d >> 8)]);
+    const zig = (d: number) => (d >= 0 ? 2 * d : -2 * d - 1);
+    const stored = [c[0], c[2] - c[0], c[4] - c[2], c[1], c[3] - c[1], c[5] - c[3]].map(zig);
+    expect([...Buffer.from(a.data, 'base64')]).toEqual([...stored.map((d) => d & 0xff), ...stored.map((d) => d >> 8)]);
     expect([a.scale, a.maxCode]).toEqual([code.scale, code.maxCode]);
+    expect([...unpackP16(a)].map((p) => encodeProb(p, code))).toEqual(c);
+  });
+
+  test('U8 and U16 are little-endian; values that do not fit are refused', () => {
+    const b = packSmall([0, 255, 7], [3], 'U8');
+    expect([...Buffer.from(b.data, 'base64')]).toEqual([0, 255, 7]);
+    const w = packSmall([0x0102, 65535], [2], 'U16');
+    expect([...Buffer.from(w.data, 'base64')]).toEqual([2, 1, 255, 255]);
+    expect([...unpackArray(w)]).toEqual([0x0102, 65535]);
+    expect(() => packSmall([256], [1], 'U8')).toThrow(RangeError);
+    expect(() => unpackArray({ ...b, dtype: 'P16' as 'U8' })).toThrow(/format version 2/);
   });
 
   test('empty arrays and shapes with a zero dimension round-trip', () => {
@@ -141,9 +186,26 @@ describe('byte layout', () => {
   });
 });
 
-function expectLensRoundTrip(r: LensResult, bound: Required<PackOptions> = { relativeError: 1e-3, floor: 1e-4 }): void {
+function expectLensRoundTrip(r: LensResult, bound: Required<PackOptions> = DEFAULT_PACK): void {
   const packed = JSON.parse(JSON.stringify(packLens(r, bound)));
   const u = unpackLens(packed);
+  if (r.tracked) {
+    // topLocal + the tracked arrays give the same top-k ids as topIndices, and their probabilities
+    // within the bound of the trajectories' values (the same probabilities, computed in a second
+    // pass: in the engine they agree with topProbs to float32 rounding, not to the bit).
+    const strip = (x: PackedRead) => ({ ...x, topIndices: null, topProbs: null });
+    const v = unpackLens({ ...strip(packed), attention: packed.attention ? strip(packed.attention) : null });
+    expect(packed.topLocal.dtype).toBe('U8');
+    for (const [a, b, src] of [[u, v, r], [u.attention, v.attention, r.attention]] as const) {
+      if (!a || !b || !src) continue;
+      expect([...b.topIndices]).toEqual([...a.topIndices]);
+      const exact = src.topIndices.flatMap((layer, l) =>
+        layer.flatMap((ids, p) => ids.map((id) => src.tracked![p].probs[l][src.tracked![p].tokenIds.indexOf(id)])),
+      );
+      expect(worstRatio(exact, b.topProbs, bound)).toBeLessThanOrEqual(1);
+      expect(worstRatio(src.topProbs.flat(2), exact, { relativeError: 1e-5, floor: 0 })).toBeLessThanOrEqual(1);
+    }
+  } else expect(packed.topLocal).toBeNull();
   const [L, T, K] = [r.layers.length, r.tokens.length, r.topK];
   expect([u.layers, u.positions, u.k]).toEqual([L, T, K]);
   const pairs: Array<[UnpackedRead, Pick<LensResult, 'topIndices' | 'topProbs' | 'tracked' | 'stats'>]> = [[u, r]];
@@ -206,7 +268,7 @@ describe('real lens results', () => {
       const u = unpackLayer(JSON.parse(JSON.stringify(packLayer(e))));
       expect([u.positions, u.k]).toEqual([r.tokens.length, 3]);
       expect([...u.topIndices]).toEqual(r.topIndices[li].flat());
-      expect(worstRatio(r.topProbs[li].flat(), u.topProbs, { relativeError: 1e-3, floor: 1e-4 })).toBeLessThanOrEqual(1);
+      expect(worstRatio(r.topProbs[li].flat(), u.topProbs, DEFAULT_PACK)).toBeLessThanOrEqual(1);
     }
   });
 

@@ -20,7 +20,8 @@ const TINY_CHUNKS = 4096; // float32 bytes: 16 rows of a 64-wide weight
 const models: Record<string, LensModel> = {};
 beforeAll(async () => {
   for (const name of ['llama-gqa-tied-bf16', 'gpt2-f16'] as const) {
-    models[name] = await openModel(makeCheckpoint(RECIPES[name]), { device: 'cpu', weightChunkBytes: TINY_CHUNKS });
+    // No memory budget: the unembedding is widened per call too (the default budget keeps it float32).
+    models[name] = await openModel(makeCheckpoint(RECIPES[name]), { device: 'cpu', weightChunkBytes: TINY_CHUNKS, memoryBudget: 0 });
   }
 });
 afterAll(async () => {
@@ -52,6 +53,26 @@ describe('16-bit weights widened per call', () => {
     const r = await m.lens(PROMPT, { topK: 5, trackAcrossLayers: true, points: ['BLOCK_OUTPUT', 'ATTENTION_OUTPUT'] });
     const ref = referenceLens(makeCheckpoint(RECIPES[name]), idsOf(r));
     expectMatchesReference(r, ref, m.info.numLayers, 1e-5);
+  });
+
+  it('with the memory budget for it, the unembedding is one float32 copy (prepacked); the lens still matches the reference', async () => {
+    const { planPrepacking } = await import('../../src/lens/prepack.js');
+    const base = { mode: 'auto' as const, castPerCall: true, provider: 'cpu' as const, headFloat32Bytes: 2e9, blocksFloat32Bytes: 28e9, weightBytes: 16e9 };
+    // 8B shape: a 2 GB float32 head fits 30% of 16 GB of files; blocks are never packed when widened per call.
+    expect(planPrepacking(base)).toEqual({ head: true, blocks: false, headFloat32: true });
+    expect(planPrepacking({ ...base, budget: 1e9 })).toEqual({ head: false, blocks: false, headFloat32: false });
+    // 1B shape, tied: a 1.05 GB float32 head is 42% of 2.47 GB of files, past the default 30%.
+    expect(planPrepacking({ ...base, headFloat32Bytes: 1.05e9, blocksFloat32Bytes: 3.9e9, weightBytes: 2.47e9 }).headFloat32).toBe(false);
+    expect(planPrepacking({ ...base, mode: 'none' })).toEqual({ head: false, blocks: false, headFloat32: true });
+    const dir = makeCheckpoint(RECIPES['llama-gqa-tied-bf16']);
+    const m = await openModel(dir, { device: 'cpu', weightChunkBytes: TINY_CHUNKS, memoryBudget: 2 ** 30 });
+    try {
+      const r = await m.lens(PROMPT, { topK: 5, trackAcrossLayers: true, points: ['BLOCK_OUTPUT', 'ATTENTION_OUTPUT'] });
+      expectMatchesReference(r, referenceLens(dir, idsOf(r)), m.info.numLayers, 1e-5);
+      expect(r.topIndices).toEqual((await models['llama-gqa-tied-bf16'].lens(PROMPT, { topK: 5 })).topIndices);
+    } finally {
+      await m.close();
+    }
   });
 
   it('stats and the naive baseline from the shared unembedding session agree with the lens head', async () => {

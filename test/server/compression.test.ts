@@ -41,16 +41,36 @@ test('flushingGzip: each chunk is decodable before the next one is written; the 
   const events = ['event: next\ndata: {"a":1}\n\n', 'event: next\ndata: {"a":2}\n\n'];
   for (const event of events) {
     void writer.write(new TextEncoder().encode(event));
-    const { value } = await reader.read();
-    all.push(value!);
-    await new Promise<void>((resolve) => gunzip.write(value!, () => resolve()));
-    await new Promise((r) => setImmediate(r));
+    for (let tries = 0; !decoded.join('').includes(event) && tries < 10; tries++) {
+      const { value } = await reader.read();
+      all.push(value!);
+      await new Promise<void>((resolve) => gunzip.write(value!, () => resolve()));
+      await new Promise((r) => setImmediate(r));
+    }
     expect(decoded.join('')).toContain(event);
   }
   void writer.close();
   for (let r = await reader.read(); !r.done; r = await reader.read()) all.push(r.value);
   expect(gunzipSync(Buffer.concat(all)).toString()).toBe(events.join(''));
 });
+
+test('flushingGzip: one event far larger than zlib\'s buffer (an 80-layer LensCompleted) goes through', async () => {
+  // Before: output was read only after the flush, and zlib stopped at its 16 KiB buffer: a deadlock.
+  const gz = flushingGzip();
+  const big = new TextEncoder().encode(`event: next\ndata: ${JSON.stringify(Array.from({ length: 100_000 }, (_, i) => Math.sin(i)))}\n\n`);
+  const writer = gz.writable.getWriter();
+  const collected = (async () => {
+    const out: Uint8Array[] = [];
+    for await (const c of gz.readable) out.push(c);
+    return out;
+  })();
+  await writer.write(big);
+  await writer.write(new TextEncoder().encode('event: complete\n\n'));
+  await writer.close();
+  const text = gunzipSync(Buffer.concat(await collected)).toString();
+  expect(text.length).toBe(big.length + 'event: complete\n\n'.length);
+  expect(text.endsWith('event: complete\n\n')).toBe(true);
+}, 20_000);
 
 test('SSE with accept-encoding gzip: gzip on the wire, and the first LayerResult decodes while later layers still run', async () => {
   const before = deep.layersComputed;

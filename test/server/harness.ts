@@ -9,7 +9,7 @@ import WebSocket from 'ws';
 import { afterAll, beforeAll } from 'vitest';
 import { buildApp, type AppOptions } from '../../src/server/app.js';
 import { ModelRegistry } from '../../src/server/models.js';
-import { MemoryResultStore } from '../../src/server/result-store.js';
+import { MemoryResultStore, type ResultStore } from '../../src/server/result-store.js';
 import { gatewayApi, type GatewayLimits } from '../../resolvers/index.js';
 import type { LensModel } from '../../src/lens/types.js';
 import clientDocuments from '../../src/client/persisted-documents.json' with { type: 'json' };
@@ -25,7 +25,7 @@ export interface Gateway {
 
 export async function startGateway(
   models: LensModel[],
-  options: Omit<AppOptions, 'registry' | 'api' | 'store'> & { scheduler?: SchedulerOptions; limits?: Partial<GatewayLimits>; store?: MemoryResultStore } = {},
+  options: Omit<AppOptions, 'registry' | 'api' | 'store'> & { scheduler?: SchedulerOptions; limits?: Partial<GatewayLimits>; store?: ResultStore } = {},
 ): Promise<Gateway> {
   const { scheduler, limits, store = new MemoryResultStore(), ...appOptions } = options;
   const registry = new ModelRegistry(scheduler);

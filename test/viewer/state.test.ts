@@ -23,7 +23,7 @@ import {
   type Started,
 } from '../../src/viewer/state.js';
 import { settingsFromHash, settingsToHash, hashFlag } from '../../src/viewer/url-state.js';
-import { packLayer } from '../../src/lens/packed.js';
+import { packF32, packLayer, packP16, packU32, probCode, trackedMatrix } from '../../src/lens/packed.js';
 
 const model = { id: 'm', numLayers: 4, device: 'cpu' } as Model;
 const settings: Settings = { model: 'm', prompt: 'a b', topK: '3', layers: '', track: true, stats: false, attn: false, color: 'prob', compare: false };
@@ -47,6 +47,34 @@ function layer(l: number, point: LayerEvent['point'], top: Array<[number, number
       tokens: top.map(([id]) => ({ id, text: `t${id}` })),
     },
   } as unknown as LayerEvent;
+}
+
+/** A LensCompleted result as the server sends it to the viewer: trajectories and stats PACKED. */
+function completed(r: {
+  layers: number[];
+  tracked?: Array<{ position: number; tokenIds: number[]; probs: number[][] }>;
+  stats?: { entropy: number[][]; klToFinal: number[][]; finalTop1Rank: number[][] };
+  timings?: Record<string, number>;
+}): Completed {
+  const L = r.layers.length;
+  const m = r.tracked ? trackedMatrix(r.tracked, L) : null;
+  const cells = (x: number[][]) => [x.length, x[0]?.length ?? 0];
+  return {
+    id: 'r1',
+    layers: r.layers,
+    generation: null,
+    timings: r.timings ?? null,
+    packed: {
+      trackedCounts: m ? packU32(m.counts, [m.counts.length]) : null,
+      trackedIds: m ? packU32(m.ids, [m.ids.length]) : null,
+      trackedProbs: m ? packP16(m.probs, [L, m.ids.length], probCode()) : null,
+      entropy: r.stats ? packF32(r.stats.entropy.flat(), cells(r.stats.entropy)) : null,
+      klToFinal: r.stats ? packF32(r.stats.klToFinal.flat(), cells(r.stats.klToFinal)) : null,
+      finalTop1Rank: r.stats ? packU32(r.stats.finalTop1Rank.flat(), cells(r.stats.finalTop1Rank)) : null,
+      tokens: (m?.ids ?? []).map((id) => ({ id, text: `t${id}` })),
+      attention: null,
+    },
+  } as unknown as Completed;
 }
 
 describe('settings → lens input', () => {
@@ -121,15 +149,17 @@ describe('a run', () => {
       { x: 0, y: expect.closeTo(0.25, 3), hollow: false },
       { x: 2, y: null, hollow: false },
     ]);
-    const result = {
-      id: 'r1',
-      tracked: [{ position: 1, tokenIds: [6, 9], probs: [[0.3, 0.1], [0.05, 0.9]] }],
-      attention: null,
-      stats: null,
+    const result = completed({
+      layers: [0, 2],
+      tracked: [
+        { position: 0, tokenIds: [], probs: [[], []] },
+        { position: 1, tokenIds: [6, 9], probs: [[0.3, 0.1], [0.05, 0.9]] },
+      ],
       timings: { totalMs: 12, queueMs: 0, embedMs: 1, blocksMs: 5, headMs: 4, trackMs: 1, statsMs: 0, batchSize: 1 },
-    } as unknown as Completed;
+    });
     applyCompleted(run, result, 50);
-    expect(pinSeries(run, pin).points.map((p) => p.y)).toEqual([0.3, 0.05]);
+    expect(run.result?.tracked?.[1].tokens.map((t) => t.text)).toEqual(['t6', 't9']);
+    expect(pinSeries(run, pin).points.map((p) => p.y)).toEqual([expect.closeTo(0.3, 3), expect.closeTo(0.05, 4)]);
     expect(timingRows(run, model)).toContainEqual(['complete (client)', '50.0 ms']);
     expect(timingRows(run, model)).toContainEqual(['server total', '12.0 ms']);
   });
@@ -138,11 +168,8 @@ describe('a run', () => {
     const run = startRun(lensInput(settings, model), started([0, 1], ['BLOCK_OUTPUT']), 0);
     applyLayer(run, layer(0, 'BLOCK_OUTPUT', [[5, 0.5], [6, 0.25]]), 1);
     expect(effectiveMode(run, 'entropy')).toBe('prob');
-    applyCompleted(
-      run,
-      { stats: { entropy: [[0.5, 1.5], [2.5, 0.1]], klToFinal: [[0, 0], [0, 0]], finalTop1Rank: [[0, 3], [1, 0]] } } as unknown as Completed,
-      2,
-    );
+    applyCompleted(run, completed({ layers: [0, 1], stats: { entropy: [[0.5, 1.5], [2.5, 0.1]], klToFinal: [[0, 0], [0, 0]], finalTop1Rank: [[0, 3], [1, 0]] } }), 2);
+    expect(run.result?.stats?.finalTop1Rank).toEqual([[0, 3], [1, 0]]);
     expect(effectiveMode(run, 'entropy')).toBe('entropy');
     expect(colorScale(run, 'entropy').ticks[0]).toBe('2.5');
     expect(colorScale(run, 'prob').mode).toBe('prob');

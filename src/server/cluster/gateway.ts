@@ -25,6 +25,8 @@ export interface ClusterGatewayOptions {
   orphanGraceMs?: number;
   jobTimeoutMs?: number;
   storeMaxBytes?: number;
+  /** Results older than this are RESULT_EXPIRED (give workers the same); default: kept until the budget evicts them. */
+  resultTtlMs?: number;
   log?: (line: string) => void;
 }
 
@@ -42,7 +44,7 @@ export class ClusterGateway {
     private readonly sub: Redis,
   ) {
     this.pubsub = createClusterPubSub(redis, sub);
-    this.store = new RedisResultStore(redis, options.storeMaxBytes);
+    this.store = new RedisResultStore(redis, { maxBytes: options.storeMaxBytes, ttlMs: options.resultTtlMs });
   }
 
   /** Connects and reads the cluster once (so /ready and Query.models are right from the start). */

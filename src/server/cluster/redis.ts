@@ -9,6 +9,8 @@ export const keys = {
   result: (id: string) => `${PREFIX}:result:${id}`,
   resultsByAge: `${PREFIX}:results:by-age`,
   resultBytes: `${PREFIX}:results:bytes`,
+  /** Marker of a result that expired (kept a week, so a late link says RESULT_EXPIRED, not "unknown"). */
+  expired: (id: string) => `${PREFIX}:expired:${id}`,
   cache: (key: string) => `${PREFIX}:cache:${key}`,
   digests: `${PREFIX}:file-digests`,
   /** ZSET worker id → expiry (ms epoch); the worker's record lives under worker(id) with a TTL. */

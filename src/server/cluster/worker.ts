@@ -39,6 +39,8 @@ export interface ClusterWorkerOptions {
   /** Heartbeat period; a worker silent for 3 periods (at least 5 s) is considered gone. Default 1 s. */
   heartbeatMs?: number;
   storeMaxBytes?: number;
+  /** Results older than this are swept when this worker stores one (give gateways the same). */
+  resultTtlMs?: number;
   scheduler?: SchedulerOptions;
   log?: (line: string) => void;
 }
@@ -74,7 +76,7 @@ export class ClusterWorker {
     const redis = connect(options.redisUrl, 'lensgate-worker');
     const sub = connect(options.redisUrl, 'lensgate-worker-sub');
     const pubsub = createClusterPubSub(redis, sub);
-    const w = new ClusterWorker(options, redis, sub, pubsub, new RedisResultStore(redis, options.storeMaxBytes));
+    const w = new ClusterWorker(options, redis, sub, pubsub, new RedisResultStore(redis, { maxBytes: options.storeMaxBytes, ttlMs: options.resultTtlMs }));
     try {
       for (const { model, dir } of options.models) await w.hold(model, dir);
       w.listenForCancels();
