@@ -35,7 +35,8 @@ function rowsOf(f: UnembedFeeds, D: number): number {
 }
 
 function sliceFeeds(f: UnembedFeeds, D: number, from: number, to: number): UnembedFeeds {
-  if (f.head) return { head: { hidden: f.head.hidden.subarray(from * D, to * D), k: f.head.k } };
+  // The translator index is per call (one layer's translator for every row), so each part keeps it.
+  if (f.head) return { head: { ...f.head, hidden: f.head.hidden.subarray(from * D, to * D) } };
   if (f.stats) {
     return {
       stats: {
