@@ -218,9 +218,11 @@ test('under --trusted-only the viewer still works: it sends the persisted docume
 });
 
 test('rows appear while later layers are still running, and Stop cancels the rest', async () => {
-  // 24 layers stretched to ~1 s (the real CPU lens takes ~0.1 s) so a half-filled heatmap can be seen.
+  // 24 layers stretched to ~5 s (the real CPU lens takes ~0.1 s) so a half-filled heatmap can be seen
+  // and Stop is still enabled when the click lands (at 40 ms a layer a loaded CI finished the run
+  // between seeing the first row and the click).
   const deep = await openDeepGpt2();
-  const gw2 = await startGateway([instrument(deep, { layerDelayMs: 40 }).model]);
+  const gw2 = await startGateway([instrument(deep, { layerDelayMs: 200 }).model]);
   const p = await browser.newPage();
   try {
     await p.goto(`${new URL(gw2.url).origin}/#autorun=0&stats=0`);
