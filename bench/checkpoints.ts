@@ -1,6 +1,7 @@
 // Random-weight checkpoints in real HF layout, big enough to measure (written once into bench/.work).
 import { copyFileSync, existsSync, mkdirSync, openSync, writeFileSync, writeSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
+import { safetensorsPrefix } from '../src/checkpoint/safetensors.js';
 
 export const WORK = join(import.meta.dirname, '.work');
 
@@ -51,22 +52,14 @@ function to16(data: Float32Array, dtype: 'F16' | 'BF16'): Uint16Array {
 
 /** Streams tensors into a safetensors file without holding them all in memory. */
 function writeSafetensors(file: string, tensors: Array<{ name: string; shape: number[]; make: () => Float32Array }>, dtype: BenchDtype): void {
-  const header: Record<string, unknown> = { __metadata__: { format: 'pt' } };
-  let offset = 0;
   const width = dtype === 'F32' ? 4 : 2;
-  for (const t of tensors) {
-    const bytes = t.shape.reduce((a, d) => a * d, 1) * width;
-    header[t.name] = { dtype, shape: t.shape, data_offsets: [offset, offset + bytes] };
-    offset += bytes;
-  }
-  let json = Buffer.from(JSON.stringify(header));
-  json = Buffer.concat([json, Buffer.alloc((8 - (json.length % 8)) % 8, 0x20)]);
-  const len = Buffer.alloc(8);
-  len.writeBigUInt64LE(BigInt(json.length));
+  const prefix = safetensorsPrefix(
+    tensors.map((t) => ({ name: t.name, dtype, shape: t.shape, byteLength: t.shape.reduce((a, d) => a * d, 1) * width })),
+    { format: 'pt' },
+  );
   const fd = openSync(file, 'w');
   try {
-    writeSync(fd, len);
-    writeSync(fd, json);
+    writeSync(fd, prefix);
     for (const t of tensors) {
       const f32 = t.make();
       const data = dtype === 'F32' ? f32 : to16(f32, dtype);

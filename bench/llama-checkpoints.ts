@@ -3,6 +3,7 @@
 // written streaming in 16 MB pieces so an 8B checkpoint never has to fit in memory.
 import { closeSync, copyFileSync, existsSync, mkdirSync, openSync, renameSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
+import { safetensorsPrefix } from '../src/checkpoint/safetensors.js';
 import { WORK } from './checkpoints.js';
 
 export interface LlamaShape {
@@ -83,22 +84,14 @@ function writeTensor(fd: number, t: TensorPlan, seed: number): void {
 }
 
 function writeShard(file: string, tensors: TensorPlan[], seeds: Map<string, number>): void {
-  const header: Record<string, unknown> = { __metadata__: { format: 'pt' } };
-  let offset = 0;
-  for (const t of tensors) {
-    const bytes = t.shape.reduce((a, d) => a * d, 1) * 2;
-    header[t.name] = { dtype: 'BF16', shape: t.shape, data_offsets: [offset, offset + bytes] };
-    offset += bytes;
-  }
-  let json = Buffer.from(JSON.stringify(header));
-  json = Buffer.concat([json, Buffer.alloc((8 - (json.length % 8)) % 8, 0x20)]);
-  const len = Buffer.alloc(8);
-  len.writeBigUInt64LE(BigInt(json.length));
+  const prefix = safetensorsPrefix(
+    tensors.map((t) => ({ name: t.name, dtype: 'BF16' as const, shape: t.shape, byteLength: t.shape.reduce((a, d) => a * d, 1) * 2 })),
+    { format: 'pt' },
+  );
   const tmp = `${file}.partial`;
   const fd = openSync(tmp, 'w');
   try {
-    writeSync(fd, len);
-    writeSync(fd, json);
+    writeSync(fd, prefix);
     for (const t of tensors) writeTensor(fd, t, seeds.get(t.name)!);
   } finally {
     closeSync(fd);

@@ -9,7 +9,7 @@
 import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { LensError } from '../errors.js';
-import { f16ToF32, readSafetensorsHeader, type StTensor } from './safetensors.js';
+import { f16ToF32, readSafetensorsHeader, safetensorsPrefix, type StDtype, type StTensor } from './safetensors.js';
 
 export type QuantizeMode = 'int8' | 'int4';
 
@@ -252,26 +252,19 @@ function prepareCache(folder: string, m: Manifest): void {
 }
 
 function writeCached(file: string, w: QuantizedWeight): void {
-  const parts: Array<[string, string, number[], Uint8Array]> = [
+  const parts: Array<[string, StDtype, number[], Uint8Array]> = [
     ['q', 'U8', [w.N, w.q.length / w.N], w.q],
     ['scales', 'F32', [w.scales.length], new Uint8Array(w.scales.buffer, w.scales.byteOffset, w.scales.byteLength)],
     ['zeros', 'U8', [w.zeros.length], w.zeros],
   ];
-  const header: Record<string, unknown> = { __metadata__: { bits: String(w.bits), block_size: String(w.blockSize), N: String(w.N), K: String(w.K) } };
-  let offset = 0;
-  for (const [name, dtype, shape, bytes] of parts) {
-    header[name] = { dtype, shape, data_offsets: [offset, offset + bytes.length] };
-    offset += bytes.length;
-  }
-  let json = Buffer.from(JSON.stringify(header));
-  json = Buffer.concat([json, Buffer.alloc((8 - (json.length % 8)) % 8, 0x20)]);
-  const len = Buffer.alloc(8);
-  len.writeBigUInt64LE(BigInt(json.length));
+  const prefix = safetensorsPrefix(
+    parts.map(([name, dtype, shape, bytes]) => ({ name, dtype, shape, byteLength: bytes.length })),
+    { bits: String(w.bits), block_size: String(w.blockSize), N: String(w.N), K: String(w.K) },
+  );
   const tmp = `${file}.partial`;
   const fd = openSync(tmp, 'w');
   try {
-    writeSync(fd, len);
-    writeSync(fd, json);
+    writeSync(fd, prefix);
     for (const [, , , bytes] of parts) writeSync(fd, bytes);
   } finally {
     closeSync(fd);

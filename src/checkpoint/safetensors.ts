@@ -120,3 +120,24 @@ export function decodeFloats(buf: Buffer, dtype: StDtype): Float32Array {
   }
   return out;
 }
+
+/**
+ * The bytes a safetensors file starts with: the header's length (u64 LE) and its JSON, padded with
+ * spaces to 8 bytes as the format requires. Tensor data follows in the order given, back to back.
+ */
+export function safetensorsPrefix(
+  tensors: Array<{ name: string; dtype: StDtype; shape: number[]; byteLength: number }>,
+  metadata: Record<string, string>,
+): Buffer {
+  const header: Record<string, unknown> = { __metadata__: metadata };
+  let offset = 0;
+  for (const t of tensors) {
+    header[t.name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + t.byteLength] };
+    offset += t.byteLength;
+  }
+  let json = Buffer.from(JSON.stringify(header));
+  json = Buffer.concat([json, Buffer.alloc((8 - (json.length % 8)) % 8, 0x20)]);
+  const len = Buffer.alloc(8);
+  len.writeBigUInt64LE(BigInt(json.length));
+  return Buffer.concat([len, json]);
+}
