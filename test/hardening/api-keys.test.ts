@@ -48,7 +48,7 @@ async function post(query: string, headers: Record<string, string> = {}, accept 
 }
 const lens = '{ lens(input: {model: "gpt2-tiny", prompt: "The capital of France is"}) { id } }';
 
-test('no key or an unknown key: 401 UNAUTHENTICATED on HTTP (on SSE the stream's one event); /health stays open', async () => {
+test('no key or an unknown key: 401 UNAUTHENTICATED on HTTP (on SSE the one event of the stream); /health stays open', async () => {
   for (const headers of [{}, { authorization: 'Bearer nope' }, { 'x-api-key': 'nope' }] as Array<Record<string, string>>) {
     const r = await post('{ models { id } }', headers);
     expect(r.status).toBe(401);
