@@ -10,6 +10,7 @@ import { createGunzip, gunzipSync } from 'node:zlib';
 import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { LensLayersDocument, type LensLayersSubscription } from '../../src/client/graphql.js';
+import { measureStreams } from '../../bench/wire.js';
 import { gzipStream } from '../../src/server/compression.js';
 import { instrument, startGateway, wsClient, type Gateway, type Instrumented } from './harness.js';
 import { openDeepGpt2 } from './models.js';
@@ -152,6 +153,15 @@ test('SSE gzip: a client that leaves mid-run stops its run at once; the next str
   // before the second run's first layer (which itself takes one or two).
   expect(before2nd).toBeLessThan(10);
 }, 30_000);
+
+test('the wire bench counts the bytes of every stream it measures, ws included (its counter read 0)', async () => {
+  // A short stream on the same gateway (compression on): deflate and gzip must be measured, and smaller.
+  const rows = await measureStreams(gw.url, { ...input, layers: [0, 6, 12, 18, 23], trackAcrossLayers: true }, 1);
+  const bytes = Object.fromEntries(rows.map((r) => [r.label, r.bytes]));
+  for (const [label, n] of Object.entries(bytes)) expect(n, label).toBeGreaterThan(1000);
+  expect(bytes['graphql-ws, JSON events, permessage-deflate']).toBeLessThan(bytes['graphql-ws, JSON events, no deflate']);
+  expect(bytes['SSE, JSON events, gzip, flushed per event']).toBeLessThan(bytes['SSE, JSON events, identity']);
+}, 60_000);
 
 describe('graphql-ws permessage-deflate', () => {
   test('negotiated when offered; LayerResults still stream while later layers run', async () => {
