@@ -40,7 +40,7 @@ const USAGE = `usage: npm start -- [--model id=./dir[@OPT[,OPT]] ...] [--port N]
                  [--quantize int8|int4|none] (weight-only quantization of the blocks on CPU, for models that name none)
                  [--lens MODEL_ID=PATH ...]  (a tuned-lens folder or a Jacobian lens file; MODEL_ID:tuned=PATH or
                                               MODEL_ID:jacobian=PATH to name the kind)
-                 [--cors-origin ORIGIN[,ORIGIN...]] [--max-queue N] [--batch-window-ms N] [--compress-streams]
+                 [--cors-origin ORIGIN[,ORIGIN...]] [--max-queue N] [--batch-window-ms N] [--no-compress-streams]
                  [--store FILE|memory] (results and the cache; default ./lensgate.db) [--store-max-mb N]
                  (default 1024 for a file or Redis, 256 in memory) [--result-ttl-s N] (results older than this
                  are RESULT_EXPIRED; default: kept until the size budget evicts them, 3600 in memory)
@@ -131,7 +131,8 @@ async function main(): Promise<void> {
       'trusted-documents': { type: 'string' },
       'api-keys': { type: 'string' },
       'trusted-only': { type: 'boolean', default: false },
-      'compress-streams': { type: 'boolean', default: false },
+      // Streams are compressed when the client offers it; this turns that off (SSE identity, no deflate).
+      'no-compress-streams': { type: 'boolean', default: false },
       store: { type: 'string', default: process.env.LENSGATE_STORE ?? './lensgate.db' },
       redis: { type: 'string', default: process.env.LENSGATE_REDIS },
       help: { type: 'boolean', short: 'h' },
@@ -221,7 +222,7 @@ async function main(): Promise<void> {
     port,
     host: values.host,
     cors: origins ? { origin: origins } : undefined,
-    streamCompression: values['compress-streams'],
+    streamCompression: !values['no-compress-streams'],
     apiKeys,
     logging: 'info',
   });
@@ -307,7 +308,7 @@ async function serveCluster(
     'store-max-mb'?: string;
     'result-ttl-s'?: string;
     'cors-origin'?: string;
-    'compress-streams'?: boolean;
+    'no-compress-streams'?: boolean;
     apiKeys?: ApiKeys;
   },
 ): Promise<void> {
@@ -346,7 +347,7 @@ async function serveCluster(
     port,
     host: values.host,
     cors: origins ? { origin: origins } : undefined,
-    streamCompression: values['compress-streams'],
+    streamCompression: !values['no-compress-streams'],
     // Keys are checked and rate-limited here, at the gateway; jobs carry the key's name to the
     // workers, which store it as the result's owner.
     apiKeys: values.apiKeys,
