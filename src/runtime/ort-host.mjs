@@ -22,7 +22,9 @@ parentPort.on('message', (msg) => {
 });
 
 function tensor(t) {
-  return new ort.Tensor(t.type, t.data, t.dims);
+  // ORT rejects views on a SharedArrayBuffer: this thread copies them (the caller's thread did not).
+  const shared = ArrayBuffer.isView(t.data) && t.data.buffer instanceof SharedArrayBuffer;
+  return new ort.Tensor(t.type, shared ? t.data.slice() : t.data, t.dims);
 }
 
 async function handle(msg) {

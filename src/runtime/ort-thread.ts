@@ -14,7 +14,11 @@ type Feeds = Record<string, ort.Tensor>;
 export interface OrtSession {
   readonly inputNames: readonly string[];
   readonly outputNames: readonly string[];
-  /** Feeds are copied to the ORT thread (the caller keeps them); outputs arrive as buffers of their own. */
+  /**
+   * Feeds are copied to the ORT thread (the caller keeps them); views on a SharedArrayBuffer are
+   * copied by the ORT thread rather than the caller's, and must not be written until the run
+   * settles. Outputs arrive as buffers of their own.
+   */
   run(feeds: Feeds, fetches?: readonly string[]): Promise<Outputs>;
   release(): Promise<void>;
 }
@@ -49,15 +53,17 @@ function asError(e: { message: string; code?: string }): Error {
 
 /**
  * A feed's data as it crosses to the thread: a view on part of a buffer is copied to a buffer of its
- * own and moved (structured clone would copy the whole underlying buffer); a whole buffer is cloned.
+ * own and moved (structured clone would copy the whole underlying buffer); a whole buffer is cloned;
+ * a view on a SharedArrayBuffer is shared (and copied on the ORT thread).
  */
 function wireFeeds(feeds: Feeds): { feeds: Record<string, WireTensor>; transfer: ArrayBuffer[] } {
   const out: Record<string, WireTensor> = {};
   const transfer: ArrayBuffer[] = [];
   for (const [name, t] of Object.entries(feeds)) {
     let data = t.data;
-    if (ArrayBuffer.isView(data)) {
-      const whole = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength && data.buffer instanceof ArrayBuffer;
+    // A SharedArrayBuffer is shared with the thread and copied there, not on this thread.
+    if (ArrayBuffer.isView(data) && !(data.buffer instanceof SharedArrayBuffer)) {
+      const whole = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength;
       if (!whole) {
         data = (data as unknown as { slice(): ort.Tensor.DataType }).slice();
         transfer.push((data as unknown as ArrayBufferView).buffer as ArrayBuffer);
@@ -175,7 +181,8 @@ class RemoteSession implements OrtSession {
   ) {}
 
   async run(feeds: Feeds, fetches?: readonly string[]): Promise<Outputs> {
-    if (this.released) throw new LensError('CANCELLED', 'the session was released (model closed)');
+    // Nothing should run a closed model (the registry stops routing to it first): a bug, so INTERNAL.
+    if (this.released) throw new LensError('INTERNAL', 'the session was released (model closed)');
     if (!this.thread.isCurrent(this.generation)) throw new LensError('CANCELLED', 'the ONNX Runtime thread holding this session has ended');
     const wire = wireFeeds(feeds);
     const r = await this.thread.call({ op: 'run', session: this.id, feeds: wire.feeds, fetches }, wire.transfer);

@@ -138,7 +138,7 @@ describe('the ORT thread', () => {
     }
   });
 
-  it('settles runs around a release: those sent before are answered, later ones reject with CANCELLED', async () => {
+  it('settles runs around a release: those sent before are answered, later ones reject (INTERNAL: a closed model ran)', async () => {
     const s = await ortThread().create(graph.bytes, CPU);
     const x = new ort.Tensor('float32', input(2, 1), [2, N]);
     const before = [s.run({ x }), s.run({ x })];
@@ -152,7 +152,7 @@ describe('the ORT thread', () => {
     await s.release(); // twice is harmless
     const err = await after;
     expect(err).toBeInstanceOf(LensError);
-    expect(err).toMatchObject({ code: 'CANCELLED' });
+    expect(err).toMatchObject({ code: 'INTERNAL' });
   });
 
   it('close rejects everything in flight with CANCELLED; the next create starts a fresh thread', async () => {
@@ -193,4 +193,22 @@ describe('the ORT thread', () => {
     expect(child.status).toBe(0);
     expect(performance.now() - t0).toBeLessThan(30_000);
   }, 40_000);
+});
+
+describe('shared feeds', () => {
+  it('takes a feed that is a view on a SharedArrayBuffer, with the same answer', async () => {
+    const s = await ortThread().create(graph.bytes, CPU);
+    try {
+      const x = input(3, 5);
+      const shared = new Float32Array(new SharedArrayBuffer(x.byteLength + 8 * N * 4), 4 * N * 4, 3 * N);
+      shared.set(x);
+      const [a, b] = await Promise.all([
+        s.run({ x: new ort.Tensor('float32', shared, [3, N]) }),
+        s.run({ x: new ort.Tensor('float32', x, [3, N]) }),
+      ]);
+      expect(Array.from(a.y.data as Float32Array)).toEqual(Array.from(b.y.data as Float32Array));
+    } finally {
+      await s.release();
+    }
+  });
 });
