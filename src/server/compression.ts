@@ -41,8 +41,15 @@ export function gzipStream(source: ReadableStream<Uint8Array>, level = 6): Gzip 
   z.once('close', () => {
     gone = true;
     if (flushing) clearImmediate(flushing);
-    // The client went away (or the stream ended): stop whatever produces the events.
-    reader.cancel().catch(() => undefined);
+    // The client went away (or the stream ended): stop whatever produces the events. Cancelling
+    // the stream itself first: the adapter's reader (an async generator over a Node stream) holds
+    // a cancel until its pending read returns, which for a queued run (no event coming) is never;
+    // the adapter's stream.cancel() destroys it at once. A standard stream refuses cancel() while
+    // locked, and its reader's cancel() is immediate.
+    Promise.resolve()
+      .then(() => source.cancel())
+      .catch(() => reader.cancel())
+      .catch(() => undefined);
   });
   const flushSoon = () => {
     flushing ??= setImmediate(() => {
