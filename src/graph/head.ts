@@ -10,9 +10,17 @@ interface UnembedWeights {
   b?: string;
 }
 
+/**
+ * The unembedding widened per call goes in chunks of 8 × CHUNK_BYTES (64 MiB of float32): the head
+ * graph reduces every chunk and merges it into a running state (chunkedUnembed), ~35 nodes per chunk,
+ * so 64 chunks of 16 MiB made session creation 0.2 → 4.9 s on the 1B shape; one 64 MiB chunk is
+ * alive at a time, in the head session only.
+ */
+export const HEAD_CHUNK_SCALE = 8;
+
 /** W [V, D] (torch Linear or tied embedding) and the optional bias, bound once per graph. */
 function unembedWeights({ g, w }: Ctx, plan: ModelPlan, widenOnce = false): UnembedWeights {
-  const chunks = w.bindRowChunks(g, plan.unembed.weight, [plan.vocabSize, plan.hiddenSize], widenOnce);
+  const chunks = w.bindRowChunks(g, plan.unembed.weight, [plan.vocabSize, plan.hiddenSize], widenOnce, HEAD_CHUNK_SCALE);
   return { chunks, b: plan.unembed.bias ? w.bind(g, plan.unembed.bias, [plan.vocabSize]) : undefined };
 }
 

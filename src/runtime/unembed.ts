@@ -16,27 +16,14 @@ export interface UnembedFeeds {
  * onnxruntime-node runs a session synchronously on the main thread (backend.js: session.run inside
  * setImmediate), so one call blocks the event loop for as long as it computes. Each call is kept to
  * about this much work (multiply-adds of the [rows, D] × [D, V] product plus the per-logit softmax,
- * top-k and log-sum-exp passes, counted as 64 more per logit), but never less than one pass over the
- * weight is worth (loopRows). Between calls the loop answers other clients (/health, other streams).
+ * top-k and log-sum-exp passes, counted as 64 more per logit): ~10 rows of GPT-2's head, 1 row of an
+ * 8B model's. Between calls the loop answers other clients (/health, other streams).
  */
 export const LOOP_WORK_PER_CALL = 2 ** 26;
 
-/**
- * What one call costs whatever its rows, in the same multiply-add units: a pass over the whole [V, D]
- * weight (memory-bound for a few rows, and for 16-bit checkpoints without a float32 copy, widening
- * every element). Cutting below the rows that cost as much only multiplies that pass: with one-row
- * calls the 1B shape's streamed head took 104 s of a 113 s request, re-reading [V, D] 320 times.
- */
-export const WEIGHT_PASS_WORK = 16;
-
-/**
- * Rows of the unembedding one call may take: within LOOP_WORK_PER_CALL, or, where one pass over the
- * weight alone costs more than that, as many rows as cost about one such pass (the call stalls the
- * loop that long anyway; the rows at most double it).
- */
+/** Rows of the unembedding one call may take so it stays within LOOP_WORK_PER_CALL. */
 export function loopRows(plan: Pick<ModelPlan, 'hiddenSize' | 'vocabSize'>): number {
-  const perCall = Math.max(LOOP_WORK_PER_CALL, WEIGHT_PASS_WORK * plan.vocabSize * plan.hiddenSize);
-  return Math.max(1, Math.floor(perCall / (plan.vocabSize * (plan.hiddenSize + 64))));
+  return Math.max(1, Math.floor(LOOP_WORK_PER_CALL / (plan.vocabSize * (plan.hiddenSize + 64))));
 }
 
 type Outputs = ort.InferenceSession.OnnxValueMapType;
