@@ -15,8 +15,8 @@ import { WeightBinder } from '../graph/weights.js';
 import { eosTokenIds } from '../checkpoint/generation.js';
 import { BlockStack, KvCache } from '../runtime/blocks.js';
 import { Embedder } from '../runtime/inputs.js';
-import { ort, sessionFactory, type SessionFactory } from '../runtime/sessions.js';
-import { runUnembed } from '../runtime/unembed.js';
+import { ort, sessionFactory, type OrtSession, type SessionFactory } from '../runtime/sessions.js';
+import { markWidensPerCall, runUnembed } from '../runtime/unembed.js';
 import { planPrepacking } from './prepack.js';
 import { naiveLens } from './naive.js';
 import { cellStats, trajectories } from './post.js';
@@ -42,7 +42,7 @@ import { loadLenses, type ModelLenses } from './translators.js';
 import { validate, type ValidRequest } from './validate.js';
 import { translatorInput } from '../graph/translator.js';
 
-type Session = ort.InferenceSession;
+type Session = OrtSession;
 
 /**
  * Rows per head call so one [rows, V] float32 logits tensor stays ≤ 64 MB; with exp and its float64
@@ -220,7 +220,9 @@ export class OnnxLensModel implements LensModel {
     const sessions: Session[] = [];
     try {
       await report();
-      const head = await factory.create(headGraph, { castPerCall: castPerCall && !prepack.headFloat32, prepack: prepack.head });
+      const headWidens = castPerCall && !prepack.headFloat32;
+      const head = await factory.create(headGraph, { castPerCall: headWidens, prepack: prepack.head });
+      if (headWidens) markWidensPerCall(head);
       sessions.push(head);
       Object.assign(progress, { sessionsBuilt: 1, bytesMapped: headBytes });
       await report();

@@ -1,7 +1,7 @@
 import type { ModelPlan } from '../architectures/spec.js';
 import { UNEMBED } from '../graph/head.js';
 import { TRANSLATOR_SUFFIX } from '../graph/translator.js';
-import { ort } from './sessions.js';
+import { ort, type OrtSession } from './sessions.js';
 
 export interface UnembedFeeds {
   /** Lens head rows [N, D] and k; `translators` names the tuned/Jacobian translator of the call (graph/translator.ts). */
@@ -20,6 +20,18 @@ export interface UnembedFeeds {
  * 8B model's. Between calls the loop answers other clients (/health, other streams).
  */
 export const LOOP_WORK_PER_CALL = 2 ** 26;
+
+/**
+ * Unembedding sessions that widen a 16-bit [V, D] matrix to float32 inside every call: that fixed
+ * cost is as large as the product for one row, so splitting their calls into row chunks multiplied
+ * it (the tied 1B shape: 20 tokens × 16 layers went from 16 calls to 320, and a streamed lens from
+ * ~3 s to 113 s). They run each call whole.
+ */
+const widening = new WeakSet<object>();
+
+export function markWidensPerCall(session: object): void {
+  widening.add(session);
+}
 
 /** Rows of the unembedding one call may take so it stays within LOOP_WORK_PER_CALL. */
 export function loopRows(plan: Pick<ModelPlan, 'hiddenSize' | 'vocabSize'>): number {
@@ -77,13 +89,13 @@ function concatRows(parts: Outputs[]): Outputs {
  * The shared unembedding session over any number of rows, in calls of at most loopRows(plan) rows
  * each (one part at a time: head, stats or naive) so no single call stalls the event loop.
  */
-export async function runUnembed(session: ort.InferenceSession, plan: ModelPlan, f: UnembedFeeds): Promise<Outputs> {
+export async function runUnembed(session: OrtSession, plan: ModelPlan, f: UnembedFeeds): Promise<Outputs> {
   const D = plan.hiddenSize;
   const parts = [f.head, f.stats, f.naive].filter(Boolean).length;
   const n = rowsOf(f, D);
   // A stats row computes two [V] distributions and their divergence: about three head rows.
   const step = f.stats ? Math.max(1, Math.floor(loopRows(plan) / 3)) : loopRows(plan);
-  if (parts !== 1 || n <= step) return runUnembedOnce(session, plan, f);
+  if (parts !== 1 || n <= step || widening.has(session)) return runUnembedOnce(session, plan, f);
   const outs: Outputs[] = [];
   for (let from = 0; from < n; from += step) outs.push(await runUnembedOnce(session, plan, sliceFeeds(f, D, from, Math.min(n, from + step))));
   return concatRows(outs);
@@ -95,7 +107,7 @@ export async function runUnembed(session: ort.InferenceSession, plan: ModelPlan,
  * for, because ORT 1.29's CPU kernels on its path die with SIGFPE on zero rows (a division by the
  * row count), and its outputs are then ignored.
  */
-async function runUnembedOnce(session: ort.InferenceSession, plan: ModelPlan, f: UnembedFeeds): Promise<Outputs> {
+async function runUnembedOnce(session: OrtSession, plan: ModelPlan, f: UnembedFeeds): Promise<Outputs> {
   const D = plan.hiddenSize;
   const I = UNEMBED.inputs;
   const rows = (x: Float32Array) => new ort.Tensor('float32', x, [x.length / D, D]);
