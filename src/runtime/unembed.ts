@@ -21,6 +21,18 @@ export interface UnembedFeeds {
  */
 export const LOOP_WORK_PER_CALL = 2 ** 26;
 
+/**
+ * Unembedding sessions that widen a 16-bit [V, D] matrix to float32 inside every call: that fixed
+ * cost is as large as the product for one row, so splitting their calls into row chunks multiplied
+ * it (the tied 1B shape: 20 tokens × 16 layers went from 16 calls to 320, and a streamed lens from
+ * ~3 s to 113 s). They run each call whole.
+ */
+const widening = new WeakSet<object>();
+
+export function markWidensPerCall(session: object): void {
+  widening.add(session);
+}
+
 /** Rows of the unembedding one call may take so it stays within LOOP_WORK_PER_CALL. */
 export function loopRows(plan: Pick<ModelPlan, 'hiddenSize' | 'vocabSize'>): number {
   return Math.max(1, Math.floor(LOOP_WORK_PER_CALL / (plan.vocabSize * (plan.hiddenSize + 64))));
@@ -83,7 +95,7 @@ export async function runUnembed(session: ort.InferenceSession, plan: ModelPlan,
   const n = rowsOf(f, D);
   // A stats row computes two [V] distributions and their divergence: about three head rows.
   const step = f.stats ? Math.max(1, Math.floor(loopRows(plan) / 3)) : loopRows(plan);
-  if (parts !== 1 || n <= step) return runUnembedOnce(session, plan, f);
+  if (parts !== 1 || n <= step || widening.has(session)) return runUnembedOnce(session, plan, f);
   const outs: Outputs[] = [];
   for (let from = 0; from < n; from += step) outs.push(await runUnembedOnce(session, plan, sliceFeeds(f, D, from, Math.min(n, from + step))));
   return concatRows(outs);
