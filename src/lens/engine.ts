@@ -15,7 +15,7 @@ import { WeightBinder } from '../graph/weights.js';
 import { eosTokenIds } from '../checkpoint/generation.js';
 import { BlockStack, KvCache } from '../runtime/blocks.js';
 import { Embedder } from '../runtime/inputs.js';
-import { ort, sessionFactory, type SessionFactory } from '../runtime/sessions.js';
+import { ort, sessionFactory, type OrtSession, type SessionFactory } from '../runtime/sessions.js';
 import { markWidensPerCall, runUnembed } from '../runtime/unembed.js';
 import { planPrepacking } from './prepack.js';
 import { naiveLens } from './naive.js';
@@ -42,7 +42,7 @@ import { loadLenses, type ModelLenses } from './translators.js';
 import { validate, type ValidRequest } from './validate.js';
 import { translatorInput } from '../graph/translator.js';
 
-type Session = ort.InferenceSession;
+type Session = OrtSession;
 
 /**
  * Rows per head call so one [rows, V] float32 logits tensor stays ≤ 64 MB; with exp and its float64

@@ -4,7 +4,7 @@ import { performance } from 'node:perf_hooks';
 import type { ModelPlan } from '../architectures/spec.js';
 import { UNEMBED } from '../graph/head.js';
 import type { BlockStack } from '../runtime/blocks.js';
-import type { ort } from '../runtime/sessions.js';
+import type { OrtSession } from '../runtime/sessions.js';
 import { runUnembed } from '../runtime/unembed.js';
 import { topKFromLogits, unionIds } from './reduce.js';
 import type { LensResult, ModelInfo, TrackedPosition } from './types.js';
@@ -16,7 +16,7 @@ export interface NaiveParts {
   embed(rows: number[][], T: number): Float32Array;
   blocks(lengths: number[], T: number): BlockStack;
   /** The shared unembedding session; its naive part returns full logits. */
-  head: ort.InferenceSession;
+  head: OrtSession;
   decode(id: number): string;
 }
 

@@ -3,7 +3,7 @@
 // except the stats pass, which recomputes them inside ORT in row chunks.
 import type { ModelPlan } from '../architectures/spec.js';
 import { GATHER, UNEMBED } from '../graph/head.js';
-import { ort } from '../runtime/sessions.js';
+import { ort, type OrtSession } from '../runtime/sessions.js';
 import { LOOP_WORK_PER_CALL, runUnembed } from '../runtime/unembed.js';
 import { chunkByRows, unionIds } from './reduce.js';
 import type { CellStats, TrackedPosition } from './types.js';
@@ -26,7 +26,7 @@ export async function trajectories(
   st: LayerStates,
   len: number,
   D: number,
-  session: ort.InferenceSession,
+  session: OrtSession,
   columns: (ids: number[]) => { weight: Float32Array; bias?: Float32Array },
 ): Promise<TrackedPosition[]> {
   const nL = st.normed.length;
@@ -70,7 +70,7 @@ export async function cellStats(
   finalNormed: Float32Array,
   finalTop1: number[],
   /** The shared unembedding session (runtime/unembed.ts). */
-  session: ort.InferenceSession,
+  session: OrtSession,
   plan: ModelPlan,
 ): Promise<CellStats> {
   const D = plan.hiddenSize;

@@ -1,7 +1,7 @@
 import type { ModelPlan } from '../architectures/spec.js';
 import { BLOCK_INPUTS, BLOCK_OUTPUTS } from '../graph/block.js';
 import { attentionBias, rotaryTables } from './inputs.js';
-import { ort } from './sessions.js';
+import { ort, type OrtSession } from './sessions.js';
 
 /** Keys (after norm and rotary) and values of every layer for the positions already run. */
 export class KvCache {
@@ -27,7 +27,7 @@ export class BlockStack {
 
   constructor(
     private readonly plan: ModelPlan,
-    private readonly sessions: ort.InferenceSession[],
+    private readonly sessions: OrtSession[],
     private readonly lengths: number[],
     readonly T: number,
     /** Read for past keys/values and updated with each layer's present ones. */

@@ -4,6 +4,9 @@ import { dirname, join } from 'node:path';
 import ort from 'onnxruntime-node';
 import { GraphBuilder } from '../graph/onnx-builder.js';
 import { LensError } from '../errors.js';
+import { ortThread, type OrtSession } from './ort-thread.js';
+
+export type { OrtSession } from './ort-thread.js';
 
 ort.env.logLevel = 'error';
 
@@ -16,7 +19,8 @@ export interface SessionFactory {
   provider: Provider;
   /** Why the provider differs from the request (e.g. CUDA unavailable → CPU). */
   note: string | null;
-  create(model: Uint8Array, tuning?: SessionTuning): Promise<ort.InferenceSession>;
+  /** A session on the process's ORT thread (ort-thread.ts), so its calls never block the event loop. */
+  create(model: Uint8Array, tuning?: SessionTuning): Promise<OrtSession>;
 }
 
 export interface SessionTuning {
@@ -107,13 +111,13 @@ export async function sessionFactory(dataRoot: string, device: Device, opts: Fac
     note = `using CPU: ${missing}`;
   } else if (device !== 'cpu') {
     try {
-      const s = await ort.InferenceSession.create(opts.probe ?? defaultProbe(), options(dataRoot, 'cuda'));
+      const s = await ortThread().create(opts.probe ?? defaultProbe(), options(dataRoot, 'cuda'));
       try {
         if (!opts.probe) await s.run({ x: new ort.Tensor('float32', new Float32Array([1, 1, 1, 1]), [1, 4]) });
       } finally {
         await s.release();
       }
-      return { provider: 'cuda', note: null, create: (m, t) => ort.InferenceSession.create(m, options(dataRoot, 'cuda', t)) };
+      return { provider: 'cuda', note: null, create: (m, t) => ortThread().create(m, options(dataRoot, 'cuda', t)) };
     } catch (e) {
       let reason = (e as Error).message.split('\n')[0];
       // ORT names the missing dependency only in its own log; say where to look.
@@ -129,7 +133,7 @@ export async function sessionFactory(dataRoot: string, device: Device, opts: Fac
     note,
     create: async (m, t) => {
       try {
-        return await ort.InferenceSession.create(m, options(dataRoot, 'cpu', t));
+        return await ortThread().create(m, options(dataRoot, 'cpu', t));
       } catch (e) {
         throw new LensError('CHECKPOINT_INVALID', `ONNX Runtime rejected a graph: ${(e as Error).message}`);
       }

@@ -1,7 +1,7 @@
 import type { ModelPlan } from '../architectures/spec.js';
 import { UNEMBED } from '../graph/head.js';
 import { TRANSLATOR_SUFFIX } from '../graph/translator.js';
-import { ort } from './sessions.js';
+import { ort, type OrtSession } from './sessions.js';
 
 export interface UnembedFeeds {
   /** Lens head rows [N, D] and k; `translators` names the tuned/Jacobian translator of the call (graph/translator.ts). */
@@ -89,7 +89,7 @@ function concatRows(parts: Outputs[]): Outputs {
  * The shared unembedding session over any number of rows, in calls of at most loopRows(plan) rows
  * each (one part at a time: head, stats or naive) so no single call stalls the event loop.
  */
-export async function runUnembed(session: ort.InferenceSession, plan: ModelPlan, f: UnembedFeeds): Promise<Outputs> {
+export async function runUnembed(session: OrtSession, plan: ModelPlan, f: UnembedFeeds): Promise<Outputs> {
   const D = plan.hiddenSize;
   const parts = [f.head, f.stats, f.naive].filter(Boolean).length;
   const n = rowsOf(f, D);
@@ -107,7 +107,7 @@ export async function runUnembed(session: ort.InferenceSession, plan: ModelPlan,
  * for, because ORT 1.29's CPU kernels on its path die with SIGFPE on zero rows (a division by the
  * row count), and its outputs are then ignored.
  */
-async function runUnembedOnce(session: ort.InferenceSession, plan: ModelPlan, f: UnembedFeeds): Promise<Outputs> {
+async function runUnembedOnce(session: OrtSession, plan: ModelPlan, f: UnembedFeeds): Promise<Outputs> {
   const D = plan.hiddenSize;
   const I = UNEMBED.inputs;
   const rows = (x: Float32Array) => new ort.Tensor('float32', x, [x.length / D, D]);

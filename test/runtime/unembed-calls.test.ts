@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { ModelPlan } from '../../src/architectures/spec.js';
 import { loopRows, markWidensPerCall, runUnembed } from '../../src/runtime/unembed.js';
-import { ort } from '../../src/runtime/sessions.js';
+import { ort, type OrtSession } from '../../src/runtime/sessions.js';
 
 // The 1B shape's head: one row per call under the event-loop budget.
 const plan = { hiddenSize: 2048, vocabSize: 128256 } as ModelPlan;
@@ -17,7 +17,7 @@ function countingSession() {
       return { out: new ort.Tensor('float32', new Float32Array(rows), [rows]) };
     },
   };
-  return { calls, session: session as unknown as ort.InferenceSession };
+  return { calls, session: session as unknown as OrtSession };
 }
 
 describe('runUnembed call splitting', () => {
