@@ -165,12 +165,7 @@ export function createViewer(root: HTMLElement, transport: Transport): Viewer {
       const next = storedRun(res.lensResult, performance.now());
       writeSettings(storedSettings(next, models.find((m) => m.id === next.input.model)?.numLayers ?? undefined));
       renderModelInfo(ui, selectedModel());
-      if (!sameTokens(current, next)) pins = [];
-      current = next;
-      active = { r: 0, c: Math.max(0, next.tokens.length - 1) };
-      heatmap = buildHeatmap(ui.wrap, next, active);
-      shown = shownRun(next);
-      drawHeading();
+      present(next);
       const scale = colorScale(next, wantedColor());
       next.rows.forEach((_, ri) => fillRow(heatmap!, next, ri, scale, pins));
       drawColors();
@@ -319,14 +314,19 @@ export function createViewer(root: HTMLElement, transport: Transport): Viewer {
     setPhase('idle');
   }
 
-  function begin(input: LensInput, ev: Parameters<typeof startRun>[1], t0: number): Run {
-    const next = startRun(input, ev, t0);
+  /** Puts a run on screen: a fresh grid (pins kept only over the same tokens) and its headings. */
+  function present(next: Run): void {
     if (!sameTokens(current, next)) pins = [];
     current = next;
     active = { r: 0, c: Math.max(0, next.tokens.length - 1) };
     heatmap = buildHeatmap(ui.wrap, next, active);
     shown = shownRun(next);
     drawHeading();
+  }
+
+  function begin(input: LensInput, ev: Parameters<typeof startRun>[1], t0: number): Run {
+    const next = startRun(input, ev, t0);
+    present(next);
     drawLegend();
     drawPins();
     renderTimings(ui, next, selectedModel());

@@ -1,5 +1,5 @@
 // The printed SDL and the generated client are checked in: both must match what the code produces,
-// and the names issue 3 made public must stay exactly as they are.
+// and the names of the public contract must stay exactly as they are.
 
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -48,7 +48,7 @@ test('every generated client document passes the limits of the running server (q
   }
 });
 
-describe('public contract (issue 3)', () => {
+describe('public contract: the names clients rely on', () => {
   const schema = buildSchema(readFileSync(SCHEMA_PATH, 'utf8'));
   const fields = (t: GraphQLNamedType | undefined | null) => {
     if (!t || !(isObjectType(t) || isInputObjectType(t))) throw new Error(`missing type ${t}`);
