@@ -2,9 +2,19 @@
 // `cells` answer of 12,800 cells with 100 predictions each held the event loop for over a second.
 // Returning the items as promises that resolve group by group, one event-loop turn per group, lets
 // graphql-js complete one group per turn, so /health and other streams are answered in between.
+// The turns are one queue for the whole process: four such answers at once still complete one
+// group per event-loop turn (with a queue per answer, each turn completed a group of every answer).
 
 /** About this many nested values (e.g. top-k predictions) are completed per turn. */
-const VALUES_PER_TURN = 2000;
+const VALUES_PER_TURN = 1000;
+
+/** The last group's turn, over all answers in progress. */
+let lastTurn: Promise<void> = Promise.resolve();
+
+function nextTurn(): Promise<void> {
+  lastTurn = lastTurn.then(() => new Promise<void>((resolve) => setImmediate(resolve)));
+  return lastTurn;
+}
 
 /**
  * `items` as promises resolving in consecutive event-loop turns, `perItem` nested values each. Typed
@@ -18,10 +28,8 @@ export function inTurns<T>(items: readonly T[], perItem: number): T[] {
 function promisedInTurns<T>(items: readonly T[], perItem: number): Array<Promise<T>> {
   const perTurn = Math.max(1, Math.floor(VALUES_PER_TURN / Math.max(1, perItem)));
   const out: Array<Promise<T>> = [];
-  let turn: Promise<void> = Promise.resolve();
   for (let i = 0; i < items.length; i += perTurn) {
-    turn = turn.then(() => new Promise<void>((resolve) => setImmediate(resolve)));
-    const ready = turn;
+    const ready = nextTurn();
     for (const item of items.slice(i, i + perTurn)) out.push(ready.then(() => item));
   }
   return out;

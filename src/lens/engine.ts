@@ -16,7 +16,7 @@ import { eosTokenIds } from '../checkpoint/generation.js';
 import { BlockStack, KvCache } from '../runtime/blocks.js';
 import { Embedder } from '../runtime/inputs.js';
 import { ort, sessionFactory, type OrtSession, type SessionFactory } from '../runtime/sessions.js';
-import { markWidensPerCall, runUnembed } from '../runtime/unembed.js';
+import { runUnembed } from '../runtime/unembed.js';
 import { planPrepacking } from './prepack.js';
 import { naiveLens } from './naive.js';
 import { cellStats, trajectories } from './post.js';
@@ -220,9 +220,7 @@ export class OnnxLensModel implements LensModel {
     const sessions: Session[] = [];
     try {
       await report();
-      const headWidens = castPerCall && !prepack.headFloat32;
-      const head = await factory.create(headGraph, { castPerCall: headWidens, prepack: prepack.head });
-      if (headWidens) markWidensPerCall(head);
+      const head = await factory.create(headGraph, { castPerCall: castPerCall && !prepack.headFloat32, prepack: prepack.head });
       sessions.push(head);
       Object.assign(progress, { sessionsBuilt: 1, bytesMapped: headBytes });
       await report();

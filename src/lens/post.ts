@@ -4,7 +4,8 @@
 import type { ModelPlan } from '../architectures/spec.js';
 import { GATHER, UNEMBED } from '../graph/head.js';
 import { ort, type OrtSession } from '../runtime/sessions.js';
-import { LOOP_WORK_PER_CALL, runUnembed } from '../runtime/unembed.js';
+import { runUnembed } from '../runtime/unembed.js';
+import { LoopTurns } from './loop-turns.js';
 import { chunkByRows, unionIds } from './reduce.js';
 import type { CellStats, TrackedPosition } from './types.js';
 
@@ -14,6 +15,12 @@ export interface LayerStates {
   normed: Float32Array[];
   lse: Float64Array[];
 }
+
+/** Unembedding columns read from the checkpoint per block (between event-loop turns). */
+const COLUMN_BLOCK = 256;
+
+/** Rows per gather call: its [rows, M] float64 output stays ≤ 64 MB. */
+const GATHER_BYTES = 64 * 2 ** 20;
 
 /** Rows per stats call: three [rows, V] float32 tensors stay ≤ 256 MB. */
 const STATS_BYTES = 256 * 2 ** 20;
@@ -30,18 +37,32 @@ export async function trajectories(
   columns: (ids: number[]) => { weight: Float32Array; bias?: Float32Array },
 ): Promise<TrackedPosition[]> {
   const nL = st.normed.length;
-  const unions = Array.from({ length: len }, (_, p) => unionIds(st.topIndices, p));
+  const turns = new LoopTurns();
+  const unions: number[][] = [];
+  for (let p = 0; p < len; p++) {
+    unions.push(unionIds(st.topIndices, p));
+    await turns.check();
+  }
   const all = [...new Set(unions.flat())].sort((a, b) => a - b);
   const col = new Map(all.map((id, i) => [id, i]));
   const normed = new Float32Array(nL * len * D);
   const lse = new Float64Array(nL * len);
   st.normed.forEach((n, li) => normed.set(n, li * len * D));
   st.lse.forEach((x, li) => lse.set(x, li * len));
-  const { weight, bias } = columns(all);
   const M = all.length;
-  // Rows in calls small enough not to stall the event loop (ORT runs on the main thread).
+  // The columns are read from the checkpoint a block of ids at a time (synchronous file reads). They
+  // are fed to every gather call: shared with the ORT thread, which copies them there, not here.
+  const weight = new Float32Array(new SharedArrayBuffer(M * D * 4));
+  let bias: Float32Array | undefined;
+  for (let from = 0; from < M; from += COLUMN_BLOCK) {
+    const part = columns(all.slice(from, from + COLUMN_BLOCK));
+    weight.set(part.weight, from * D);
+    if (part.bias) (bias ??= new Float32Array(M)).set(part.bias, from);
+    await turns.check();
+  }
+  // Rows per call bound the [rows, M] float64 output (and ORT's intermediates of that shape).
   const rows = nL * len;
-  const step = Math.max(1, Math.floor(LOOP_WORK_PER_CALL / (M * (D + 8))));
+  const step = Math.max(1, Math.floor(GATHER_BYTES / (M * 8)));
   const lp = new Float64Array(rows * M);
   const columnTensors = {
     [GATHER.inputs.columns]: new ort.Tensor('float32', weight, [M, D]),
@@ -56,11 +77,17 @@ export async function trajectories(
     });
     lp.set(out[GATHER.outputs.logProbs].data as Float64Array, from * M);
   }
-  return unions.map((tokenIds, position) => ({
-    position,
-    tokenIds,
-    probs: Array.from({ length: nL }, (_, li) => tokenIds.map((id) => Math.exp(lp[(li * len + position) * M + col.get(id)!]))),
-  }));
+  const tracked: TrackedPosition[] = [];
+  for (let position = 0; position < len; position++) {
+    const tokenIds = unions[position];
+    tracked.push({
+      position,
+      tokenIds,
+      probs: Array.from({ length: nL }, (_, li) => tokenIds.map((id) => Math.exp(lp[(li * len + position) * M + col.get(id)!]))),
+    });
+    await turns.check();
+  }
+  return tracked;
 }
 
 /** Entropy, KL(final ‖ layer) and rank of the final top-1 for every (requested layer, position). */

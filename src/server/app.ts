@@ -23,6 +23,7 @@ import { HttpDrain } from './drain.js';
 import { callerOf, withApiKeys, type ApiKeys, type Caller } from './api-keys.js';
 import { allowedOrigins, corsOptions, withOriginCheck } from './origin.js';
 import { useCompression } from './compression.js';
+import { useJsonInTurns } from './json-in-turns.js';
 import { operationNames, useLensMetrics } from './metrics.js';
 import { useTrustedDocuments, type TrustedDocumentsOptions } from './trusted-documents.js';
 import { serveViewer } from './viewer.js';
@@ -145,6 +146,7 @@ export function buildApp(options: AppOptions): App {
         check: ({ request }) => readiness(registry, request),
       }),
       ...(options.trustedDocuments ? [useTrustedDocuments(options.trustedDocuments)] : []),
+      useJsonInTurns(),
       ...(options.compression === false ? [] : [useCompression({ streams: options.streamCompression === true })]),
       ...(options.metrics === false ? [] : [useLensMetrics(registry, options.store, knownOperations(options))]),
       ...(options.plugins ?? []),

@@ -5,6 +5,7 @@
 
 import type { EvictionReason, ResultStore, ResultStoreStats, StoredResult } from '../../resolvers/services.js';
 import { LensError } from '../errors.js';
+import { stringifyInTurns } from './json-in-turns.js';
 import { packedBytes, packResult, unpackResult, type PackedResult } from './packed-result.js';
 
 export type { EvictionReason, ResultStore, ResultStoreStats, StoredResult };
@@ -146,10 +147,13 @@ export class MemoryResultStore implements ResultStore {
   }
 }
 
-/** The persisted form (SQLite, Redis): the whole record but the per-response `cached` flag, dates as epoch ms. */
-export function serializeResult(record: StoredResult): string {
+/**
+ * The persisted form (SQLite, Redis): the whole record but the per-response `cached` flag, dates as
+ * epoch ms. Serialized in event-loop turns: a large result's JSON is several MB.
+ */
+export function serializeResult(record: StoredResult): Promise<string> {
   const { cached: _cached, ...rest } = record;
-  return JSON.stringify({ ...rest, createdAt: record.createdAt.getTime() });
+  return stringifyInTurns({ ...rest, createdAt: record.createdAt.getTime() });
 }
 
 export function deserializeResult(text: string): StoredResult {

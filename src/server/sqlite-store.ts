@@ -112,7 +112,7 @@ export class SqliteResultStore implements ResultStore, DigestMemo {
   }
 
   async put(record: StoredResult): Promise<void> {
-    const body = Buffer.from(serializeResult(record), 'utf8');
+    const body = Buffer.from(await serializeResult(record), 'utf8');
     this.db.exec('BEGIN IMMEDIATE');
     try {
       const old = this.db.get('SELECT bytes FROM results WHERE id = ?', [record.id]);

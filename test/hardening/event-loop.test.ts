@@ -3,17 +3,20 @@
 // the event loop: /health, pinged every 10 ms from a worker thread, keeps answering during a batch
 // of worst-case requests. Before the fix one such request stalled the loop for 3.7–9 s.
 //
-// Bounds: the target is p99 ≤ 100 ms on an idle machine; no idle machine was available when this
-// was written, so the bounds below are set for a CI machine shared with other jobs. Measured on the
-// 2-core development machine at load average 17–25 (other test suites running): p99 85–680 ms, max
-// 130 ms–4.2 s, batch 6–140 s; with the old code one such request alone stalled the loop 3.7–9 s.
+// ORT runs on its own thread (src/runtime/ort-thread.ts); what is left on the loop (completing the
+// cells, serializing the JSON, the store write, per-position reductions) gives it back every few ms.
+// Bounds, for a 2-core CI machine shared with other jobs: the issue's target is p99 ≤ 100 ms. Measured
+// on the 2-core development machine at load average 6–13 (other helpers' suites and benches running):
+// p99 88–98 ms, max 387–858 ms (the max is a major GC or the process descheduled); the code before
+// (ORT, JSON and the store write on the loop) at load 6–7: p99 124–158 ms, max 1034–2175 ms.
+// p99 ≤ 150 / max ≤ 1000 hold under that load and fail the old code (on max in both runs measured).
 import { expect, test } from 'vitest';
 import { percentile, probeHealth } from '../helpers/health-probe.js';
 import { startGateway } from '../server/harness.js';
 import { openTinyGpt2 } from '../server/models.js';
 
-const P99_BOUND_MS = 1000;
-const MAX_BOUND_MS = 10_000;
+const P99_BOUND_MS = 150;
+const MAX_BOUND_MS = 1000;
 
 test('/health stays responsive during a batch of worst-case requests', async () => {
   const model = await openTinyGpt2();

@@ -20,10 +20,11 @@ import { startGateway, wsClient } from '../server/harness.js';
 import { openTinyGpt2 } from '../server/models.js';
 
 const DURATION_MS = 30_000;
-// Measured on the 2-core development machine with two other full test suites running (load ~25):
-// p99 2.1 s, max 7.5 s, and the ping worker itself starved (113 pings in 30 s). This bound only
-// catches multi-second stalls there; the idle target (p99 ≤ 100 ms) was not measurable this session.
-const P99_BOUND_MS = 5000;
+// /health p99, the issue's target being 100 ms: measured on the 2-core development machine at load
+// average ~10 (other helpers' suites running) p99 104 ms, max 770 ms; before ORT moved off the loop
+// and the JSON was serialized in turns, p99 2.1 s at load ~25. The bound leaves room for a CI
+// machine busier than that and still catches stalls of the old kind.
+const P99_BOUND_MS = 250;
 const STORE_BYTES = 8 * 2 ** 20;
 const HEAP_BOUND_BYTES = 1.5 * 2 ** 30;
 const ORIGIN = 'https://viewer.example';

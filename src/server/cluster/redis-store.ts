@@ -98,6 +98,7 @@ export class RedisResultStore implements ResultStore, DigestMemo {
   }
 
   async put(record: StoredResult): Promise<void> {
+    const body = await serializeResult(record);
     const now = this.now();
     await this.redis.eval(
       PUT_AND_EVICT,
@@ -107,7 +108,7 @@ export class RedisResultStore implements ResultStore, DigestMemo {
       keys.resultBytes,
       record.cacheKey ? keys.cache(record.cacheKey) : '',
       record.id,
-      serializeResult(record),
+      body,
       now,
       this.maxBytes,
       keys.result(''),
