@@ -26,12 +26,20 @@ export async function lookupCache(ctx: GatewayContext, req: ValidLensRequest): P
     req.prompt,
     req.options,
   );
-  const found = await ctx.store.findByCacheKey(key);
+  const found = await ctx.store.findByCacheKey(scopedCacheKey(ctx, key));
   // With API keys, another key's result is not this caller's to read: compute its own.
   const hit = found && !visibleTo(ctx, found) ? null : found;
   if (hit) served.cache.hits++;
   else served.cache.misses++;
-  return { key, hit: hit ? { ...hit, cached: true } : null };
+  return { key: scopedCacheKey(ctx, key), hit: hit ? { ...hit, cached: true } : null };
+}
+
+/**
+ * With API keys on, each key has its own cache entries: the store keeps one result per cache key,
+ * so a shared key would let one key's request replace another's entry (and never answer it).
+ */
+function scopedCacheKey(ctx: GatewayContext, key: string): string {
+  return ctx.caller ? `${key}@${ctx.caller.key}` : key;
 }
 
 /** With API keys on, a result is visible to the key that created it and to admin keys only. */
@@ -103,7 +111,7 @@ export async function computeLens(
     result = await scheduler.run(
       req.prompt,
       { ...req.options, signal: extra.signal, onLayer: extra.onLayer, onPosition: extra.onPosition, onNormed: extra.onNormed },
-      { id, client: ctx.client, ...(cache.key ? { cacheKey: cache.key } : {}) },
+      { id, client: ctx.client, owner: ctx.caller?.key ?? null, ...(cache.key ? { cacheKey: cache.key } : {}) },
     );
   } catch (err) {
     throw toGraphQLError(err);

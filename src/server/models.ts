@@ -28,7 +28,7 @@ export interface LensScheduler {
   /** `client`: a peer address, held to its share of the queue. */
   assertCapacity(client?: string): void;
   /** `job.id` becomes the result id where the scheduler stores results itself. */
-  run(prompt: string, options?: LensOptions, job?: { id: string; cacheKey?: string; client?: string }): Promise<LensResult>;
+  run(prompt: string, options?: LensOptions, job?: { id: string; cacheKey?: string; client?: string; owner?: string | null }): Promise<LensResult>;
   getStats(): SchedulerStats;
   close(): void;
   /** True when results are stored by whoever computed them (a cluster worker): callers read them back. */

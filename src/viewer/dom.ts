@@ -59,6 +59,7 @@ export function findElements(root: ParentNode) {
     pinsEmpty: get('pins-empty'),
     timings: get('timings'),
     exportBtn: get<HTMLButtonElement>('export'),
+    apiKey: get<HTMLInputElement>('api-key'),
     deviceNote: get('device-note'),
   };
 }

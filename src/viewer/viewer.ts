@@ -4,6 +4,7 @@
 // happens until start(). app.ts is the page's entry that creates one over document.body.
 
 import { ModelsDocument, ModelStatusDocument, ViewerCompareDocument, ViewerLensDocument, ViewerResultDocument, ViewerWidgetDocument, type LensInput } from '../client/graphql.js';
+import { storedApiKey, storeApiKey } from './api-key.js';
 import { gradient, type ColorMode } from './colors.js';
 import { renderComparison } from './compare.js';
 import { findElements } from './dom.js';
@@ -561,6 +562,10 @@ export function createViewer(root: HTMLElement, transport: Transport): Viewer {
     });
     on(ui.stats, 'change', drawLegend);
     on(ui.exportBtn, 'click', () => void exportWidget());
+    on(ui.apiKey, 'change', useKey);
+    on(ui.apiKey, 'keydown', (e) => {
+      if (e.key === 'Enter') useKey();
+    });
     on(ui.wrap, 'mouseover', (e) => {
       const td = cellAt(e.target);
       if (td) showTooltip(ui.tooltip, ui.wrap, td, current);
@@ -605,16 +610,37 @@ export function createViewer(root: HTMLElement, transport: Transport): Viewer {
     cleanup.push(() => window.removeEventListener('scroll', onScroll), () => window.removeEventListener('resize', onResize));
   }
 
+  /** Loads the models, then opens the linked result or runs the prompt (the page's first steps). */
+  async function boot(): Promise<void> {
+    await loadModels();
+    const stored = hashFlag(location.hash, 'result');
+    if (stored && models.length) return openStored(stored);
+    // Show something worth looking at straight away: the default prompt on the default model.
+    if (models.some(isReady) && ui.prompt.value.trim() && hashFlag(location.hash, 'autorun') !== '0') await run();
+  }
+
+  /** A key typed into the Run panel: kept for the session; what the missing key stopped is done again. */
+  let usedKey = storedApiKey() ?? '';
+  function useKey(): void {
+    const key = ui.apiKey.value.trim();
+    if (key === usedKey) return;
+    usedKey = key;
+    storeApiKey(key);
+    ui.apiKey.setAttribute('aria-invalid', 'false');
+    const blocked = ui.error.dataset.code === 'UNAUTHENTICATED' || ui.error.dataset.code === 'FORBIDDEN';
+    if (!blocked || phase === 'running') return;
+    clearError(ui);
+    if (!models.length) void boot();
+    else void run();
+  }
+
   return {
     async start() {
       writeSettings(settingsFromHash(location.hash, readSettings()));
+      ui.apiKey.value = usedKey;
       wire();
       drawLegend();
-      await loadModels();
-      const stored = hashFlag(location.hash, 'result');
-      if (stored && models.length) return openStored(stored);
-      // Show something worth looking at straight away: the default prompt on the default model.
-      if (models.some(isReady) && ui.prompt.value.trim() && hashFlag(location.hash, 'autorun') !== '0') await run();
+      await boot();
     },
     getState: () => ({
       settings: readSettings(),

@@ -76,7 +76,7 @@ export class ClusterScheduler implements LensScheduler {
     for (const a of this.aborts) a.abort();
   }
 
-  async run(prompt: string, options: LensOptions = {}, job?: { id: string; cacheKey?: string }): Promise<LensResult> {
+  async run(prompt: string, options: LensOptions = {}, job?: { id: string; cacheKey?: string; owner?: string | null }): Promise<LensResult> {
     this.assertCapacity();
     await this.refresh();
     this.assertCapacity();
@@ -91,7 +91,8 @@ export class ClusterScheduler implements LensScheduler {
       const { signal: _s, onLayer: _o, onPosition: _p, onNormed: _n, ...wire } = options;
       this.pendingHere++;
       this.stats.requests++;
-      await this.deps.queue.add('lens', { prompt, options: wire, ...(job?.cacheKey ? { cacheKey: job.cacheKey } : {}) }, {
+      const data: LensJobData = { prompt, options: wire, ...(job?.cacheKey ? { cacheKey: job.cacheKey } : {}), ...(job?.owner ? { owner: job.owner } : {}) };
+      await this.deps.queue.add('lens', data, {
         jobId: id,
         removeOnComplete: { age: 600, count: 1000 },
         removeOnFail: { age: 600, count: 1000 },

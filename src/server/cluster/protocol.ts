@@ -12,6 +12,8 @@ export interface LensJobData {
   options: Omit<LensOptions, 'signal' | 'onLayer' | 'onPosition' | 'onNormed'>;
   /** The identical-request key the result is stored under (computed by the gateway). */
   cacheKey?: string;
+  /** The API key's name that asked for it (stored with the result; only it and admin keys read it). */
+  owner?: string | null;
 }
 
 /** Per-job events on the channel `lensgate:job:<id>`, published by the worker running it. */
