@@ -133,6 +133,8 @@ async function main(): Promise<void> {
       'trusted-only': { type: 'boolean', default: false },
       // Streams are compressed when the client offers it; this turns that off (SSE identity, no deflate).
       'no-compress-streams': { type: 'boolean', default: false },
+      // The old opt-in switch, from when streams were not compressed by default: still accepted.
+      'compress-streams': { type: 'boolean', default: false },
       store: { type: 'string', default: process.env.LENSGATE_STORE ?? './lensgate.db' },
       redis: { type: 'string', default: process.env.LENSGATE_REDIS },
       help: { type: 'boolean', short: 'h' },
