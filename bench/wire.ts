@@ -179,7 +179,10 @@ function wsImpl(deflate: boolean, sockets: Socket[]) {
 /** `stopAfterFirst`: unsubscribe as soon as the first LayerResult arrives (total = that moment). */
 async function wsRun(url: string, query: string, input: unknown, deflate: boolean, stopAfterFirst = false): Promise<{ bytes: number; arrivals: number[]; total: number }> {
   const sockets: Socket[] = [];
-  const client = createClient({ url: url.replace(/^http/, 'ws'), webSocketImpl: wsImpl(deflate, sockets), retryAttempts: 0, lazy: true });
+  // lazyCloseTimeout keeps the socket of the warm-up operation open for the measured one: with the
+  // default (0) the lazy client closed it when the warm-up completed and the lens ran on a second
+  // socket, so the first socket's counter read 0 bytes for the stream.
+  const client = createClient({ url: url.replace(/^http/, 'ws'), webSocketImpl: wsImpl(deflate, sockets), retryAttempts: 0, lazy: true, lazyCloseTimeout: 60_000 });
   // Connect first so the handshake is outside the timings.
   for await (const _ of client.iterate({ query: '{ __typename }' }));
   const before = sockets[0].bytesRead;
@@ -191,6 +194,7 @@ async function wsRun(url: string, query: string, input: unknown, deflate: boolea
     if (stopAfterFirst && arrivals.length) break; // the iterator's return() sends graphql-ws `complete`
   }
   const total = performance.now() - t0;
+  if (sockets.length !== 1) throw new Error(`the stream used ${sockets.length} sockets; bytes would be miscounted`);
   const bytes = sockets[0].bytesRead - before;
   void client.dispose();
   return { bytes, arrivals, total };

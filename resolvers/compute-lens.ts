@@ -3,7 +3,7 @@
 // through the model's queue (here or on cluster workers) and is stored.
 
 import { randomUUID } from 'node:crypto';
-import type { LayerEvent, LensOptions, LensResult } from '../src/lens/types.js';
+import type { LayerEvent, LensOptions, LensPoint, LensReadout, LensResult, PositionEvent } from '../src/lens/types.js';
 import { lensCacheKey } from '../src/lens/cache-key.js';
 import type { GatewayContext } from './context.js';
 import { gatewayError, toGraphQLError } from './errors.js';
@@ -26,12 +26,20 @@ export async function lookupCache(ctx: GatewayContext, req: ValidLensRequest): P
     req.prompt,
     req.options,
   );
-  const found = await ctx.store.findByCacheKey(key);
+  const found = await ctx.store.findByCacheKey(scopedCacheKey(ctx, key));
   // With API keys, another key's result is not this caller's to read: compute its own.
   const hit = found && !visibleTo(ctx, found) ? null : found;
   if (hit) served.cache.hits++;
   else served.cache.misses++;
-  return { key, hit: hit ? { ...hit, cached: true } : null };
+  return { key: scopedCacheKey(ctx, key), hit: hit ? { ...hit, cached: true } : null };
+}
+
+/**
+ * With API keys on, each key has its own cache entries: the store keeps one result per cache key,
+ * so a shared key would let one key's request replace another's entry (and never answer it).
+ */
+function scopedCacheKey(ctx: GatewayContext, key: string): string {
+  return ctx.caller ? `${key}@${ctx.caller.key}` : key;
 }
 
 /** With API keys on, a result is visible to the key that created it and to admin keys only. */
@@ -40,17 +48,44 @@ export function visibleTo(ctx: GatewayContext, stored: StoredResult): boolean {
   return stored.owner === ctx.caller.key;
 }
 
-/** The per-layer events a live run would have sent, rebuilt from a stored result (residual-stream order). */
-export function replayLayerEvents(r: LensResult): LayerEvent[] {
-  const events: LayerEvent[] = [];
+export type ReplayEvent = { kind: 'layer'; event: LayerEvent } | { kind: 'position'; event: PositionEvent };
+
+/**
+ * The events a live run would have sent, rebuilt from a stored result in the live order: per layer
+ * (residual-stream order: attention output, then block output) over the prompt positions; then, for
+ * a generated result, one column per written position and read point (block output first), as the
+ * engine's generation loop sends them.
+ */
+export function replayEvents(r: LensResult): ReplayEvent[] {
+  const promptLen = r.generation ? r.tokens.filter((t) => !t.generated).length : r.tokens.length;
+  const reads: Array<[LensPoint, LensReadout]> = [[r.point, r], ...(r.attention ? [['ATTENTION_OUTPUT', r.attention] as [LensPoint, LensReadout]] : [])];
+  const events: ReplayEvent[] = [];
   r.layers.forEach((layer, index) => {
-    const base = { layer, index, count: r.layers.length };
-    if (r.attention) {
-      events.push({ ...base, point: 'ATTENTION_OUTPUT', topIndices: r.attention.topIndices[index], topProbs: r.attention.topProbs[index] });
+    for (const [point, read] of [...reads].reverse()) {
+      const event = { layer, index, count: r.layers.length, point, topIndices: read.topIndices[index], topProbs: read.topProbs[index] };
+      events.push({ kind: 'layer', event: promptLen < r.tokens.length ? promptRows(event, promptLen) : event });
     }
-    events.push({ ...base, point: r.point, topIndices: r.topIndices[index], topProbs: r.topProbs[index] });
   });
+  for (const token of r.tokens.slice(promptLen)) {
+    const { position } = token;
+    for (const [point, read] of reads) {
+      events.push({
+        kind: 'position',
+        event: {
+          position,
+          token: { ...token, generated: true },
+          point,
+          topIndices: read.topIndices.map((rows) => rows[position]),
+          topProbs: read.topProbs.map((rows) => rows[position]),
+        },
+      });
+    }
+  }
   return events;
+}
+
+function promptRows(e: LayerEvent, promptLen: number): LayerEvent {
+  return { ...e, topIndices: e.topIndices.slice(0, promptLen), topProbs: e.topProbs.slice(0, promptLen) };
 }
 
 /** Answers from the cache when an identical request is stored, else runs the request and stores the result. */
@@ -76,7 +111,7 @@ export async function computeLens(
     result = await scheduler.run(
       req.prompt,
       { ...req.options, signal: extra.signal, onLayer: extra.onLayer, onPosition: extra.onPosition, onNormed: extra.onNormed },
-      { id, client: ctx.client, ...(cache.key ? { cacheKey: cache.key } : {}) },
+      { id, client: ctx.client, owner: ctx.caller?.key ?? null, ...(cache.key ? { cacheKey: cache.key } : {}) },
     );
   } catch (err) {
     throw toGraphQLError(err);

@@ -8,9 +8,10 @@ import type { ComputeDtype, LensErrorCode, LensModel, LensOptions, LensResult, M
 export interface LensQueue {
   /**
    * `job.id` becomes the result id where the queue's workers store results themselves; `job.client`
-   * (a peer address) gets a fair share of the queue, not all of it.
+   * (a peer address) gets a fair share of the queue, not all of it. `job.owner` (the API key's name)
+   * is stored with the result where the queue's workers store it.
    */
-  run(prompt: string, options?: LensOptions, job?: { id: string; cacheKey?: string; client?: string }): Promise<LensResult>;
+  run(prompt: string, options?: LensOptions, job?: { id: string; cacheKey?: string; client?: string; owner?: string | null }): Promise<LensResult>;
   /** Throws OVERLOADED when the queue (or the client's share of it) is full, before any work is started. */
   assertCapacity(client?: string): void;
   /** True when whoever computed a result stored it (a cluster worker): callers read it back. */
@@ -58,6 +59,22 @@ export interface ModelState {
   /** Epoch ms. */
   readonly startedAt: number;
   readonly finishedAt: number | null;
+}
+
+/** A model that serves already (distributed mode, or known only from a stored result): READY with every layer built. */
+export function readyModelState(info: ModelInfo, at = Date.now()): ModelState {
+  return {
+    id: info.id,
+    status: 'READY',
+    info,
+    layersBuilt: info.numLayers,
+    layersTotal: info.numLayers,
+    bytesMapped: 0,
+    bytesTotal: null,
+    error: null,
+    startedAt: at,
+    finishedAt: at,
+  };
 }
 
 export interface ModelSource {

@@ -40,13 +40,13 @@ const USAGE = `usage: npm start -- [--model id=./dir[@OPT[,OPT]] ...] [--port N]
                  [--quantize int8|int4|none] (weight-only quantization of the blocks on CPU, for models that name none)
                  [--lens MODEL_ID=PATH ...]  (a tuned-lens folder or a Jacobian lens file; MODEL_ID:tuned=PATH or
                                               MODEL_ID:jacobian=PATH to name the kind)
-                 [--cors-origin ORIGIN[,ORIGIN...]] [--max-queue N] [--batch-window-ms N] [--compress-streams]
+                 [--cors-origin ORIGIN[,ORIGIN...]] [--max-queue N] [--batch-window-ms N] [--no-compress-streams]
                  [--store FILE|memory] (results and the cache; default ./lensgate.db) [--store-max-mb N]
                  (default 1024 for a file or Redis, 256 in memory) [--result-ttl-s N] (results older than this
                  are RESULT_EXPIRED; default: kept until the size budget evicts them, 3600 in memory)
                  [--redis redis://HOST:PORT] (distributed mode: results in Redis, jobs to workers; --model also runs a worker here)
                  [--max-new-tokens N]   (most tokens one request may generate; default 64)
-                 [--api-keys FILE]   (JSON { "keys": [{ "name", "key" | "sha256", "admin", "requestsPerMinute" }] }: keys required, per-key rate limits, results private to their key)`;
+                 [--api-keys FILE]   (JSON { "keys": [{ "name", "key" | "sha256", "admin", "requestsPerMinute" }] }: keys required, per-key rate limits, results private to their key; with --redis too)`;
 
 function fail(message: string): never {
   console.error(`lensgate: ${message}\n${USAGE}`);
@@ -131,6 +131,9 @@ async function main(): Promise<void> {
       'trusted-documents': { type: 'string' },
       'api-keys': { type: 'string' },
       'trusted-only': { type: 'boolean', default: false },
+      // Streams are compressed when the client offers it; this turns that off (SSE identity, no deflate).
+      'no-compress-streams': { type: 'boolean', default: false },
+      // The old opt-in switch, from when streams were not compressed by default: still accepted.
       'compress-streams': { type: 'boolean', default: false },
       store: { type: 'string', default: process.env.LENSGATE_STORE ?? './lensgate.db' },
       redis: { type: 'string', default: process.env.LENSGATE_REDIS },
@@ -145,6 +148,12 @@ async function main(): Promise<void> {
   if (!['auto', 'cpu', 'cuda'].includes(device)) fail(`--device must be auto, cpu or cuda (got ${device})`);
   const port = Number(values.port ?? process.env.PORT ?? 4000);
   if (!Number.isInteger(port) || port < 0 || port > 65535) fail(`invalid port ${values.port ?? process.env.PORT}`);
+  let apiKeys: ApiKeys | undefined;
+  try {
+    apiKeys = values['api-keys'] ? ApiKeys.load(values['api-keys']) : undefined;
+  } catch (err) {
+    fail(`--api-keys: ${err instanceof Error ? err.message : String(err)}`);
+  }
 
   const maxNewTokens = values['max-new-tokens'] === undefined ? undefined : Number(values['max-new-tokens']);
   if (maxNewTokens !== undefined && !(Number.isInteger(maxNewTokens) && maxNewTokens >= 0)) {
@@ -153,7 +162,7 @@ async function main(): Promise<void> {
 
   const quantize = quantizeFlag(values.quantize);
   let specs = (values.model ?? []).map(parseModelSpec).map((s) => ({ ...s, quantize: s.quantize ?? quantize }));
-  if (values.redis) return serveCluster(values.redis, specs, device, port, values);
+  if (values.redis) return serveCluster(values.redis, specs, device, port, { ...values, apiKeys });
   if (specs.length === 0) {
     if (!existsSync(resolve(DEFAULT_MODEL_DIR, 'config.json'))) {
       fail(`no --model given and the default model is missing at ${DEFAULT_MODEL_DIR} (it is trained by training/)`);
@@ -203,12 +212,6 @@ async function main(): Promise<void> {
     console.log(`lensgate: results stored in ${store.file} (up to ${storeMb ?? 1024} MB${ttlS === undefined ? '' : `, each kept ${ttlS} s`})`);
   }
   const memo: DigestMemo | undefined = store instanceof SqliteResultStore ? store : undefined;
-  let apiKeys: ApiKeys | undefined;
-  try {
-    apiKeys = values['api-keys'] ? ApiKeys.load(values['api-keys']) : undefined;
-  } catch (err) {
-    fail(`--api-keys: ${err instanceof Error ? err.message : String(err)}`);
-  }
   const app = buildApp({
     registry,
     store,
@@ -221,7 +224,7 @@ async function main(): Promise<void> {
     port,
     host: values.host,
     cors: origins ? { origin: origins } : undefined,
-    streamCompression: values['compress-streams'],
+    streamCompression: !values['no-compress-streams'],
     apiKeys,
     logging: 'info',
   });
@@ -301,7 +304,15 @@ async function serveCluster(
   specs: ModelSpec[],
   device: Device,
   port: number,
-  values: { host?: string; 'max-queue'?: string; 'store-max-mb'?: string; 'result-ttl-s'?: string; 'cors-origin'?: string },
+  values: {
+    host?: string;
+    'max-queue'?: string;
+    'store-max-mb'?: string;
+    'result-ttl-s'?: string;
+    'cors-origin'?: string;
+    'no-compress-streams'?: boolean;
+    apiKeys?: ApiKeys;
+  },
 ): Promise<void> {
   try {
     await ping(redisUrl);
@@ -338,6 +349,10 @@ async function serveCluster(
     port,
     host: values.host,
     cors: origins ? { origin: origins } : undefined,
+    streamCompression: !values['no-compress-streams'],
+    // Keys are checked and rate-limited here, at the gateway; jobs carry the key's name to the
+    // workers, which store it as the result's owner.
+    apiKeys: values.apiKeys,
     logging: 'info',
   });
   const { url } = await app.start();

@@ -5,14 +5,22 @@ import { applyTranslators, type TranslatorStack } from './translator.js';
 import type { WeightBinder } from './weights.js';
 
 interface UnembedWeights {
-  /** W [V, D] in row chunks (one chunk unless 16-bit weights are widened per call). */
-  chunks: string[];
+  /** W [V, D] in row (vocabulary) chunks: one unless 16-bit weights are widened per call or folded in pieces. */
+  chunks: Array<{ value: string; from: number; rows: number }>;
   b?: string;
 }
 
+/**
+ * The unembedding widened per call goes in chunks of 8 × CHUNK_BYTES (64 MiB of float32): the head
+ * graph reduces every chunk and merges it into a running state (chunkedUnembed), ~35 nodes per chunk,
+ * so 64 chunks of 16 MiB made session creation 0.2 → 4.9 s on the 1B shape; one 64 MiB chunk is
+ * alive at a time, in the head session only.
+ */
+export const HEAD_CHUNK_SCALE = 8;
+
 /** W [V, D] (torch Linear or tied embedding) and the optional bias, bound once per graph. */
 function unembedWeights({ g, w }: Ctx, plan: ModelPlan, widenOnce = false): UnembedWeights {
-  const chunks = w.bindRowChunks(g, plan.unembed.weight, [plan.vocabSize, plan.hiddenSize], widenOnce).map((c) => c.value);
+  const chunks = w.bindRowChunks(g, plan.unembed.weight, [plan.vocabSize, plan.hiddenSize], widenOnce, HEAD_CHUNK_SCALE);
   return { chunks, b: plan.unembed.bias ? w.bind(g, plan.unembed.bias, [plan.vocabSize]) : undefined };
 }
 
@@ -28,10 +36,10 @@ export function unembed(ctx: Ctx, normed: string, plan: ModelPlan, uw: UnembedWe
   const { g } = ctx;
   const { chunks, b } = uw;
   if (chunks.length > 1) {
-    const logits = g.op('Concat', chunks.map((c) => matMulT(g, normed, c)), { axis: -1 }, 'Unembed');
+    const logits = g.op('Concat', chunks.map((c) => matMulT(g, normed, c.value)), { axis: -1 }, 'Unembed');
     return softcap(g, b ? g.op('Add', [logits, b], undefined, 'UnembedBias') : logits, plan);
   }
-  const W = chunks[0];
+  const W = chunks[0].value;
   if (g.compute === 'float') return softcap(g, g.op('Gemm', b ? [normed, W, b] : [normed, W], { transB: 1 }, 'Unembed'), plan);
   // ORT's CPU Gemm has a float16 kernel ~100× slower than its float32 one, while CPU FusedMatMul runs
   // float16 through float32 casts; on CUDA both are one cuBLAS GEMM.
@@ -119,6 +127,21 @@ export function buildUnembedGraph(plan: ModelPlan, w: WeightBinder, translators:
   const naiveNormed = finalNorm(nHidden);
   const uw = unembedWeights(ctx, plan, opts.widenOnce);
   const rowsOf = (x: string) => g.op('Slice', [g.op('Shape', [x]), g.constInt64([0]), g.constInt64([1])]);
+  if (uw.chunks.length > 1 && g.compute === 'float') {
+    const otherSizes = g.op('Concat', [rowsOf(nHidden), rowsOf(sNormed), rowsOf(sFinal)], { axis: 0 }, 'OtherRowCounts');
+    const other = g.op('Concat', [naiveNormed, sNormed, sFinal], { axis: 0 }, 'OtherRows');
+    const chunked = chunkedUnembed(ctx, plan, uw, normed32, other, k);
+    const [naiveLogits, pLogits, qLogits] = g.node('Split', [chunked.otherLogits, otherSizes], { attrs: { axis: 0 }, outputs: 3 });
+    g.output(normed32, O.normed, 'float', ['rows', D]);
+    g.output(naiveLogits, O.naiveLogits, 'float', ['naive_rows', plan.vocabSize]);
+    g.scoped('stats', () => statsOf(g, pLogits, qLogits, target));
+    // Declared last on purpose: ORT (default execution order) runs the graph as a depth-first walk from
+    // its last output node back, so the chunk-by-chunk head chain runs first (see chunkedUnembed).
+    g.output(chunked.logp, O.topLogProbs, 'double', ['rows', 'k']);
+    g.output(chunked.ids, O.topIds, 'int64', ['rows', 'k']);
+    g.output(chunked.lse, O.lse, 'double', ['rows']);
+    return g.toBytes();
+  }
   const sizes = g.op('Concat', [rowsOf(h), rowsOf(nHidden), rowsOf(sNormed), rowsOf(sFinal)], { axis: 0 }, 'RowCounts');
   const all = g.op('Concat', [normed32, naiveNormed, sNormed, sFinal], { axis: 0 }, 'AllRows');
   const [logits, naiveLogits, pLogits, qLogits] = g.node('Split', [unembed(ctx, all, plan, uw), sizes], { attrs: { axis: 0 }, outputs: 4 });
@@ -142,6 +165,88 @@ export function buildUnembedGraph(plan: ModelPlan, w: WeightBinder, translators:
   g.output(naiveLogits, O.naiveLogits, 'float', ['naive_rows', plan.vocabSize]);
   g.scoped('stats', () => statsOf(g, pLogits, qLogits, target));
   return g.toBytes();
+}
+
+/**
+ * The unembedding read in vocabulary chunks (a 16-bit [V, D] widened per call, or its float32 copy folded
+ * in pieces) without ever forming the lens head's [N, V] logits: each chunk's logits [N, Vc] are reduced
+ * at once to their max, Σ exp(z − max) in float64 and their top-k, and merged into the running state of
+ * the chunks before (max, sum rescaled in float64, top-k of the union). The sums are over the same
+ * float32 terms as logSumExp's, so the result is as exact; ties still go to the lower id (earlier
+ * chunks come first in every merge). Stats and naive rows (`other`), which need whole rows, share each
+ * chunk's MatMul and are joined along V.
+ *
+ *   head ‖ other ─ MatMul(W_c) ─ Split ─ head [N, Vc]: max, Σexp, top-k ─ merge ─ state_c [N, 2 + 2k]
+ *                                     └─ other [R, Vc] ─ Concat over c ─ [R, V]
+ *
+ * The state is packed into one float64 tensor (max, sum, top values, top ids) so that every consumer
+ * of chunk c's logits is inside state_c's subgraph; chunk c's own nodes are emitted before the merge
+ * that reads state_{c-1}. ORT's default order is a depth-first walk that takes a node's
+ * highest-index input first, so it finishes state_{c-1} before starting chunk c: one widened chunk
+ * and one [N, Vc] block are alive at a time, not [N, V] (measured in docs/engineering-notes.md).
+ */
+function chunkedUnembed(
+  ctx: Ctx,
+  plan: ModelPlan,
+  uw: UnembedWeights,
+  head: string,
+  other: string,
+  k: string,
+): { logp: string; ids: string; lse: string; otherLogits: string } {
+  const { g } = ctx;
+  const axis1 = g.constInt64([1]);
+  const rowsOf = (x: string) => g.op('Slice', [g.op('Shape', [x]), g.constInt64([0]), g.constInt64([1])]);
+  const split = g.op('Concat', [rowsOf(head), rowsOf(other)], { axis: 0 }, 'HeadOtherRows');
+  const all = g.op('Concat', [head, other], { axis: 0 }, 'HeadOtherConcat');
+  const toDouble = (x: string) => g.op('Cast', [x], { to: DOUBLE });
+  const cols = (x: string, from: string, to: string) => g.op('Slice', [x, from, to, axis1]);
+  const plus = (x: string, n: number) => g.op('Add', [x, g.constInt64([n])]);
+  /** Columns of a packed state holding kk entries: [max | sum | kk values | kk ids]. */
+  const unpack = (state: string, kk: string) => ({
+    m: cols(state, g.constInt64([0]), g.constInt64([1])),
+    s: cols(state, g.constInt64([1]), g.constInt64([2])),
+    v: cols(state, g.constInt64([2]), plus(kk, 2)),
+    id: cols(state, plus(kk, 2), g.op('Add', [g.op('Add', [kk, kk]), g.constInt64([2])])),
+  });
+  const others: string[] = [];
+  let state = '';
+  for (const c of uw.chunks) {
+    const chunk = g.scoped(`chunk_${c.from}`, () => {
+      let z = matMulT(g, all, c.value);
+      if (uw.b) z = g.op('Add', [z, g.op('Slice', [uw.b, g.constInt64([c.from]), g.constInt64([c.from + c.rows]), g.constInt64([0])])]);
+      z = softcap(g, z, plan);
+      const [zh, zo] = g.node('Split', [z, split], { attrs: { axis: 0 }, outputs: 2 });
+      others.push(zo);
+      const m32 = g.op('ReduceMax', [zh, axis1], { keepdims: 1 });
+      const s = g.op('ReduceSum', [toDouble(g.op('Exp', [g.op('Sub', [zh, m32])])), axis1], { keepdims: 1 });
+      const kc = g.op('Min', [k, g.constInt64([c.rows])]);
+      const [v, at] = g.node('TopK', [zh, kc], { attrs: { axis: -1, largest: 1, sorted: 1 }, outputs: 2 });
+      return { m: toDouble(m32), s, v: toDouble(v), id: toDouble(c.from ? g.op('Add', [at, g.constInt64([c.from])]) : at) };
+    });
+    if (!state) {
+      state = g.op('Concat', [chunk.m, chunk.s, chunk.v, chunk.id], { axis: 1 }, 'State');
+      continue;
+    }
+    state = g.scoped(`merge_${c.from}`, () => {
+      const prev = unpack(state, g.op('Min', [k, g.constInt64([c.from])]));
+      const m = g.op('Max', [prev.m, chunk.m]);
+      const rescale = (x: string, mx: string) => g.op('Mul', [x, g.op('Exp', [g.op('Sub', [mx, m])])]);
+      const s = g.op('Add', [rescale(prev.s, prev.m), rescale(chunk.s, chunk.m)]);
+      const kk = g.op('Min', [k, g.constInt64([c.from + c.rows])]);
+      const [v, at] = g.node('TopK', [g.op('Concat', [prev.v, chunk.v], { axis: 1 }), kk], { attrs: { axis: -1, largest: 1, sorted: 1 }, outputs: 2 });
+      const id = g.op('GatherElements', [g.op('Concat', [prev.id, chunk.id], { axis: 1 }), at], { axis: 1 });
+      return g.op('Concat', [m, s, v, id], { axis: 1 }, 'State');
+    });
+  }
+  const last = uw.chunks[uw.chunks.length - 1];
+  const fin = unpack(state, g.op('Min', [k, g.constInt64([last.from + last.rows])]));
+  const lseCol = g.op('Add', [fin.m, g.op('Log', [fin.s])]);
+  return {
+    logp: g.op('Sub', [fin.v, lseCol], undefined, 'TopLogProbs'),
+    ids: g.op('Cast', [fin.id], { to: 7 }),
+    lse: g.op('Squeeze', [lseCol, axis1]),
+    otherLogits: g.op('Concat', others, { axis: -1 }, 'OtherLogits'),
+  };
 }
 
 /**
@@ -189,7 +294,7 @@ function rescore(
   const { g } = ctx;
   const kc = g.op('Min', [g.op('Add', [k, g.constInt64([RESCORE_MARGIN])]), g.constInt64([plan.vocabSize])]);
   const [cand16, cand] = g.node('TopK', [logits, kc], { attrs: { axis: -1, largest: 1, sorted: 1 }, outputs: 2 });
-  const rows = g.toFloat32(g.op('Gather', [uw.chunks[0], cand], { axis: 0 }, 'GatherRows'));
+  const rows = g.toFloat32(g.op('Gather', [uw.chunks[0].value, cand], { axis: 0 }, 'GatherRows'));
   const axis2 = g.constInt64([2]);
   let exact = g.op('ReduceSum', [g.op('Mul', [rows, g.op('Unsqueeze', [normed32, g.constInt64([1])])]), axis2], { keepdims: 0 }, 'Dot');
   if (uw.b) exact = g.op('Add', [exact, g.toFloat32(g.op('Gather', [uw.b, cand], { axis: 0 }, 'GatherBias'))], undefined, 'Bias');

@@ -76,14 +76,15 @@ export class WeightBinder {
    * a contiguous byte range of the file, so each chunk's float32 copy dies right after the MatMul
    * that reads it and the session's arena reuses one small buffer (see CHUNK_BYTES). `widenOnce`:
    * for a session that folds the Casts (a float32 copy it keeps), in pieces small enough to fold.
+   * `scale`: chunks this many times CHUNK_BYTES (the unembedding's, see HEAD_CHUNK_SCALE in graph/head.ts).
    */
-  bindRowChunks(g: GraphBuilder, name: string, shape: number[], widenOnce = false): Array<{ value: string; from: number; rows: number }> {
+  bindRowChunks(g: GraphBuilder, name: string, shape: number[], widenOnce = false, scale = 1): Array<{ value: string; from: number; rows: number }> {
     const t = this.tensor(name, shape);
     if (!this.widensPerCall(t)) return [{ value: this.bind(g, name, shape), from: 0, rows: t.shape[0] }];
     const width = t.shape.slice(1).reduce((a, d) => a * d, 1);
     const per = widenOnce
       ? Math.max(1, Math.floor(FOLD_CHUNK_BYTES / (4 * width)))
-      : Math.max(1, Math.floor(this.chunkBytes / (4 * width)), Math.ceil(t.shape[0] / MAX_CHUNKS));
+      : Math.max(1, Math.floor((scale * this.chunkBytes) / (4 * width)), Math.ceil(t.shape[0] / MAX_CHUNKS));
     const out: Array<{ value: string; from: number; rows: number }> = [];
     for (let from = 0; from < t.shape[0]; from += per) {
       const rows = Math.min(per, t.shape[0] - from);

@@ -89,29 +89,60 @@ export function setCaller(req: IncomingMessage, caller: Caller): void {
   (req as IncomingMessage & { lensgateCaller?: Caller }).lensgateCaller = caller;
 }
 
-export function refuse(res: ServerResponse, status: number, code: string, message: string, headers: Record<string, string> = {}): void {
-  res.writeHead(status, { 'content-type': 'application/json', ...headers });
-  res.end(JSON.stringify({ errors: [{ message, extensions: { code } }] }));
+/** The error a refused request carries (RATE_LIMITED also says when to retry, in seconds). */
+export function keyError(code: 'UNAUTHENTICATED' | 'FORBIDDEN' | 'RATE_LIMITED', message: string, retryAfter?: number) {
+  return { message, extensions: retryAfter === undefined ? { code } : { code, retryAfter } };
 }
 
-/** Keys on the GraphQL endpoint (HTTP and SSE) and /metrics (admin only); /health, /ready and the viewer's files stay open. */
+type Wire = 'json' | 'sse' | 'multipart';
+
+/** The response format the client asked for first (as yoga picks it): JSON unless a stream comes first. */
+export function wireOf(req: IncomingMessage): Wire {
+  for (const part of String(req.headers.accept ?? '').split(',')) {
+    const type = part.split(';')[0].trim().toLowerCase();
+    if (type === 'text/event-stream') return 'sse';
+    if (type === 'multipart/mixed') return 'multipart';
+    if (type === 'application/json' || type === 'application/graphql-response+json' || type === '*/*') return 'json';
+  }
+  return 'json';
+}
+
+/**
+ * Answers a refused GraphQL request in the format it asked for, as yoga answers any request error:
+ * JSON with the HTTP status; multipart with the status and the error as its one part; SSE with
+ * 200, the error as the one `next` event, then `complete` — graphql-sse's client reads a non-2xx
+ * answer as a bare network error, and from the event it gets the coded error. The status's own
+ * headers (WWW-Authenticate, Retry-After) go with every format.
+ */
+export function refuse(req: IncomingMessage, res: ServerResponse, status: number, error: ReturnType<typeof keyError>, headers: Record<string, string> = {}): void {
+  req.resume();
+  const body = JSON.stringify({ errors: [error] });
+  const wire = wireOf(req);
+  if (wire === 'sse') {
+    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', ...headers });
+    res.end(`event: next\ndata: ${body}\n\nevent: complete\ndata:\n\n`);
+  } else if (wire === 'multipart') {
+    res.writeHead(status, { 'content-type': 'multipart/mixed; boundary="-"', ...headers });
+    res.end(`\r\n---\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}\r\n-----\r\n`);
+  } else {
+    res.writeHead(status, { 'content-type': 'application/json', ...headers });
+    res.end(body);
+  }
+}
+
+/** Keys on the GraphQL endpoint (HTTP, SSE, multipart) and /metrics (admin only); /health, /ready and the viewer's files stay open. */
 export function withApiKeys(keys: ApiKeys, graphqlPath: string, next: NodeHandler): NodeHandler {
   return (req, res) => {
     const path = (req.url ?? '').split('?')[0];
     if ((path !== graphqlPath && path !== '/metrics') || req.method === 'OPTIONS') return next(req, res);
     const caller = keys.authenticate(tokenFromHeaders(req.headers));
     if (!caller) {
-      req.resume();
-      return refuse(res, 401, 'UNAUTHENTICATED', 'An API key is required: Authorization: Bearer KEY or X-Api-Key: KEY', { 'www-authenticate': 'Bearer' });
+      return refuse(req, res, 401, keyError('UNAUTHENTICATED', 'An API key is required: Authorization: Bearer KEY or X-Api-Key: KEY'), { 'www-authenticate': 'Bearer' });
     }
-    if (path === '/metrics' && !caller.admin) {
-      req.resume();
-      return refuse(res, 403, 'FORBIDDEN', 'Metrics need an admin key');
-    }
+    if (path === '/metrics' && !caller.admin) return refuse(req, res, 403, keyError('FORBIDDEN', 'Metrics need an admin key'));
     const wait = keys.take(caller);
     if (wait > 0) {
-      req.resume();
-      return refuse(res, 429, 'RATE_LIMITED', `Key "${caller.key}" is over its request rate; retry in ${wait} s`, { 'retry-after': String(wait) });
+      return refuse(req, res, 429, keyError('RATE_LIMITED', `Key "${caller.key}" is over its request rate; retry in ${wait} s`, wait), { 'retry-after': String(wait) });
     }
     setCaller(req, caller);
     next(req, res);

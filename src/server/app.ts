@@ -63,8 +63,8 @@ export interface AppOptions {
   /** gzip whole JSON responses when the client accepts it (default true). */
   compression?: boolean;
   /**
-   * Also compress streams: SSE/multipart gzip flushed after every event, permessage-deflate on
-   * graphql-ws (default false: see docs/wire-format.md, cancellation took longer with it under load).
+   * Also compress streams when the client offers it: SSE/multipart gzip flushed after every event,
+   * permessage-deflate on graphql-ws (default true; docs/wire-format.md has the measurements).
    */
   streamCompression?: boolean;
   /** Persisted operations (see trusted-documents.ts); enforced on HTTP and graphql-ws alike. */
@@ -147,7 +147,7 @@ export function buildApp(options: AppOptions): App {
       }),
       ...(options.trustedDocuments ? [useTrustedDocuments(options.trustedDocuments)] : []),
       useJsonInTurns(),
-      ...(options.compression === false ? [] : [useCompression({ streams: options.streamCompression === true })]),
+      ...(options.compression === false ? [] : [useCompression({ streams: options.streamCompression !== false })]),
       ...(options.metrics === false ? [] : [useLensMetrics(registry, options.store, knownOperations(options))]),
       ...(options.plugins ?? []),
     ],
@@ -179,7 +179,7 @@ export function buildApp(options: AppOptions): App {
     maxOperationsPerSocket: options.maxOperationsPerSocket,
     streams,
     apiKeys: options.apiKeys,
-    compression: options.streamCompression === true,
+    compression: options.streamCompression !== false,
   });
   let stopping: Promise<void> | null = null;
 

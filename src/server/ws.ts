@@ -9,7 +9,7 @@ import { WebSocketServer } from 'ws';
 import type { YogaServerInstance } from 'graphql-yoga';
 import { originAllowed } from './origin.js';
 import { StreamCounts } from './stream-caps.js';
-import { setCaller, tokenFromHeaders, type ApiKeys } from './api-keys.js';
+import { callerOf, keyError, setCaller, tokenFromHeaders, type ApiKeys } from './api-keys.js';
 import { resolveDocument, type TrustedDocumentsOptions } from './trusted-documents.js';
 
 interface EnvelopedRoot {
@@ -31,7 +31,7 @@ export interface WsOptions {
   maxOperationsPerAddress?: number;
   /** Shared with the SSE cap: the address's streamed HTTP responses count toward maxOperationsPerAddress too. */
   streams?: StreamCounts;
-  /** With keys on, a socket needs one (connection_init { apiKey } or the upgrade's headers); each operation is rate-limited. */
+  /** With keys on, each operation needs one (connection_init { apiKey } or the upgrade's headers) and is rate-limited. */
   apiKeys?: ApiKeys;
 }
 
@@ -39,6 +39,10 @@ interface SocketContext {
   subscriptions: Record<string, unknown>;
   connectionParams?: Readonly<Record<string, unknown>>;
   extra: { request: IncomingMessage; socket: { readyState: number; send(data: string): void; close(code: number, reason: string): void } };
+}
+
+function keyErrorArgs(e: ReturnType<typeof keyError>): [string, { extensions: Record<string, unknown> }] {
+  return [e.message, { extensions: e.extensions }];
 }
 
 function unavailable(): GraphQLError {
@@ -91,14 +95,12 @@ export function attachGraphQLWs(
       subscribe: (args) => (args.rootValue as EnvelopedRoot).subscribe(args) as never,
       onConnect: (ctx) => {
         if (options.apiKeys) {
+          // A socket without a valid key is acknowledged, and each of its operations is answered
+          // with UNAUTHENTICATED: clients get a coded GraphQL error for the operation they sent
+          // rather than a closed socket (a close event, retried or reported as a network error).
           const param = ctx.connectionParams?.apiKey;
           const caller = options.apiKeys.authenticate(typeof param === 'string' ? param : tokenFromHeaders(ctx.extra.request.headers));
-          if (!caller) {
-            // 4401 rather than graphql-ws's generic 4403: the reason names the code clients look for.
-            ctx.extra.socket.close(4401, 'UNAUTHENTICATED: connection_init needs { apiKey }');
-            return false;
-          }
-          setCaller(ctx.extra.request, caller);
+          if (caller) setCaller(ctx.extra.request, caller);
         }
         const key = address(ctx);
         byAddress.set(key, (byAddress.get(key) ?? new Set()).add(ctx));
@@ -111,10 +113,11 @@ export function attachGraphQLWs(
       },
       onSubscribe: async (ctx, _id, payload) => {
         if (draining) return [unavailable()];
-        const caller = (ctx.extra.request as IncomingMessage & { lensgateCaller?: { key: string; admin: boolean } }).lensgateCaller;
-        if (options.apiKeys && caller) {
+        if (options.apiKeys) {
+          const caller = callerOf(ctx.extra.request);
+          if (!caller) return [new GraphQLError(...keyErrorArgs(keyError('UNAUTHENTICATED', 'An API key is required: connection_init { "apiKey": KEY }, or Authorization: Bearer KEY on the upgrade')))];
           const wait = options.apiKeys.take(caller);
-          if (wait > 0) return [new GraphQLError(`Key "${caller.key}" is over its request rate; retry in ${wait} s`, { extensions: { code: 'RATE_LIMITED' } })];
+          if (wait > 0) return [new GraphQLError(...keyErrorArgs(keyError('RATE_LIMITED', `Key "${caller.key}" is over its request rate; retry in ${wait} s`, wait)))];
         }
         if (running(ctx) > perSocket) return [tooMany(`This socket already runs ${perSocket} operations; complete one first`)];
         if (streams.total(address(ctx)) > perAddress) {
@@ -158,6 +161,18 @@ export function attachGraphQLWs(
     },
     wss,
   );
+  // graphql-ws logs every socket 'error' as an internal error and closes 4500. The errors ws emits
+  // itself (code WS_ERR_*: a message over maxPayload, a bad frame, invalid UTF-8) are the client's:
+  // ws has already closed the socket with the fitting code (1009, 1002, 1007), so they are not
+  // logged. Registered after useServer's listener, so this replaces the one it just added.
+  wss.on('connection', (socket) => {
+    const theirs = socket.listeners('error');
+    socket.removeAllListeners('error');
+    socket.on('error', (err: Error & { code?: string }) => {
+      if (typeof err.code === 'string' && err.code.startsWith('WS_ERR_')) return;
+      for (const listener of theirs) (listener as (e: Error) => void).call(socket, err);
+    });
+  });
   const contexts = () => [...byAddress.values()].flatMap((set) => [...set]);
   return {
     wss,

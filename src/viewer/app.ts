@@ -4,10 +4,11 @@
 
 import { showError } from './run-panel.js';
 import { findElements } from './dom.js';
+import { storedApiKey } from './api-key.js';
 import { httpTransport } from './transport.js';
 import { createViewer } from './viewer.js';
 
-const viewer = createViewer(document.body, httpTransport('/graphql'));
+const viewer = createViewer(document.body, httpTransport('/graphql', { apiKey: storedApiKey }));
 viewer.start().catch((err: unknown) => {
   showError(findElements(document.body), err);
   document.body.dataset.state = 'error';

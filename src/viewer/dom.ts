@@ -31,6 +31,8 @@ export function findElements(root: ParentNode) {
     form: get<HTMLFormElement>('controls'),
     model: get<HTMLSelectElement>('model'),
     modelInfo: get('model-info'),
+    subtitle: get('subtitle'),
+    heatmapTitle: get('heatmap-title'),
     prompt: get<HTMLTextAreaElement>('prompt'),
     run: get<HTMLButtonElement>('run'),
     stop: get<HTMLButtonElement>('stop'),
@@ -57,6 +59,7 @@ export function findElements(root: ParentNode) {
     pinsEmpty: get('pins-empty'),
     timings: get('timings'),
     exportBtn: get<HTMLButtonElement>('export'),
+    apiKey: get<HTMLInputElement>('api-key'),
     deviceNote: get('device-note'),
   };
 }

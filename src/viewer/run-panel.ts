@@ -48,14 +48,39 @@ export function renderModelInfo(ui: Elements, m: Model | undefined): void {
   ui.deviceNote.hidden = !m.deviceNote;
 }
 
+/** What to tell the user about an API-key refusal, before the server's own message; null for other errors. */
+export function keyAdvice(err: GatewayError): string | null {
+  switch (err.code) {
+    case 'UNAUTHENTICATED':
+      return 'This server needs an API key: enter yours in the API key field of the Run panel (kept for this browser session only).';
+    case 'FORBIDDEN':
+      return 'Your API key is not allowed to do this.';
+    case 'RATE_LIMITED':
+      return `Your API key is over its request rate${err.retryAfter ? `: retry in ${err.retryAfter} s` : '; retry in a moment'}.`;
+    default:
+      return null;
+  }
+}
+
 export function showError(ui: Elements, err: unknown): void {
   const code = err instanceof GatewayError ? err.code : 'ERROR';
   const message = err instanceof Error ? err.message : String(err);
+  const advice = err instanceof GatewayError ? keyAdvice(err) : null;
   const c = document.createElement('code');
   c.textContent = code;
-  ui.error.replaceChildren(c, document.createTextNode(message));
+  const nodes: Node[] = [c];
+  if (advice) {
+    const strong = document.createElement('strong');
+    strong.textContent = advice;
+    nodes.push(strong, document.createTextNode(` (${message})`));
+  } else nodes.push(document.createTextNode(message));
+  ui.error.replaceChildren(...nodes);
   ui.error.dataset.code = code;
   ui.error.hidden = false;
+  // A key that is missing or unknown: the field says so, and the cursor goes there.
+  const keyWrong = code === 'UNAUTHENTICATED';
+  ui.apiKey.setAttribute('aria-invalid', String(keyWrong));
+  if (keyWrong) ui.apiKey.focus();
 }
 
 export function clearError(ui: Elements): void {

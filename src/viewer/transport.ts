@@ -8,7 +8,8 @@ import { createClient, NetworkError } from 'graphql-sse';
 
 export interface GqlError {
   message: string;
-  extensions?: { code?: string };
+  /** `retryAfter`: seconds, on RATE_LIMITED. */
+  extensions?: { code?: string; retryAfter?: number };
 }
 
 export interface GqlResult<R> {
@@ -21,6 +22,8 @@ export class GatewayError extends Error {
   constructor(
     readonly code: string,
     message: string,
+    /** Seconds to wait before retrying (RATE_LIMITED), when the server said. */
+    readonly retryAfter?: number,
   ) {
     super(message);
   }
@@ -28,7 +31,8 @@ export class GatewayError extends Error {
   static from(errors: readonly GqlError[]): GatewayError {
     const first = errors[0];
     const more = errors.length > 1 ? ` (+${errors.length - 1} more)` : '';
-    return new GatewayError(first.extensions?.code ?? 'ERROR', first.message + more);
+    const retry = first.extensions?.retryAfter;
+    return new GatewayError(first.extensions?.code ?? 'ERROR', first.message + more, typeof retry === 'number' ? retry : undefined);
   }
 }
 
@@ -74,15 +78,27 @@ function networkError(err: unknown): GatewayError {
   return new GatewayError('NETWORK', `Could not reach the gateway: ${err instanceof Error ? err.message : String(err)}`);
 }
 
-export function httpTransport(endpoint = '/graphql'): Transport {
-  const sse = createClient({ url: endpoint, singleConnection: false, retryAttempts: 0 });
+export interface TransportOptions {
+  /**
+   * The API key to send (servers started with --api-keys), read before every request and stream:
+   * sent as `Authorization: Bearer KEY`, the header the gateway accepts on HTTP and SSE alike.
+   */
+  apiKey?: () => string | null;
+}
+
+export function httpTransport(endpoint = '/graphql', options: TransportOptions = {}): Transport {
+  const auth = (): Record<string, string> => {
+    const key = options.apiKey?.();
+    return key ? { authorization: `Bearer ${key}` } : {};
+  };
+  const sse = createClient({ url: endpoint, singleConnection: false, retryAttempts: 0, headers: auth });
 
   async function query<R, V>(doc: TypedDocumentNode<R, V>, variables: V, signal?: AbortSignal): Promise<R> {
     let res: Response;
     try {
       res = await fetch(endpoint, {
         method: 'POST',
-        headers: { 'content-type': 'application/json', accept: 'application/graphql-response+json, application/json' },
+        headers: { 'content-type': 'application/json', accept: 'application/graphql-response+json, application/json', ...auth() },
         body: JSON.stringify(request(doc, variables)),
         signal,
       });

@@ -3,7 +3,11 @@
 // job finishes on the other worker holding the model (each layer sent once); with no worker left
 // the client gets UNAVAILABLE; results survive a gateway restart and are shared between gateways.
 
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Queue } from 'bullmq';
+import { createClient as createSseClient } from 'graphql-sse';
 import { print, type FormattedExecutionResult } from 'graphql';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
@@ -14,7 +18,7 @@ import {
   ModelPlacementsDocument,
   type LensLayersSubscription,
 } from '../../src/client/graphql.js';
-import { queueName } from '../../src/server/cluster/redis.js';
+import { keys, queueName } from '../../src/server/cluster/redis.js';
 import { makeCheckpoint, RECIPES } from '../helpers/fixtures.js';
 import { noRedisReason, redisAvailable, startTestRedis, type TestRedis } from '../helpers/redis.js';
 import { http, sseClient } from '../server/harness.js';
@@ -119,6 +123,71 @@ run(`distributed mode (${redisAvailable ? 'redis' : noRedisReason})`, () => {
     expect(again.data!.lens.cached).toBe(true);
     expect(again.data!.lens.id).toBe(done.result.id);
   });
+
+  test('API keys in distributed mode: jobs carry their key to the worker, results belong to it, the cache is per key, limits per key at the gateway', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'lensgate-cluster-keys-'));
+    const file = join(dir, 'keys.json');
+    writeFileSync(
+      file,
+      JSON.stringify({
+        keys: [
+          { name: 'alice', key: 'alice-secret', requestsPerMinute: 600 },
+          { name: 'bob', key: 'bob-secret', requestsPerMinute: 600 },
+          { name: 'ops', key: 'ops-secret', admin: true, requestsPerMinute: 600 },
+          { name: 'slow', key: 'slow-secret', requestsPerMinute: 2 },
+        ],
+      }),
+    );
+    const gw = await startServer(['--redis', redis.url, '--api-keys', file]);
+    children.push(gw);
+    const as = (key: string) => ({ headers: { authorization: `Bearer ${key}` } });
+    const input = { model: 'tiny', prompt: 'Keys in the cluster' };
+    try {
+      const anonymous = await http(gw.url, LensDocument, { input });
+      expect(anonymous.status).toBe(401);
+      expect(anonymous.errors?.[0].extensions?.code).toBe('UNAUTHENTICATED');
+
+      // Alice streams it over SSE (computed on a worker, which stores the result with her as owner).
+      const client = createSseClient({ url: gw.url, retryAttempts: 0, headers: as('alice-secret').headers });
+      const events: Event[] = [];
+      for await (const r of client.iterate<LensLayersSubscription>({ query: print(LensLayersDocument), variables: { input } })) {
+        expect(r.errors).toBeUndefined();
+        events.push((r.data as LensLayersSubscription).lensLayers);
+      }
+      client.dispose();
+      const done = events.at(-1) as Extract<Event, { __typename: 'LensCompleted' }>;
+      const id = done.result.id;
+      const conn = new Redis(redis.url);
+      const stored = JSON.parse((await conn.get(keys.result(id)))!) as { owner: string };
+      conn.disconnect();
+      expect(stored.owner).toBe('alice');
+
+      const read = (key: string) => http(gw.url, LensResultByIdDocument, { id }, as(key));
+      expect((await read('alice-secret')).data?.lensResult?.id).toBe(id);
+      expect((await read('ops-secret')).data?.lensResult?.id).toBe(id);
+      const bob = await read('bob-secret');
+      expect(bob.errors?.[0].extensions?.code).toBe('FORBIDDEN');
+      expect(JSON.stringify(bob)).not.toContain('Keys in the cluster');
+
+      // The identical request: cached for alice, computed anew for bob (and then cached for him).
+      const againAlice = await http(gw.url, LensDocument, { input }, as('alice-secret'));
+      expect(againAlice.data?.lens).toMatchObject({ id, cached: true });
+      const bobRun = await http(gw.url, LensDocument, { input }, as('bob-secret'));
+      expect(bobRun.data?.lens.cached).toBe(false);
+      expect(bobRun.data?.lens.id).not.toBe(id);
+      expect((await http(gw.url, LensDocument, { input }, as('bob-secret'))).data?.lens).toMatchObject({ id: bobRun.data?.lens.id, cached: true });
+      expect((await http(gw.url, LensDocument, { input }, as('alice-secret'))).data?.lens).toMatchObject({ id, cached: true });
+
+      // Rate limits per key: slow gets two requests a minute, the others are not affected.
+      const codes: Array<string | undefined> = [];
+      for (let i = 0; i < 3; i++) codes.push((await http(gw.url, ModelPlacementsDocument, undefined, as('slow-secret'))).errors?.[0].extensions?.code as string | undefined);
+      expect(codes).toEqual([undefined, undefined, 'RATE_LIMITED']);
+      expect((await http(gw.url, ModelPlacementsDocument, undefined, as('alice-secret'))).errors).toBeUndefined();
+    } finally {
+      await gw.kill('SIGTERM');
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 180_000);
 
   test('cancelling a queued job removes it from the queue: no worker runs it', async () => {
     // w4 runs one job at a time: while job A runs, job B waits in the queue.

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import WebSocket from 'ws';
+import { createClient as createSseClient, NetworkError } from 'graphql-sse';
 import type { LensModel } from '../../src/lens/types.js';
 import { ApiKeys } from '../../src/server/api-keys.js';
 import { startGateway, wsClient, type Gateway } from '../server/harness.js';
@@ -47,15 +48,15 @@ async function post(query: string, headers: Record<string, string> = {}, accept 
 }
 const lens = '{ lens(input: {model: "gpt2-tiny", prompt: "The capital of France is"}) { id } }';
 
-test('no key or an unknown key: 401 UNAUTHENTICATED on HTTP and SSE; /health stays open', async () => {
+test('no key or an unknown key: 401 UNAUTHENTICATED on HTTP (on SSE the one event of the stream); /health stays open', async () => {
   for (const headers of [{}, { authorization: 'Bearer nope' }, { 'x-api-key': 'nope' }] as Array<Record<string, string>>) {
     const r = await post('{ models { id } }', headers);
     expect(r.status).toBe(401);
     expect(r.body.errors?.[0].extensions?.code).toBe('UNAUTHENTICATED');
   }
   const sse = await post('{ models { id } }', {}, 'text/event-stream');
-  expect(sse.status).toBe(401);
-  expect(sse.text).toMatch(/UNAUTHENTICATED/);
+  expect(sse.status).toBe(200);
+  expect(sse.text).toMatch(/^event: next\ndata: .*UNAUTHENTICATED/);
   expect((await fetch(new URL('/health', gw.url))).status).toBe(200);
   expect((await post('{ models { id } }', { authorization: 'Bearer alice-secret' })).body.data?.models).toBeTruthy();
   expect((await post('{ models { id } }', { 'x-api-key': 'bob-secret' })).body.data?.models).toBeTruthy();
@@ -102,13 +103,20 @@ test('each key has its own rate limit: RATE_LIMITED with Retry-After, other keys
   expect((await post('{ models { id } }', { 'x-api-key': 'alice-secret' })).status).toBe(200);
 });
 
-test('graphql-ws: a socket without a valid key is closed 4401; with one (connection_init apiKey) it works', async () => {
-  const closeCode = await new Promise<number>((resolve) => {
-    const ws = new WebSocket(gw.wsUrl, 'graphql-transport-ws');
-    ws.once('open', () => ws.send(JSON.stringify({ type: 'connection_init', payload: { apiKey: 'nope' } })));
-    ws.once('close', (code) => resolve(code));
-  });
-  expect(closeCode).toBe(4401);
+test('graphql-ws: without a valid key each operation gets a coded UNAUTHENTICATED error (the socket stays up); with one (connection_init apiKey) it works', async () => {
+  // graphql-ws's own client: the operation fails with the GraphQL errors, not a close event.
+  for (const connectionParams of [{}, { apiKey: 'nope' }]) {
+    const bad = wsClient(gw.wsUrl, { connectionParams });
+    try {
+      const err = await new Promise<unknown>((resolve, reject) => {
+        bad.subscribe({ query: '{ models { id } }' }, { next: () => reject(new Error('got data without a key')), error: resolve, complete: () => reject(new Error('completed without a key')) });
+      });
+      expect(Array.isArray(err)).toBe(true);
+      expect((err as Array<{ extensions?: { code?: string } }>)[0].extensions?.code).toBe('UNAUTHENTICATED');
+    } finally {
+      await bad.dispose();
+    }
+  }
   const client = wsClient(gw.wsUrl, { connectionParams: { apiKey: 'alice-secret' } });
   try {
     const r = await new Promise<unknown>((resolve, reject) => {
@@ -118,4 +126,68 @@ test('graphql-ws: a socket without a valid key is closed 4401; with one (connect
   } finally {
     await client.dispose();
   }
+  // The key may also come as a header on the upgrade request.
+  const viaHeader = wsClient(gw.wsUrl, {
+    webSocketImpl: class extends WebSocket {
+      constructor(url: string, protocols?: string | string[]) {
+        super(url, protocols, { headers: { 'x-api-key': 'bob-secret' } });
+      }
+    },
+  });
+  try {
+    const r = await new Promise<unknown>((resolve, reject) => viaHeader.subscribe({ query: '{ models { id } }' }, { next: resolve, error: reject, complete: () => undefined }));
+    expect(JSON.stringify(r)).toMatch(/gpt2-tiny/);
+  } finally {
+    await viaHeader.dispose();
+  }
+});
+
+test('graphql-sse: no key or a bad key is a coded UNAUTHENTICATED error from its own client, not a NetworkError', async () => {
+  for (const headers of [{}, { authorization: 'Bearer nope' }] as Array<Record<string, string>>) {
+    const client = createSseClient({ url: gw.url, retryAttempts: 0, headers });
+    try {
+      const err = await new Promise<unknown>((resolve, reject) => {
+        client.subscribe({ query: 'subscription { modelStatus { id } }' }, { next: resolve, error: reject, complete: () => reject(new Error('completed')) });
+      }).catch((e: unknown) => e);
+      expect(err).not.toBeInstanceOf(NetworkError);
+      expect((err as { errors?: Array<{ extensions?: { code?: string } }> }).errors?.[0].extensions?.code).toBe('UNAUTHENTICATED');
+    } finally {
+      client.dispose();
+    }
+  }
+  const ok = createSseClient({ url: gw.url, retryAttempts: 0, headers: { authorization: 'Bearer alice-secret' } });
+  try {
+    const events: unknown[] = [];
+    for await (const e of ok.iterate({ query: '{ models { id } }' })) events.push(e);
+    expect(JSON.stringify(events)).toMatch(/gpt2-tiny/);
+  } finally {
+    ok.dispose();
+  }
+});
+
+test('every HTTP transport answers a missing key with the coded error in its own format (GET, POST, multipart, SSE)', async () => {
+  const q = encodeURIComponent('{ models { id } }');
+  const get = await fetch(`${gw.url}?query=${q}`, { headers: { accept: 'application/graphql-response+json' } });
+  expect(get.status).toBe(401);
+  expect(get.headers.get('www-authenticate')).toBe('Bearer');
+  expect(((await get.json()) as Body).errors?.[0].extensions?.code).toBe('UNAUTHENTICATED');
+  const multipart = await fetch(gw.url, { method: 'POST', headers: { 'content-type': 'application/json', accept: 'multipart/mixed' }, body: JSON.stringify({ query: '{ models { id } }' }) });
+  expect(multipart.status).toBe(401);
+  expect(multipart.headers.get('content-type')).toMatch(/^multipart\/mixed/);
+  const part = (await multipart.text()).split('\r\n\r\n')[1].split('\r\n')[0];
+  expect((JSON.parse(part) as Body).errors?.[0].extensions?.code).toBe('UNAUTHENTICATED');
+  const sse = await fetch(`${gw.url}?query=${q}`, { headers: { accept: 'text/event-stream' } });
+  expect(sse.status).toBe(200);
+  const text = await sse.text();
+  expect(text).toMatch(/^event: next\ndata: .*"UNAUTHENTICATED".*\n\nevent: complete\n/s);
+  // A rate-limited SSE request says when to retry, in the error and in the header.
+  const slow: Response[] = [];
+  for (let i = 0; i < 4; i++) slow.push(await fetch(`${gw.url}?query=${q}`, { headers: { accept: 'text/event-stream', 'x-api-key': 'slow-secret' } }));
+  const limited = slow.at(-1)!;
+  expect(Number(limited.headers.get('retry-after'))).toBeGreaterThan(0);
+  const limitedText = await limited.text();
+  const event = JSON.parse(limitedText.split('\n')[1].slice('data: '.length)) as { errors: Array<{ extensions: { code: string; retryAfter: number } }> };
+  expect(event.errors[0].extensions.code).toBe('RATE_LIMITED');
+  expect(event.errors[0].extensions.retryAfter).toBeGreaterThan(0);
+  for (const r of slow.slice(0, -1)) await r.text();
 });

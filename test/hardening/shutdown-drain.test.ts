@@ -78,7 +78,10 @@ test('graphql-ws clients receive CANCELLED for each running operation before the
   const events: string[] = [];
   let closeCode = 0;
   const closed = new Promise<void>((resolve) => {
+    // lazyCloseTimeout: the client keeps its socket once both operations ended with CANCELLED, so
+    // the close seen is the server's 1001, not the lazy client's own 1000 racing it.
     const client = wsClient(gw.wsUrl, {
+      lazyCloseTimeout: 30_000,
       on: {
         closed: (e) => {
           closeCode = (e as CloseEvent).code;

@@ -2,7 +2,7 @@
 // client address; CORS without credentials; an Origin allow-list applied to WebSocket upgrades and
 // SSE as well as to CORS.
 import { print } from 'graphql';
-import { afterAll, beforeAll, expect, test } from 'vitest';
+import { afterAll, beforeAll, expect, test, vi } from 'vitest';
 import WebSocket from 'ws';
 import { LensLayersDocument } from '../../src/client/graphql.js';
 import type { LensModel } from '../../src/lens/types.js';
@@ -26,8 +26,11 @@ function rawSocket(url: string, headers: Record<string, string> = {}) {
   return { ws, opened, closed };
 }
 
-test('a WebSocket message larger than the HTTP body limit closes the socket with 1009', async () => {
+test('a WebSocket message larger than the HTTP body limit closes the socket with 1009, and is not logged as an internal error', async () => {
   const gw = await startGateway([model], { bodyLimitBytes: 16 * 1024 });
+  // graphql-ws logs socket errors with console.error; a client's oversized message is not one.
+  const logged: string[] = [];
+  const spy = vi.spyOn(console, 'error').mockImplementation((...args: unknown[]) => void logged.push(args.map(String).join(' ')));
   try {
     const s = rawSocket(gw.wsUrl);
     await s.opened;
@@ -35,7 +38,14 @@ test('a WebSocket message larger than the HTTP body limit closes the socket with
     const still = new Promise<string>((r) => setTimeout(() => r('still open after 5 s'), 5000).unref());
     expect(await Promise.race([s.closed, still])).toBe(1009);
     s.ws.terminate();
+    // The gateway still serves a new socket after it.
+    const client = wsClient(gw.wsUrl);
+    const r = await new Promise<unknown>((resolve, reject) => client.subscribe({ query: '{ models { id } }' }, { next: resolve, error: reject, complete: () => undefined }));
+    await client.dispose();
+    expect(JSON.stringify(r)).toMatch(/gpt2-deep/);
+    expect(logged.filter((l) => /internal error|max payload/i.test(l))).toEqual([]);
   } finally {
+    spy.mockRestore();
     await gw.stop();
   }
 });

@@ -55,6 +55,13 @@ describe('16-bit weights widened per call', () => {
     expectMatchesReference(r, ref, m.info.numLayers, 1e-5);
   });
 
+  it('the vocabulary-chunked head merges top-k and log-sum-exp across chunks: a top 40 still matches the reference', async () => {
+    const m = models['llama-gqa-tied-bf16'];
+    // 64 chunks of 2004 rows (V 128256): a row's top 40 come from many chunks, so every merge step decides some of them.
+    const r = await m.lens(PROMPT, { topK: 40, points: ['BLOCK_OUTPUT', 'ATTENTION_OUTPUT'] });
+    expectMatchesReference(r, referenceLens(makeCheckpoint(RECIPES['llama-gqa-tied-bf16']), idsOf(r)), m.info.numLayers, 1e-5);
+  });
+
   it('with the memory budget for it, the unembedding is one float32 copy (prepacked); the lens still matches the reference', async () => {
     const { planPrepacking } = await import('../../src/lens/prepack.js');
     const base = { mode: 'auto' as const, castPerCall: true, provider: 'cpu' as const, headFloat32Bytes: 2e9, blocksFloat32Bytes: 28e9, weightBytes: 16e9 };

@@ -153,7 +153,7 @@ test('GET queries work and GraphiQL is served to browsers in development', async
   expect(origin()).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
 });
 
-test('JSON responses are gzipped when accepted; SSE streams only with streamCompression (test/server/compression.test.ts)', async () => {
+test('JSON responses are gzipped when accepted; SSE streams too, by default (test/server/compression.test.ts)', async () => {
   const rawPost = (headers: Record<string, string>, body: unknown) =>
     new Promise<{ headers: Record<string, unknown>; bytes: number }>((resolve, reject) => {
       const req = request(gw.url, { method: 'POST', headers: { 'content-type': 'application/json', ...headers } }, (res) => {
@@ -175,5 +175,5 @@ test('JSON responses are gzipped when accepted; SSE streams only with streamComp
     { query: 'subscription { lensLayers(input: {model: "gpt2-tiny", prompt: "Hi"}) { __typename } }' },
   );
   expect(sse.headers['content-type']).toMatch(/text\/event-stream/);
-  expect(sse.headers['content-encoding']).not.toBe('gzip');
+  expect(sse.headers['content-encoding']).toBe('gzip');
 });

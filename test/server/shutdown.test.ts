@@ -16,7 +16,9 @@ import { DEEP_GPT2, openDeepGpt2 } from './models.js';
 function subscribeUntilFirstLayer(wsUrl: string) {
   let closeCode: (code: number) => void;
   const closed = new Promise<number>((r) => (closeCode = r));
-  const client = wsClient(wsUrl, { on: { closed: (e) => closeCode((e as CloseEvent).code) } });
+  // The socket stays open after its only operation ends (with CANCELLED): otherwise the lazy client
+  // closes it itself (1000), racing the server's 1001 — a race deflate's queued sends made it win.
+  const client = wsClient(wsUrl, { lazyCloseTimeout: 30_000, on: { closed: (e) => closeCode((e as CloseEvent).code) } });
   const firstLayer = new Promise<void>((resolve, reject) => {
     client.subscribe<LensLayersSubscription>(
       { query: print(LensLayersDocument), variables: { input: { model: 'gpt2-deep', prompt: 'The quick brown fox' } } },

@@ -146,14 +146,15 @@ export class ClusterWorker {
     const publish = (event: JobEvent) => this.pubsub.publish(JOB_TOPIC, id, event);
     publish({ type: 'started', worker: this.id, attempt });
     try {
-      const { prompt, options, cacheKey } = job.data;
+      const { prompt, options, cacheKey, owner } = job.data;
       const result = await held.scheduler.run(prompt, {
         ...options,
         signal: abort.signal,
         onLayer: (event) => publish({ type: 'layer', worker: this.id, attempt, event }),
+        onPosition: (event) => publish({ type: 'position', worker: this.id, attempt, event }),
       });
       // Stored before the job is reported done: a completed result is never lost with its worker.
-      await this.store.put({ id, modelId, prompt, createdAt: new Date(), result, ...(cacheKey ? { cacheKey } : {}) });
+      await this.store.put({ id, modelId, prompt, createdAt: new Date(), result, owner: owner ?? null, ...(cacheKey ? { cacheKey } : {}) });
       publish({ type: 'completed', worker: this.id });
       this.stats.completed++;
       return { resultId: id };
