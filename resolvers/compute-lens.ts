@@ -3,7 +3,7 @@
 // through the model's queue (here or on cluster workers) and is stored.
 
 import { randomUUID } from 'node:crypto';
-import type { LayerEvent, LensOptions, LensResult } from '../src/lens/types.js';
+import type { LayerEvent, LensOptions, LensPoint, LensReadout, LensResult, PositionEvent } from '../src/lens/types.js';
 import { lensCacheKey } from '../src/lens/cache-key.js';
 import type { GatewayContext } from './context.js';
 import { gatewayError, toGraphQLError } from './errors.js';
@@ -48,17 +48,44 @@ export function visibleTo(ctx: GatewayContext, stored: StoredResult): boolean {
   return stored.owner === ctx.caller.key;
 }
 
-/** The per-layer events a live run would have sent, rebuilt from a stored result (residual-stream order). */
-export function replayLayerEvents(r: LensResult): LayerEvent[] {
-  const events: LayerEvent[] = [];
+export type ReplayEvent = { kind: 'layer'; event: LayerEvent } | { kind: 'position'; event: PositionEvent };
+
+/**
+ * The events a live run would have sent, rebuilt from a stored result in the live order: per layer
+ * (residual-stream order: attention output, then block output) over the prompt positions; then, for
+ * a generated result, one column per written position and read point (block output first), as the
+ * engine's generation loop sends them.
+ */
+export function replayEvents(r: LensResult): ReplayEvent[] {
+  const promptLen = r.generation ? r.tokens.filter((t) => !t.generated).length : r.tokens.length;
+  const reads: Array<[LensPoint, LensReadout]> = [[r.point, r], ...(r.attention ? [['ATTENTION_OUTPUT', r.attention] as [LensPoint, LensReadout]] : [])];
+  const events: ReplayEvent[] = [];
   r.layers.forEach((layer, index) => {
-    const base = { layer, index, count: r.layers.length };
-    if (r.attention) {
-      events.push({ ...base, point: 'ATTENTION_OUTPUT', topIndices: r.attention.topIndices[index], topProbs: r.attention.topProbs[index] });
+    for (const [point, read] of [...reads].reverse()) {
+      const event = { layer, index, count: r.layers.length, point, topIndices: read.topIndices[index], topProbs: read.topProbs[index] };
+      events.push({ kind: 'layer', event: promptLen < r.tokens.length ? promptRows(event, promptLen) : event });
     }
-    events.push({ ...base, point: r.point, topIndices: r.topIndices[index], topProbs: r.topProbs[index] });
   });
+  for (const token of r.tokens.slice(promptLen)) {
+    const { position } = token;
+    for (const [point, read] of reads) {
+      events.push({
+        kind: 'position',
+        event: {
+          position,
+          token: { ...token, generated: true },
+          point,
+          topIndices: read.topIndices.map((rows) => rows[position]),
+          topProbs: read.topProbs.map((rows) => rows[position]),
+        },
+      });
+    }
+  }
   return events;
+}
+
+function promptRows(e: LayerEvent, promptLen: number): LayerEvent {
+  return { ...e, topIndices: e.topIndices.slice(0, promptLen), topProbs: e.topProbs.slice(0, promptLen) };
 }
 
 /** Answers from the cache when an identical request is stored, else runs the request and stores the result. */

@@ -1,5 +1,6 @@
 // Subscription.lensLayers: LensStarted, then one LayerResult per requested layer as soon as the core
-// has reduced it, then LensCompleted with the whole (stored) result.
+// has reduced it (with generate: over the prompt positions, then one PositionResult per written
+// token), then LensCompleted with the whole (stored) result. A cached answer replays the same shape.
 
 import { Repeater } from 'graphql-yoga';
 import type { LayerEvent, LensPoint, PositionEvent, Token } from '../src/lens/types.js';
@@ -9,7 +10,7 @@ import type { GraphQLError } from 'graphql';
 import { builder } from './builder.js';
 import { toGraphQLError } from './errors.js';
 import { LensInputRef, LensPointEnum, validateLensInput } from './lens-input.js';
-import { computeLens, lookupCache, replayLayerEvents } from './compute-lens.js';
+import { computeLens, lookupCache, replayEvents } from './compute-lens.js';
 import { checkCellArgs, layerCells, LensCellRef } from './lens-cell.js';
 import { cellsBytes, gridBytes, ID_BYTES, PROB_BYTES } from './response-budget.js';
 import { inTurns } from './in-turns.js';
@@ -220,7 +221,7 @@ builder.subscriptionFields((t) => ({
           maxNewTokens: req.options.generate?.maxNewTokens ?? null,
         });
         if (cache.hit) {
-          for (const event of replayLayerEvents(cache.hit.result)) await push({ kind: 'layer', resultId, modelId, event, layers: req.layers });
+          for (const e of replayEvents(cache.hit.result)) await push({ ...e, resultId, modelId, layers: req.layers });
           await push({ kind: 'completed', result: cache.hit });
           stop();
           return;

@@ -8,7 +8,7 @@ import { builder } from './builder.js';
 import { LensKindEnum } from './lens-kind.js';
 import type { GatewayContext } from './context.js';
 import { gatewayError } from './errors.js';
-import type { ModelLoadError, ModelState, Placement } from './services.js';
+import { readyModelState, type ModelLoadError, type ModelState, type Placement } from './services.js';
 
 /** A served model as results carry it (READY), or any configured model's load state. */
 export type ModelParent = ModelInfo | ModelState;
@@ -117,7 +117,8 @@ ModelRef.implement({
     progress: t.field({
       type: ModelLoadProgressRef,
       description: 'Load progress; Subscription.modelStatus streams it.',
-      resolve: (m, _a, ctx) => stateOf(ctx, m) ?? readyState(m as ModelInfo),
+      // A model known only from a stored result (never registered) is serving.
+      resolve: (m, _a, ctx) => stateOf(ctx, m) ?? readyModelState(m as ModelInfo),
     }),
     error: t.field({ type: ModelLoadErrorRef, nullable: true, description: 'Set when status is FAILED.', resolve: (m, _a, ctx) => stateOf(ctx, m)?.error ?? null }),
     modelType: t.string({ nullable: true, description: 'Architecture family, e.g. "gpt2", "llama".', resolve: infoField('modelType') }),
@@ -170,22 +171,6 @@ ModelRef.implement({
     }),
   }),
 });
-
-/** For a model known only from a result (never registered): it is serving. */
-function readyState(info: ModelInfo): ModelState {
-  return {
-    id: info.id,
-    status: 'READY',
-    info,
-    layersBuilt: info.numLayers,
-    layersTotal: info.numLayers,
-    bytesMapped: 0,
-    bytesTotal: null,
-    error: null,
-    startedAt: Date.now(),
-    finishedAt: Date.now(),
-  };
-}
 
 export const TokenRef = builder.objectRef<Token>('Token');
 

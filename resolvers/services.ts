@@ -61,6 +61,22 @@ export interface ModelState {
   readonly finishedAt: number | null;
 }
 
+/** A model that serves already (distributed mode, or known only from a stored result): READY with every layer built. */
+export function readyModelState(info: ModelInfo, at = Date.now()): ModelState {
+  return {
+    id: info.id,
+    status: 'READY',
+    info,
+    layersBuilt: info.numLayers,
+    layersTotal: info.numLayers,
+    bytesMapped: 0,
+    bytesTotal: null,
+    error: null,
+    startedAt: at,
+    finishedAt: at,
+  };
+}
+
 export interface ModelSource {
   /** A READY model; undefined for unknown, LOADING and FAILED ids. */
   get(id: string): ServedModel | undefined;

@@ -6,7 +6,7 @@ import { realpathSync } from 'node:fs';
 import { LensError, type LensErrorCode } from '../errors.js';
 import { ModelScheduler, type SchedulerOptions, type SchedulerStats } from './scheduler.js';
 import type { ComputeDtype, Device, LensModel, LensOptions, LensResult, LoadProgress, QuantizeMode } from '../lens/types.js';
-import type { ModelLoadError, ModelSource, ModelState, ModelStatus, Placement } from '../../resolvers/services.js';
+import { readyModelState, type ModelLoadError, type ModelSource, type ModelState, type ModelStatus, type Placement } from '../../resolvers/services.js';
 
 export type { ModelLoadError, ModelState, ModelStatus, Placement };
 
@@ -175,20 +175,7 @@ export class ModelRegistry implements ModelSource {
     const id = entry.model.info.id;
     if (this.served.has(id)) throw new Error(`Duplicate model id "${id}"`);
     this.served.set(id, entry);
-    const now = Date.now();
-    const info = entry.model.info;
-    this.update({
-      id,
-      status: 'READY',
-      info,
-      layersBuilt: info.numLayers,
-      layersTotal: info.numLayers,
-      bytesMapped: 0,
-      bytesTotal: null,
-      error: null,
-      startedAt: now,
-      finishedAt: now,
-    });
+    this.update(readyModelState(entry.model.info));
   }
 
   /** Turns on identical-request caching for a model once its content hash is known. */

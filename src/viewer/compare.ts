@@ -3,17 +3,11 @@
 // positions; each cell shows a's and b's top-1 and is coloured by the Jensen–Shannon divergence
 // (0 … ln 2, darker = the two distributions disagree more); a red frame marks a different top-1.
 
+import type { LensComparison } from '../lens/compare.js';
 import { cellColors } from './colors.js';
 
-export interface ComparisonView {
-  positions: number;
-  layersA: number[];
-  layersB: number[];
-  kl: number[][];
-  klReverse: number[][];
-  js: number[][];
-  top1Differs: boolean[][];
-  sameToken: boolean[];
+/** Query.lensCompare's numbers (src/lens/compare.ts), with each side's tokens and decoded top-1. */
+export interface ComparisonView extends Omit<LensComparison, 'top1A' | 'top1B'> {
   tokensA: Array<{ text: string; generated: boolean }>;
   tokensB: Array<{ text: string; generated: boolean }>;
   /** [layerIndex][position] decoded top-1 and its probability, for each side. */

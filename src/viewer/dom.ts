@@ -31,6 +31,8 @@ export function findElements(root: ParentNode) {
     form: get<HTMLFormElement>('controls'),
     model: get<HTMLSelectElement>('model'),
     modelInfo: get('model-info'),
+    subtitle: get('subtitle'),
+    heatmapTitle: get('heatmap-title'),
     prompt: get<HTMLTextAreaElement>('prompt'),
     run: get<HTMLButtonElement>('run'),
     stop: get<HTMLButtonElement>('stop'),

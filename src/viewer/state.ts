@@ -446,3 +446,59 @@ export function lensKindFor(settings: Settings, model: Model | undefined): LensK
   const want = (settings.lens ?? 'LOGIT') as LensKind;
   return lensKinds(model).includes(want) ? want : 'LOGIT';
 }
+
+/** What the page shows, for its headings: a lens run (live or stored) or a comparison. */
+export type Shown =
+  | { mode: 'lens'; lens: LensKind; generated: number; maxNewTokens: number }
+  | { mode: 'compare'; lensA: LensKind; lensB: LensKind; generated: number; maxNewTokens: number };
+
+export interface ViewTitle {
+  /** Next to the brand in the top bar. */
+  subtitle: string;
+  /** Above the grid. */
+  panel: string;
+  /** The browser tab. */
+  document: string;
+}
+
+export const LENS_NAMES: Record<LensKind, string> = { LOGIT: 'logit lens', TUNED: 'tuned lens', JACOBIAN: 'Jacobian lens' };
+
+const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
+
+/** The headings for what is shown: which lens, how many positions the model wrote, comparison mode. */
+export function viewTitle(shown: Shown): ViewTitle {
+  const written = shown.generated > 0 ? plural(shown.generated, 'generated token') : shown.maxNewTokens > 0 ? `up to ${plural(shown.maxNewTokens, 'generated token')}` : '';
+  const gen = written ? ` · prompt + ${written}` : '';
+  let subtitle: string;
+  let panel: string;
+  if (shown.mode === 'lens') {
+    const name = LENS_NAMES[shown.lens];
+    subtitle = `${name}${gen}`;
+    panel = `${name[0].toUpperCase()}${name.slice(1)}: top-1 prediction per layer and position${written ? ` (prompt + ${written})` : ''}`;
+  } else {
+    const lenses = shown.lensA === shown.lensB ? LENS_NAMES[shown.lensA] : `a: ${LENS_NAMES[shown.lensA]}, b: ${LENS_NAMES[shown.lensB]}`;
+    subtitle = `comparison · ${lenses}${gen}`;
+    panel = `Comparison (${lenses}): JS divergence and top-1 of a and b per layer and aligned position`;
+  }
+  return { subtitle, panel, document: `lensgate · ${subtitle}` };
+}
+
+/** A lens run as the headings describe it (generated: the tokens written so far). */
+export function shownRun(run: Run): Shown {
+  return {
+    mode: 'lens',
+    lens: run.input.lens ?? 'LOGIT',
+    generated: run.tokens.filter((t) => t.generated).length,
+    maxNewTokens: run.input.generate?.maxNewTokens ?? 0,
+  };
+}
+
+/** What a run of these settings would show (the headings before anything is shown). */
+export function shownSettings(settings: Settings, a: Model | undefined, b: Model | undefined): Shown {
+  const gen = Number((settings.generate ?? '').trim() || 0);
+  const maxNewTokens = Number.isInteger(gen) && gen > 0 ? gen : 0;
+  const lens = lensKindFor(settings, a);
+  if (settings.compare) return { mode: 'compare', lensA: lens, lensB: lensKindFor(settings, b ?? a), generated: 0, maxNewTokens };
+  return { mode: 'lens', lens, generated: 0, maxNewTokens };
+}
+

@@ -20,6 +20,8 @@ import {
   lensInput,
   sameTokens,
   lensKinds,
+  shownRun,
+  shownSettings,
   startRun,
   storedRun,
   storedSettings,
@@ -29,6 +31,9 @@ import {
   type Pin,
   type Run,
   type Settings,
+  type Shown,
+  type ViewTitle,
+  viewTitle,
 } from './state.js';
 import { hideTooltip, showTooltip } from './tooltip.js';
 import { renderTrajectories } from './trajectories.js';
@@ -44,6 +49,8 @@ export interface ViewerState {
   run: Run | null;
   pins: Pin[];
   status: string;
+  /** The headings: which lens the grid shows, generated positions, comparison mode. */
+  title: ViewTitle;
 }
 
 export interface Viewer {
@@ -68,6 +75,8 @@ export function createViewer(root: HTMLElement, transport: Transport): Viewer {
   let pins: Pin[] = [];
   let active = { r: 0, c: 0 };
   let controller: AbortController | null = null;
+  /** What the grid shows (null before anything is): the headings describe it. */
+  let shown: Shown | null = null;
   const cleanup: Array<() => void> = [];
 
   function readSettings(): Settings {
@@ -157,10 +166,7 @@ export function createViewer(root: HTMLElement, transport: Transport): Viewer {
       const next = storedRun(res.lensResult, performance.now());
       writeSettings(storedSettings(next, models.find((m) => m.id === next.input.model)?.numLayers ?? undefined));
       renderModelInfo(ui, selectedModel());
-      if (!sameTokens(current, next)) pins = [];
-      current = next;
-      active = { r: 0, c: Math.max(0, next.tokens.length - 1) };
-      heatmap = buildHeatmap(ui.wrap, next, active);
+      present(next);
       const scale = colorScale(next, wantedColor());
       next.rows.forEach((_, ri) => fillRow(heatmap!, next, ri, scale, pins));
       drawColors();
@@ -193,6 +199,19 @@ export function createViewer(root: HTMLElement, transport: Transport): Viewer {
   function drawColors(): void {
     if (heatmap && current) recolor(heatmap, current, colorScale(current, wantedColor()));
     drawLegend();
+  }
+
+  /** The headings name what the grid shows; before anything is shown, what Run would show. */
+  function heading(): ViewTitle {
+    const settings = readSettings();
+    return viewTitle(shown ?? shownSettings(settings, selectedModel(), models.find((m) => m.id === settings.modelB)));
+  }
+
+  function drawHeading(): void {
+    const t = heading();
+    ui.subtitle.textContent = t.subtitle;
+    ui.heatmapTitle.textContent = t.panel;
+    document.title = t.document;
   }
 
   const isReady = (m: Model) => m.status === 'READY';
@@ -291,16 +310,24 @@ export function createViewer(root: HTMLElement, transport: Transport): Viewer {
     const wantedLens = settingsFromHash(location.hash, readSettings()).lens;
     if (wantedLens && [...ui.lens.options].some((o) => o.value === wantedLens)) ui.lens.value = wantedLens;
     renderModelInfo(ui, selectedModel());
+    drawHeading();
     status('Ready.');
     setPhase('idle');
   }
 
-  function begin(input: LensInput, ev: Parameters<typeof startRun>[1], t0: number): Run {
-    const next = startRun(input, ev, t0);
+  /** Puts a run on screen: a fresh grid (pins kept only over the same tokens) and its headings. */
+  function present(next: Run): void {
     if (!sameTokens(current, next)) pins = [];
     current = next;
     active = { r: 0, c: Math.max(0, next.tokens.length - 1) };
     heatmap = buildHeatmap(ui.wrap, next, active);
+    shown = shownRun(next);
+    drawHeading();
+  }
+
+  function begin(input: LensInput, ev: Parameters<typeof startRun>[1], t0: number): Run {
+    const next = startRun(input, ev, t0);
+    present(next);
     drawLegend();
     drawPins();
     renderTimings(ui, next, selectedModel());
@@ -309,70 +336,29 @@ export function createViewer(root: HTMLElement, transport: Transport): Viewer {
     return next;
   }
 
-  /** Comparison mode: one lensCompare query, drawn as the JS-divergence grid. */
-  async function runCompare(): Promise<void> {
-    const settings = readSettings();
-    let inputs: { a: LensInput; b: LensInput };
-    try {
-      inputs = compareInputs(settings, selectedModel(), models.find((m) => m.id === settings.modelB));
-    } catch (err) {
-      showError(ui, err);
-      setPhase('error');
-      return;
-    }
-    saveToHash();
+  /**
+   * One run's life, shared by lens runs and comparisons: it supersedes the previous run, shows
+   * progress, and ends done, stopped (Stop) or failed. `work` returns early once superseded.
+   */
+  async function track(starting: string, work: (abort: AbortController) => Promise<void>, soFar: () => string = () => ''): Promise<void> {
     const abort = new AbortController();
     controller = abort;
     runs++;
     setPhase('running');
     setRunning(ui, true);
     setProgress(ui, 0, 1);
-    status('Comparing…');
-    const t0 = performance.now();
+    status(starting);
     try {
-      const res = await transport.query(ViewerCompareDocument, inputs, abort.signal);
-      if (controller !== abort) return;
-      const c = res.lensCompare;
-      current = null;
-      heatmap = null;
-      pins = [];
-      const top1 = (cells: typeof c.a.cells) => cells.map((layer) => layer.map((cell) => ({ token: cell.token, prob: cell.prob })));
-      renderComparison(
-        ui.wrap,
-        { ...c, tokensA: c.a.tokens, tokensB: c.b.tokens, top1A: top1(c.a.cells), top1B: top1(c.b.cells) },
-        { a: `a (${c.a.model.id})`, b: `b (${c.b.model.id})` },
-      );
-      const bar = document.createElement('div');
-      bar.className = 'bar';
-      bar.style.background = gradient('rank');
-      const ticks = document.createElement('div');
-      ticks.className = 'ticks';
-      for (const t of ['0', '0.35', 'ln 2']) ticks.append(Object.assign(document.createElement('span'), { textContent: t }));
-      const box = document.createElement('div');
-      box.className = 'scale';
-      box.append(bar, ticks);
-      const title = document.createElement('span');
-      title.textContent = 'JS divergence a ↔ b (nats); red frame = top-1 differs';
-      ui.legend.replaceChildren(title, box);
-      renderTrajectories(ui, null, [], () => undefined);
-      // The run panel describes lens runs; a comparison's numbers are in the grid and the status line.
-      ui.timings.replaceChildren();
-      ui.exportBtn.disabled = true;
-      setProgress(ui, 1, 1);
-      const differ = c.top1Differs.flat().filter(Boolean).length;
-      status(
-        `Compared: ${c.layersA.length} layers × ${c.positions} aligned positions in ${ms(performance.now() - t0)}; ` +
-          `top-1 differs in ${differ} of ${c.layersA.length * c.positions} cells.`,
-      );
-      setPhase('done');
+      await work(abort);
+      if (controller === abort) setPhase('done');
     } catch (err) {
-      if (controller !== abort) return;
+      if (controller !== abort) return; // superseded by a newer run
       if (abort.signal.aborted) {
-        status('Stopped.');
+        status(`Stopped${soFar()}.`);
         setPhase('stopped');
       } else {
         showError(ui, err);
-        status('Failed.');
+        status(`Failed${soFar()}.`);
         setPhase('error');
       }
     } finally {
@@ -383,89 +369,127 @@ export function createViewer(root: HTMLElement, transport: Transport): Viewer {
     }
   }
 
+  /** Comparison mode: one lensCompare query, drawn as the JS-divergence grid. */
+  async function compare(inputs: { a: LensInput; b: LensInput }, abort: AbortController): Promise<void> {
+    const t0 = performance.now();
+    const res = await transport.query(ViewerCompareDocument, inputs, abort.signal);
+    if (controller !== abort) return;
+    const c = res.lensCompare;
+    current = null;
+    heatmap = null;
+    pins = [];
+    const top1 = (cells: typeof c.a.cells) => cells.map((layer) => layer.map((cell) => ({ token: cell.token, prob: cell.prob })));
+    renderComparison(
+      ui.wrap,
+      { ...c, tokensA: c.a.tokens, tokensB: c.b.tokens, top1A: top1(c.a.cells), top1B: top1(c.b.cells) },
+      { a: `a (${c.a.model.id})`, b: `b (${c.b.model.id})` },
+    );
+    shown = {
+      mode: 'compare',
+      lensA: inputs.a.lens ?? 'LOGIT',
+      lensB: inputs.b.lens ?? 'LOGIT',
+      generated: c.a.tokens.filter((t) => t.generated).length,
+      maxNewTokens: inputs.a.generate?.maxNewTokens ?? 0,
+    };
+    drawHeading();
+    const bar = document.createElement('div');
+    bar.className = 'bar';
+    bar.style.background = gradient('rank');
+    const ticks = document.createElement('div');
+    ticks.className = 'ticks';
+    for (const t of ['0', '0.35', 'ln 2']) ticks.append(Object.assign(document.createElement('span'), { textContent: t }));
+    const box = document.createElement('div');
+    box.className = 'scale';
+    box.append(bar, ticks);
+    const title = document.createElement('span');
+    title.textContent = 'JS divergence a ↔ b (nats); red frame = top-1 differs';
+    ui.legend.replaceChildren(title, box);
+    renderTrajectories(ui, null, [], () => undefined);
+    // The run panel describes lens runs; a comparison's numbers are in the grid and the status line.
+    ui.timings.replaceChildren();
+    ui.exportBtn.disabled = true;
+    setProgress(ui, 1, 1);
+    const differ = c.top1Differs.flat().filter(Boolean).length;
+    status(
+      `Compared: ${c.layersA.length} layers × ${c.positions} aligned positions in ${ms(performance.now() - t0)}; ` +
+        `top-1 differs in ${differ} of ${c.layersA.length * c.positions} cells.`,
+    );
+  }
+
+  /** A lens run: one subscription; rows fill as layers arrive, columns grow as tokens are written. */
+  async function lens(input: LensInput, abort: AbortController, onStart: (r: Run) => void): Promise<void> {
+    const t0 = performance.now();
+    let r: Run | null = null;
+    for await (const res of transport.subscribe(ViewerLensDocument, { input }, abort.signal)) {
+      if (res.errors?.length) throw GatewayError.from(res.errors);
+      const ev = res.data?.lensLayers;
+      if (!ev) continue;
+      if (ev.__typename === 'LensStarted') {
+        r = begin(input, ev, t0);
+        onStart(r);
+      } else if (ev.__typename === 'LayerResult' && r) {
+        const ri = applyLayer(r, ev, performance.now());
+        if (ri < 0 || !heatmap) continue;
+        fillRow(heatmap, r, ri, colorScale(r, wantedColor()), pins);
+        setProgress(ui, r.received, r.expected);
+        status(`Running: ${r.received} of ${r.expected} layer reads (layer ${ev.layer}${ev.point === 'ATTENTION_OUTPUT' ? ' attn' : ''})…`);
+        if (pins.length) drawPins();
+      } else if (ev.__typename === 'PositionResult' && r && heatmap) {
+        // A written token: its column grows the grid as soon as it is computed.
+        const scale = colorScale(r, wantedColor());
+        if (applyPosition(r, ev, performance.now())) {
+          active = { r: active.r, c: r.tokens.length - 1 };
+          heatmap = buildHeatmap(ui.wrap, r, active);
+          r.rows.forEach((row, ri) => row.preds && fillRow(heatmap!, r!, ri, scale, pins));
+          shown = shownRun(r);
+          drawHeading();
+        } else {
+          r.rows.forEach((row, ri) => row.point === ev.point && fillRow(heatmap!, r!, ri, scale, pins));
+        }
+        setProgress(ui, r.received, r.expected);
+        status(`Writing: position ${ev.position} ${JSON.stringify(ev.token.text)} (${r.received} of ${r.expected} reads)…`);
+        if (pins.length) drawPins();
+      } else if (ev.__typename === 'LensCompleted' && r) {
+        applyCompleted(r, ev.result, performance.now());
+        drawColors();
+        drawPins();
+        renderTimings(ui, r, selectedModel());
+        ui.exportBtn.disabled = false;
+        setProgress(ui, 1, 1);
+        const first = r.tFirst != null ? `, first layer after ${ms(r.tFirst - r.t0)}` : '';
+        const gen = ev.result.generation;
+        const wrote = gen ? `, ${gen.newTokens} written${gen.stoppedAtEos ? ' (stopped at EOS)' : ''}` : '';
+        status(`Done: ${r.layers.length} layers × ${r.tokens.length} tokens${wrote} in ${ms(r.tEnd! - r.t0)}${first}.`);
+        saveToHash(ev.result.id);
+      }
+    }
+    if (controller !== abort) return;
+    if (!r?.result) throw new GatewayError('INCOMPLETE', 'The stream ended before the result was complete');
+  }
+
   async function run(): Promise<void> {
     controller?.abort();
     clearError(ui);
     hideTooltip(ui.tooltip);
-    if (ui.compare.checked) return runCompare();
-    let input: LensInput;
+    const settings = readSettings();
+    let start: () => Promise<void>;
     try {
-      input = lensInput(readSettings(), selectedModel());
+      if (settings.compare) {
+        const inputs = compareInputs(settings, selectedModel(), models.find((m) => m.id === settings.modelB));
+        start = () => track('Comparing…', (abort) => compare(inputs, abort));
+      } else {
+        const input = lensInput(settings, selectedModel());
+        let r: Run | null = null;
+        const soFar = () => (r ? ` after ${r.received} of ${r.expected} layer reads` : '');
+        start = () => track('Connecting…', (abort) => lens(input, abort, (started) => (r = started)), soFar);
+      }
     } catch (err) {
       showError(ui, err);
       setPhase('error');
       return;
     }
     saveToHash();
-    const abort = new AbortController();
-    controller = abort;
-    runs++;
-    setPhase('running');
-    setRunning(ui, true);
-    setProgress(ui, 0, 1);
-    status('Connecting…');
-    const t0 = performance.now();
-    let r: Run | null = null;
-    try {
-      for await (const res of transport.subscribe(ViewerLensDocument, { input }, abort.signal)) {
-        if (res.errors?.length) throw GatewayError.from(res.errors);
-        const ev = res.data?.lensLayers;
-        if (!ev) continue;
-        if (ev.__typename === 'LensStarted') {
-          r = begin(input, ev, t0);
-        } else if (ev.__typename === 'LayerResult' && r) {
-          const ri = applyLayer(r, ev, performance.now());
-          if (ri < 0 || !heatmap) continue;
-          fillRow(heatmap, r, ri, colorScale(r, wantedColor()), pins);
-          setProgress(ui, r.received, r.expected);
-          status(`Running: ${r.received} of ${r.expected} layer reads (layer ${ev.layer}${ev.point === 'ATTENTION_OUTPUT' ? ' attn' : ''})…`);
-          if (pins.length) drawPins();
-        } else if (ev.__typename === 'PositionResult' && r && heatmap) {
-          // A written token: its column grows the grid as soon as it is computed.
-          const scale = colorScale(r, wantedColor());
-          if (applyPosition(r, ev, performance.now())) {
-            active = { r: active.r, c: r.tokens.length - 1 };
-            heatmap = buildHeatmap(ui.wrap, r, active);
-            r.rows.forEach((row, ri) => row.preds && fillRow(heatmap!, r!, ri, scale, pins));
-          } else {
-            r.rows.forEach((row, ri) => row.point === ev.point && fillRow(heatmap!, r!, ri, scale, pins));
-          }
-          setProgress(ui, r.received, r.expected);
-          status(`Writing: position ${ev.position} ${JSON.stringify(ev.token.text)} (${r.received} of ${r.expected} reads)…`);
-          if (pins.length) drawPins();
-        } else if (ev.__typename === 'LensCompleted' && r) {
-          applyCompleted(r, ev.result, performance.now());
-          drawColors();
-          drawPins();
-          renderTimings(ui, r, selectedModel());
-          ui.exportBtn.disabled = false;
-          setProgress(ui, 1, 1);
-          const first = r.tFirst != null ? `, first layer after ${ms(r.tFirst - r.t0)}` : '';
-          const gen = ev.result.generation;
-          const wrote = gen ? `, ${gen.newTokens} written${gen.stoppedAtEos ? ' (stopped at EOS)' : ''}` : '';
-          status(`Done: ${r.layers.length} layers × ${r.tokens.length} tokens${wrote} in ${ms(r.tEnd! - r.t0)}${first}.`);
-          saveToHash(ev.result.id);
-        }
-      }
-      if (controller !== abort) return;
-      if (!r?.result) throw new GatewayError('INCOMPLETE', 'The stream ended before the result was complete');
-      setPhase('done');
-    } catch (err) {
-      if (controller !== abort) return; // superseded by a newer run
-      if (abort.signal.aborted) {
-        status(r ? `Stopped after ${r.received} of ${r.expected} layer reads.` : 'Stopped.');
-        setPhase('stopped');
-      } else {
-        showError(ui, err);
-        status(r ? `Failed after ${r.received} of ${r.expected} layer reads.` : 'Failed.');
-        setPhase('error');
-      }
-    } finally {
-      if (controller === abort) {
-        setRunning(ui, false);
-        controller = null;
-      }
-    }
+    return start();
   }
 
   async function exportWidget(): Promise<void> {
@@ -523,11 +547,15 @@ export function createViewer(root: HTMLElement, transport: Transport): Viewer {
     on(ui.model, 'change', () => {
       fillLenses();
       renderModelInfo(ui, selectedModel());
+      drawHeading();
     });
     on(ui.compare, 'change', () => {
       ui.compareRow.hidden = !ui.compare.checked;
       saveToHash();
+      drawHeading();
     });
+    // Before anything is shown the headings follow the form (what Run would show).
+    for (const input of [ui.lens, ui.generate, ui.modelB]) on(input, 'change', drawHeading);
     on(ui.color, 'change', () => {
       drawColors();
       saveToHash();
@@ -622,12 +650,14 @@ export function createViewer(root: HTMLElement, transport: Transport): Viewer {
       run: current,
       pins,
       status: ui.status.textContent ?? '',
+      title: heading(),
     }),
     setState(patch) {
       const { pins: nextPins, ...settings } = patch;
       writeSettings(settings);
       if (settings.model !== undefined) renderModelInfo(ui, selectedModel());
       if (nextPins) pins = nextPins;
+      drawHeading();
       drawColors();
       drawPins();
       if (phase !== 'loading') saveToHash();

@@ -5,7 +5,7 @@
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type LensModel, type LensPoint, openModel } from '../../src/lens/index.js';
-import { type FixtureRecipe, makeCheckpoint, recipe } from '../helpers/fixtures.js';
+import { LENS_FILES_D16, LENSED_D16, makeCheckpoint, recipe } from '../helpers/fixtures.js';
 import { jacobianTranslator, loadReferenceModel, referenceGreedy, referenceLensOf, tunedTranslator } from '../helpers/reference.js';
 import { deviation, expectMatchesReference, idsOf } from '../lens/helpers.js';
 
@@ -49,15 +49,14 @@ describe.each(CASES)('%s: generation with the KV cache', (name) => {
 // tokens written are still the model's own greedy choice (the final layer is never translated).
 describe('tuned and Jacobian lenses over generated positions (d 16 Llama, lens files made by PyTorch)', () => {
   const FIX = resolve('test/fixtures/lenses');
-  const D16 = { ...recipe('llama-gqa-tied'), name: 'llama-d16-4layers', seed: 91, hidden: 16, heads: 1, kvHeads: 1, headDim: 16, layers: 4 } as FixtureRecipe;
   let model: LensModel;
   let dir: string;
   let prompt: number[];
   let greedy: number[];
   const opts = { topK: 5, trackAcrossLayers: true, points: ['BLOCK_OUTPUT', 'ATTENTION_OUTPUT'] as LensPoint[], generate: { maxNewTokens: NEW } };
   beforeAll(async () => {
-    dir = makeCheckpoint(D16);
-    model = await openModel(dir, { device: 'cpu', lenses: { tuned: join(FIX, 'tuned-d16'), jacobian: join(FIX, 'jacobian-d16.pt') } });
+    dir = makeCheckpoint(LENSED_D16);
+    model = await openModel(dir, { device: 'cpu', lenses: LENS_FILES_D16 });
     prompt = model.tokenize(PROMPT).map((t) => t.id);
     greedy = referenceGreedy(loadReferenceModel(dir), prompt, NEW);
   });

@@ -3,25 +3,13 @@
 // test/fixtures/lenses/make.py). Expected values: the lens core called directly.
 import type { TypedDocumentNode } from '@graphql-typed-document-node/core';
 import { parse } from 'graphql';
-import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { openModel } from '../../src/lens/index.js';
 import type { LensModel, LensResult } from '../../src/lens/types.js';
-import { makeCheckpoint, RECIPES, type FixtureRecipe } from '../helpers/fixtures.js';
+import { LENS_FILES_D16, LENSED_D16, makeCheckpoint } from '../helpers/fixtures.js';
 import { collect, http, sseClient, startGateway, type Gateway } from '../server/harness.js';
 import { openTinyGpt2 } from '../server/models.js';
 
-const FIX = resolve('test/fixtures/lenses');
-const D16: FixtureRecipe = {
-  ...RECIPES['llama-gqa-tied'],
-  name: 'llama-d16-4layers',
-  seed: 91,
-  hidden: 16,
-  heads: 1,
-  kvHeads: 1,
-  headDim: 16,
-  layers: 4,
-} as FixtureRecipe;
 const PROMPT = 'Hello world, hello';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -32,11 +20,7 @@ let lensed: LensModel;
 let plain: LensModel;
 
 beforeAll(async () => {
-  lensed = await openModel(makeCheckpoint(D16), {
-    id: 'd16',
-    device: 'cpu',
-    lenses: { tuned: join(FIX, 'tuned-d16'), jacobian: join(FIX, 'jacobian-d16.pt') },
-  });
+  lensed = await openModel(makeCheckpoint(LENSED_D16), { id: 'd16', device: 'cpu', lenses: LENS_FILES_D16 });
   plain = await openTinyGpt2();
   gw = await startGateway([lensed, plain]);
 });
@@ -67,7 +51,7 @@ describe('lens kinds over GraphQL', () => {
     expect(d16.lenses[0].contentHash).toBeNull();
     expect(d16.lenses[1].contentHash).toMatch(/^[0-9a-f]{64}$/);
     expect(d16.lenses[2].contentHash).not.toBe(d16.lenses[1].contentHash);
-    const st = await openModel(makeCheckpoint(D16), { device: 'cpu', lenses: { jacobian: join(FIX, 'jacobian-d16.safetensors') } });
+    const st = await openModel(makeCheckpoint(LENSED_D16), { device: 'cpu', lenses: { jacobian: LENS_FILES_D16.jacobian.replace(/\.pt$/, '.safetensors') } });
     try {
       expect(st.info.lenses[1].contentHash).toBe(d16.lenses[2].contentHash);
     } finally {

@@ -1023,6 +1023,25 @@ export function makeCheckpoint(r: FixtureRecipe): string {
   return cached(r.name, r, (dir) => writeCheckpoint(dir, r));
 }
 
+/**
+ * The 4-layer d_model 16 Llama that the PyTorch-made lens files in test/fixtures/lenses/ were made
+ * for (make.py): a tuned lens over every layer and a Jacobian lens for layers 0 and 2 only.
+ */
+export const LENSED_D16: FixtureRecipe = {
+  ...RECIPES['llama-gqa-tied'],
+  name: 'llama-d16-4layers',
+  seed: 91,
+  hidden: 16,
+  heads: 1,
+  kvHeads: 1,
+  headDim: 16,
+  layers: 4,
+} as FixtureRecipe;
+
+const LENS_FIXTURES = fileURLToPath(new URL('../fixtures/lenses/', import.meta.url));
+/** LENSED_D16's lens files, as `openModel(dir, { lenses })` and `--lens` take them. */
+export const LENS_FILES_D16 = { tuned: join(LENS_FIXTURES, 'tuned-d16'), jacobian: join(LENS_FIXTURES, 'jacobian-d16.pt') };
+
 // ---------------------------------------------------------------------------------------------
 // Broken checkpoints for error tests
 

@@ -16,7 +16,7 @@ import { numpyArrayStr, unembedHash } from '../../src/checkpoint/unembed-hash.js
 import { LensError, type LensModel, type LensResult, openModel } from '../../src/lens/index.js';
 import { LensMismatchError } from '../../src/lens/translators.js';
 import { lensCacheKey } from '../../src/lens/cache-key.js';
-import { makeCheckpoint, RECIPES, type FixtureRecipe } from '../helpers/fixtures.js';
+import { LENS_FILES_D16, LENSED_D16, makeCheckpoint, RECIPES, type FixtureRecipe } from '../helpers/fixtures.js';
 import {
   jacobianTranslator,
   loadTensors,
@@ -250,21 +250,12 @@ describe('tuned and Jacobian lenses of the default model, against the float64 re
 });
 
 describe('lens files checked against the model', () => {
-  const d16: FixtureRecipe = {
-    ...RECIPES['llama-gqa-tied'],
-    name: 'llama-d16-4layers',
-    seed: 91,
-    hidden: 16,
-    heads: 1,
-    kvHeads: 1,
-    headDim: 16,
-    layers: 4,
-  } as FixtureRecipe;
+  const d16 = LENSED_D16;
   let dir: string;
   let m: LensModel;
   beforeAll(async () => {
     dir = makeCheckpoint(d16);
-    m = await openModel(dir, { device: 'cpu', lenses: { tuned: join(FIX, 'tuned-d16'), jacobian: join(FIX, 'jacobian-d16.pt') } });
+    m = await openModel(dir, { device: 'cpu', lenses: LENS_FILES_D16 });
   });
   afterAll(() => m?.close());
 

@@ -3,15 +3,14 @@
 // per written token while the run streams, and the comparison grid shows what Query.lensCompare
 // computes. LENSGATE_SCREENSHOTS=1 also writes the docs pictures.
 
-import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { LensCellsDocument, LensCompareDocument } from '../../src/client/graphql.js';
 import { type LensModel, openModel } from '../../src/lens/index.js';
 import { http, startGateway, type Gateway } from '../server/harness.js';
+import { launchViewerBrowser, openIdle, runAndWait } from './browser.js';
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const MODEL_DIR = fileURLToPath(new URL('../../models/tiny-facts-gpt2', import.meta.url));
 const DOCS = fileURLToPath(new URL('../../docs/', import.meta.url));
 
@@ -19,20 +18,13 @@ let gw: Gateway;
 let model: LensModel;
 let browser: Browser;
 let page: Page;
-const pageErrors: string[] = [];
+let pageErrors: string[];
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) throw new Error(`viewer tests need Debian's chromium at ${CHROMIUM} (or set CHROMIUM_PATH)`);
   model = await openModel(MODEL_DIR, { id: 'tiny-facts-gpt2', device: 'cpu' });
   gw = await startGateway([model]);
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
-  });
-  page = await browser.newPage({ viewport: { width: 1280, height: 820 } });
-  page.on('pageerror', (e) => pageErrors.push(e.message));
-  await page.goto(`${new URL(gw.url).origin}/#autorun=0`);
-  await page.waitForFunction(() => document.body.dataset.state === 'idle', undefined, { timeout: 60_000 });
+  ({ browser, page, pageErrors } = await launchViewerBrowser({ width: 1280, height: 820 }));
+  await openIdle(page, `${new URL(gw.url).origin}/#autorun=0`);
 });
 
 afterAll(async () => {
@@ -41,16 +33,6 @@ afterAll(async () => {
   await model?.close();
 });
 
-async function runAndWait(n: number): Promise<string> {
-  await page.click('#run');
-  await page.waitForFunction(
-    (want) => Number(document.body.dataset.runs) >= want && ['done', 'error', 'stopped'].includes(document.body.dataset.state ?? ''),
-    n,
-    { timeout: 60_000 },
-  );
-  return page.evaluate(() => document.body.dataset.state ?? '');
-}
-
 test('generate: columns grow live, one per written token, and equal Query.lens with generate', async () => {
   const prompt = 'The capital of France is';
   await page.fill('#prompt', prompt);
@@ -58,17 +40,27 @@ test('generate: columns grow live, one per written token, and equal Query.lens w
   await page.fill('#generate', '5');
   // Record the column count every time the grid is redrawn during the run.
   await page.evaluate(() => {
-    const seen: number[] = [];
-    (window as unknown as { seen: number[] }).seen = seen;
-    new MutationObserver(() => seen.push(document.querySelectorAll('#heatmap tfoot th').length - 1)).observe(
-      document.getElementById('heatmap-wrap')!,
-      { childList: true },
-    );
+    const w = window as unknown as { seen: number[]; titles: string[] };
+    w.seen = [];
+    w.titles = [];
+    new MutationObserver(() => {
+      w.seen.push(document.querySelectorAll('#heatmap tfoot th').length - 1);
+      w.titles.push(document.getElementById('subtitle')!.textContent ?? '');
+    }).observe(document.getElementById('heatmap-wrap')!, { childList: true });
   });
-  expect(await runAndWait(1)).toBe('done');
+  expect(await runAndWait(page, 1)).toBe('done');
   const promptLen = model.tokenize(prompt).length;
   const seen = await page.evaluate(() => (window as unknown as { seen: number[] }).seen);
   expect([...new Set(seen)]).toEqual([promptLen, promptLen + 1, promptLen + 2, promptLen + 3, promptLen + 4, promptLen + 5]);
+  // The headings count the written positions as the columns grow.
+  const titles = await page.evaluate(() => (window as unknown as { titles: string[] }).titles);
+  expect([...new Set(titles)]).toEqual([
+    'logit lens · prompt + up to 5 generated tokens',
+    'logit lens · prompt + 1 generated token',
+    ...[2, 3, 4, 5].map((n) => `logit lens · prompt + ${n} generated tokens`),
+  ]);
+  expect(await page.textContent('#heatmap-title')).toBe('Logit lens: top-1 prediction per layer and position (prompt + 5 generated tokens)');
+  expect(await page.title()).toBe('lensgate · logit lens · prompt + 5 generated tokens');
 
   const input = { model: 'tiny-facts-gpt2', prompt, topK: 3, generate: { maxNewTokens: 5 } };
   const expected = (await http(gw.url, LensCellsDocument, { input, k: 1 })).data!.lens;
@@ -92,7 +84,7 @@ test('compare: the grid shows Query.lensCompare — JS colour per cell, frames w
   expect(await page.locator('#compare-row').isVisible()).toBe(true);
   await page.fill('#prompt', 'The capital of France is');
   await page.fill('#prompt-b', 'The capital of Japan is');
-  expect(await runAndWait(2)).toBe('done');
+  expect(await runAndWait(page, 2)).toBe('done');
   const expected = (
     await http(gw.url, LensCompareDocument, {
       a: { model: 'tiny-facts-gpt2', prompt: 'The capital of France is', topK: 3 },
@@ -109,6 +101,9 @@ test('compare: the grid shows Query.lensCompare — JS colour per cell, frames w
   }
   expect(cells.some((c) => c.differs)).toBe(true);
   expect(await page.locator('#legend').textContent()).toContain('JS divergence');
+  expect(await page.textContent('#subtitle')).toBe('comparison · logit lens');
+  expect(await page.textContent('#heatmap-title')).toBe('Comparison (logit lens): JS divergence and top-1 of a and b per layer and aligned position');
+  expect(await page.title()).toBe('lensgate · comparison · logit lens');
   if (process.env.LENSGATE_SCREENSHOTS) await page.screenshot({ path: `${DOCS}viewer-compare.png`, fullPage: true });
   expect(pageErrors).toEqual([]);
   await page.uncheck('#compare');

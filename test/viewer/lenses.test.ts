@@ -4,17 +4,16 @@
 // Query.lens computes for that kind, and the choice lives in the URL. LENSGATE_SCREENSHOTS=1 also
 // writes the docs pictures (docs/viewer-lens-*.png).
 
-import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { LensCellsDocument } from '../../src/client/graphql.js';
 import { type LensModel, openModel } from '../../src/lens/index.js';
 import { http, startGateway, type Gateway } from '../server/harness.js';
 import { openTinyGpt2 } from '../server/models.js';
+import { launchViewerBrowser, openIdle, runAndWait } from './browser.js';
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const MODEL_DIR = fileURLToPath(new URL('../../models/tiny-facts-gpt2', import.meta.url));
 const DOCS = fileURLToPath(new URL('../../docs/', import.meta.url));
 const PROMPT = 'The capital of France is';
@@ -24,10 +23,9 @@ let model: LensModel;
 let plain: LensModel;
 let browser: Browser;
 let page: Page;
-const pageErrors: string[] = [];
+let pageErrors: string[];
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) throw new Error(`viewer tests need Debian's chromium at ${CHROMIUM} (or set CHROMIUM_PATH)`);
   model = await openModel(MODEL_DIR, {
     id: 'tiny-facts-gpt2',
     device: 'cpu',
@@ -35,14 +33,8 @@ beforeAll(async () => {
   });
   plain = await openTinyGpt2();
   gw = await startGateway([model, plain]);
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
-  });
-  page = await browser.newPage({ viewport: { width: 1280, height: 760 } });
-  page.on('pageerror', (e) => pageErrors.push(e.message));
-  await page.goto(`${new URL(gw.url).origin}/#autorun=0`);
-  await page.waitForFunction(() => document.body.dataset.state === 'idle', undefined, { timeout: 60_000 });
+  ({ browser, page, pageErrors } = await launchViewerBrowser({ width: 1280, height: 760 }));
+  await openIdle(page, `${new URL(gw.url).origin}/#autorun=0`);
 });
 
 afterAll(async () => {
@@ -52,15 +44,9 @@ afterAll(async () => {
   await plain?.close();
 });
 
-async function runAndWait(n: number): Promise<string> {
-  await page.click('#run');
-  await page.waitForFunction(
-    (want) => Number(document.body.dataset.runs) >= want && ['done', 'error', 'stopped'].includes(document.body.dataset.state ?? ''),
-    n,
-    { timeout: 60_000 },
-  );
-  return page.evaluate(() => document.body.dataset.state ?? '');
-}
+/** The top bar's subtitle, the grid's heading and the tab title. */
+const headings = () =>
+  page.evaluate(() => [document.getElementById('subtitle')!.textContent, document.getElementById('heatmap-title')!.textContent, document.title]);
 
 const options = () => page.$$eval('#lens option', (os) => os.map((o) => [(o as HTMLOptionElement).value, o.textContent]));
 
@@ -75,9 +61,13 @@ test('the picker offers the kinds the model serves; each kind shows what Query.l
   await page.fill('#topk', '3');
   const shownTop1: Record<string, string[]> = {};
   let runs = 0;
+  const names = { LOGIT: ['logit lens', 'Logit lens'], TUNED: ['tuned lens', 'Tuned lens'], JACOBIAN: ['Jacobian lens', 'Jacobian lens'] };
   for (const kind of ['LOGIT', 'TUNED', 'JACOBIAN'] as const) {
     await page.selectOption('#lens', kind);
-    expect(await runAndWait(++runs)).toBe('done');
+    expect(await runAndWait(page, ++runs)).toBe('done');
+    // The headings name the kind the grid shows.
+    const [name, Name] = names[kind];
+    expect(await headings()).toEqual([name, `${Name}: top-1 prediction per layer and position`, `lensgate · ${name}`]);
     const hash = await page.evaluate(() => location.hash);
     if (kind === 'LOGIT') expect(hash).not.toContain('lens=');
     else expect(hash).toContain(`lens=${kind}`);
@@ -93,6 +83,9 @@ test('the picker offers the kinds the model serves; each kind shows what Query.l
     shownTop1[kind] = shown.map((c) => c.token);
     if (process.env.LENSGATE_SCREENSHOTS) await page.screenshot({ path: `${DOCS}viewer-lens-${kind.toLowerCase()}.png` });
   }
+  // Picking another kind does not rename what is still shown: the headings follow the grid, not the form.
+  await page.selectOption('#lens', 'LOGIT');
+  expect((await headings())[0]).toBe('Jacobian lens');
   // The kinds really read the layers differently (the last layer, the model's own output, is the same).
   expect(shownTop1.TUNED).not.toEqual(shownTop1.LOGIT);
   expect(shownTop1.JACOBIAN).not.toEqual(shownTop1.LOGIT);

@@ -3,10 +3,9 @@
 // and the first run once a model serves. The load is held at a block boundary by its own progress
 // hook (no sleeps).
 
-import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { openModel } from '../../src/lens/index.js';
 import type { LoadProgress } from '../../src/lens/types.js';
@@ -15,8 +14,7 @@ import { ModelRegistry, type ModelOpener, type ModelState } from '../../src/serv
 import { MemoryResultStore } from '../../src/server/result-store.js';
 import { gatewayApi } from '../../resolvers/index.js';
 import { makeBrokenCheckpoint, makeCheckpoint, RECIPES } from '../helpers/fixtures.js';
-
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+import { launchViewerBrowser } from './browser.js';
 
 let browser: Browser;
 let page: Page;
@@ -30,7 +28,6 @@ let reached!: () => void;
 const atLayer1 = new Promise<void>((r) => (reached = r));
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) throw new Error(`viewer tests need Debian's chromium at ${CHROMIUM} (or set CHROMIUM_PATH)`);
   registry = new ModelRegistry();
   app = buildApp({ registry, api: gatewayApi({ registry, store: new MemoryResultStore() }), port: 0, host: '127.0.0.1', logging: false });
   origin = new URL((await app.start()).url).origin;
@@ -54,8 +51,7 @@ beforeAll(async () => {
     'cpu',
   );
   await atLayer1;
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run'] });
-  page = await browser.newPage({ viewport: { width: 1280, height: 700 } });
+  ({ browser, page } = await launchViewerBrowser({ width: 1280, height: 700 }));
 });
 
 afterAll(async () => {

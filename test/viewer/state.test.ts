@@ -11,7 +11,10 @@ import {
   parseLayers,
   pinSeries,
   sameTokens,
+  shownRun,
+  shownSettings,
   startRun,
+  viewTitle,
   timingRows,
   togglePin,
   PIN_COLORS,
@@ -173,6 +176,33 @@ describe('a run', () => {
     expect(effectiveMode(run, 'entropy')).toBe('entropy');
     expect(colorScale(run, 'entropy').ticks[0]).toBe('2.5');
     expect(colorScale(run, 'prob').mode).toBe('prob');
+  });
+});
+
+describe('headings', () => {
+  const lensed = { ...model, lenses: [{ kind: 'LOGIT' }, { kind: 'TUNED' }, { kind: 'JACOBIAN' }] } as unknown as Model;
+  test('name the lens kind, the written positions and comparison mode', () => {
+    expect(viewTitle({ mode: 'lens', lens: 'TUNED', generated: 0, maxNewTokens: 0 })).toEqual({
+      subtitle: 'tuned lens',
+      panel: 'Tuned lens: top-1 prediction per layer and position',
+      document: 'lensgate · tuned lens',
+    });
+    expect(viewTitle({ mode: 'lens', lens: 'JACOBIAN', generated: 0, maxNewTokens: 4 }).subtitle).toBe('Jacobian lens · prompt + up to 4 generated tokens');
+    expect(viewTitle({ mode: 'lens', lens: 'LOGIT', generated: 1, maxNewTokens: 4 }).panel).toBe(
+      'Logit lens: top-1 prediction per layer and position (prompt + 1 generated token)',
+    );
+    expect(viewTitle({ mode: 'compare', lensA: 'TUNED', lensB: 'TUNED', generated: 2, maxNewTokens: 2 }).subtitle).toBe('comparison · tuned lens · prompt + 2 generated tokens');
+    expect(viewTitle({ mode: 'compare', lensA: 'TUNED', lensB: 'LOGIT', generated: 0, maxNewTokens: 0 }).subtitle).toBe('comparison · a: tuned lens, b: logit lens');
+  });
+  test('a run counts the tokens written so far; the form says what Run would show', () => {
+    const input = lensInput({ ...settings, lens: 'TUNED', generate: '3' }, lensed);
+    const run = startRun(input, { ...started([0, 1, 2, 3], ['BLOCK_OUTPUT']), maxNewTokens: 3 }, 0);
+    expect(shownRun(run)).toEqual({ mode: 'lens', lens: 'TUNED', generated: 0, maxNewTokens: 3 });
+    run.tokens.push({ position: run.tokens.length, id: 7, text: 'x', generated: true } as (typeof run.tokens)[number]);
+    expect(shownRun(run).generated).toBe(1);
+    // A kind the model lacks runs as LOGIT, so b of a comparison on a plain model reads LOGIT.
+    expect(shownSettings({ ...settings, lens: 'TUNED', compare: true }, lensed, model)).toEqual({ mode: 'compare', lensA: 'TUNED', lensB: 'LOGIT', generated: 0, maxNewTokens: 0 });
+    expect(shownSettings({ ...settings, lens: 'JACOBIAN' }, model, undefined)).toMatchObject({ mode: 'lens', lens: 'LOGIT' });
   });
 });
 

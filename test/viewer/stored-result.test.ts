@@ -3,18 +3,18 @@
 // SQLite store file — the heatmap, trajectories and stats are the stored ones, nothing recomputed.
 // LENSGATE_SCREENSHOTS=1 also writes the docs picture.
 
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { LensCellsDocument } from '../../src/client/graphql.js';
 import { type LensModel, openModel } from '../../src/lens/index.js';
 import { SqliteResultStore } from '../../src/server/sqlite-store.js';
 import { http, startGateway, type Gateway } from '../server/harness.js';
+import { launchViewerBrowser } from './browser.js';
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const MODEL_DIR = fileURLToPath(new URL('../../models/tiny-facts-gpt2', import.meta.url));
 const DOCS = fileURLToPath(new URL('../../docs/', import.meta.url));
 
@@ -24,7 +24,7 @@ let page: Page;
 let dir: string;
 let gw: Gateway | null = null;
 let store: SqliteResultStore | null = null;
-const pageErrors: string[] = [];
+let pageErrors: string[];
 
 async function serve(file: string): Promise<Gateway> {
   store = new SqliteResultStore(file);
@@ -39,15 +39,9 @@ async function shutdown(): Promise<void> {
 }
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) throw new Error(`viewer tests need Debian's chromium at ${CHROMIUM} (or set CHROMIUM_PATH)`);
   dir = mkdtempSync(join(tmpdir(), 'lensgate-viewer-store-'));
   model = await openModel(MODEL_DIR, { id: 'tiny-facts-gpt2', device: 'cpu' });
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
-  });
-  page = await browser.newPage({ viewport: { width: 1280, height: 820 } });
-  page.on('pageerror', (e) => pageErrors.push(e.message));
+  ({ browser, page, pageErrors } = await launchViewerBrowser({ width: 1280, height: 820 }));
 });
 
 afterAll(async () => {

@@ -2,45 +2,25 @@
 // real tiny checkpoint: the heatmap must show exactly what Query.lens computes, hover and pins must
 // work, and a bad input must show the server's error code.
 
-import { existsSync, readFileSync } from 'node:fs';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { readFileSync } from 'node:fs';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { LensAttentionDocument, LensCellsDocument } from '../../src/client/graphql.js';
 import type { LensModel } from '../../src/lens/types.js';
 import { http, instrument, startGateway, type Gateway } from '../server/harness.js';
 import { openDeepGpt2, openTinyGpt2 } from '../server/models.js';
-
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+import { launchViewerBrowser, waitForRun as waitForRunOn } from './browser.js';
 
 let gw: Gateway;
 let model: LensModel;
 let browser: Browser;
 let page: Page;
-const pageErrors: string[] = [];
+let pageErrors: string[];
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) {
-    throw new Error(
-      `viewer tests need Debian's chromium at ${CHROMIUM} (apt-get install chromium, as .ci/run does; ` +
-        'or set CHROMIUM_PATH)',
-    );
-  }
   model = await openTinyGpt2();
   gw = await startGateway([model]);
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-      '--no-first-run',
-    ],
-  });
-  page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-  page.on('pageerror', (e) => pageErrors.push(e.message));
+  ({ browser, page, pageErrors } = await launchViewerBrowser({ width: 1280, height: 900 }));
 });
 
 afterAll(async () => {
@@ -52,14 +32,7 @@ afterAll(async () => {
 const origin = () => new URL(gw.url).origin;
 
 /** Waits until run number `n` has finished (the page auto-runs its default prompt as run 1). */
-async function waitForRun(n: number): Promise<string> {
-  await page.waitForFunction(
-    (want) => Number(document.body.dataset.runs) >= want && ['done', 'error', 'stopped'].includes(document.body.dataset.state ?? ''),
-    n,
-    { timeout: 30_000 },
-  );
-  return page.evaluate(() => document.body.dataset.state ?? '');
-}
+const waitForRun = (n: number) => waitForRunOn(page, n, 30_000);
 
 test('the gateway serves the page and its assets itself (no CDN), with revalidation', async () => {
   const page = await fetch(`${origin()}/`);

@@ -88,7 +88,7 @@ export class ClusterScheduler implements LensScheduler {
     try {
       await this.subscribed(id, events);
       if (signal.aborted) throw new LensError('CANCELLED', 'The lens request was cancelled');
-      const { signal: _s, onLayer: _o, ...wire } = options;
+      const { signal: _s, onLayer: _o, onPosition: _p, onNormed: _n, ...wire } = options;
       this.pendingHere++;
       this.stats.requests++;
       const data: LensJobData = { prompt, options: wire, ...(job?.cacheKey ? { cacheKey: job.cacheKey } : {}), ...(job?.owner ? { owner: job.owner } : {}) };
@@ -97,7 +97,7 @@ export class ClusterScheduler implements LensScheduler {
         removeOnComplete: { age: 600, count: 1000 },
         removeOnFail: { age: 600, count: 1000 },
       });
-      await this.follow(id, events, signal, options.onLayer);
+      await this.follow(id, events, signal, options);
     } finally {
       this.aborts.delete(local);
       void events.return?.();
@@ -118,7 +118,12 @@ export class ClusterScheduler implements LensScheduler {
     throw new LensError('UNAVAILABLE', 'Redis pub/sub did not answer');
   }
 
-  private follow(id: string, events: AsyncIterator<JobEvent>, signal: AbortSignal, onLayer: LensOptions['onLayer']): Promise<void> {
+  private follow(
+    id: string,
+    events: AsyncIterator<JobEvent>,
+    signal: AbortSignal,
+    { onLayer, onPosition }: Pick<LensOptions, 'onLayer' | 'onPosition'>,
+  ): Promise<void> {
     const { queue, pubsub, watchMs, orphanGraceMs, jobTimeoutMs, liveWorkers } = this.deps;
     const sent = new Set<string>();
     return new Promise<void>((resolve, reject) => {
@@ -183,6 +188,15 @@ export class ClusterScheduler implements LensScheduler {
             sent.add(key);
             try {
               onLayer?.({ ...ev.event, worker: ev.worker });
+            } catch {
+              // the listener's failure is the caller's business
+            }
+          } else if (ev.type === 'position') {
+            const key = `${ev.event.point}:p${ev.event.position}`;
+            if (sent.has(key)) continue;
+            sent.add(key);
+            try {
+              onPosition?.(ev.event);
             } catch {
               // the listener's failure is the caller's business
             }

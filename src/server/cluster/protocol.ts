@@ -3,13 +3,13 @@
 import { createRedisEventTarget } from '@graphql-yoga/redis-event-target';
 import { createPubSub } from 'graphql-yoga';
 import type { Redis } from 'ioredis';
-import type { ComputeDtype, LayerEvent, LensErrorCode, LensOptions, ModelInfo } from '../../lens/types.js';
+import type { ComputeDtype, LayerEvent, LensErrorCode, LensOptions, ModelInfo, PositionEvent } from '../../lens/types.js';
 import { PREFIX } from './redis.js';
 
 /** A lens job in the model's BullMQ queue; its job id is the result id. */
 export interface LensJobData {
   prompt: string;
-  options: Omit<LensOptions, 'signal' | 'onLayer'>;
+  options: Omit<LensOptions, 'signal' | 'onLayer' | 'onPosition' | 'onNormed'>;
   /** The identical-request key the result is stored under (computed by the gateway). */
   cacheKey?: string;
   /** The API key's name that asked for it (stored with the result; only it and admin keys read it). */
@@ -21,6 +21,8 @@ export type JobEvent =
   | { type: 'ping' }
   | { type: 'started'; worker: string; attempt: number }
   | { type: 'layer'; worker: string; attempt: number; event: LayerEvent }
+  /** A generated position's column (LensOptions.generate), after the prompt's layers. */
+  | { type: 'position'; worker: string; attempt: number; event: PositionEvent }
   | { type: 'completed'; worker: string }
   | { type: 'failed'; worker: string; code: LensErrorCode; message: string };
 

@@ -151,6 +151,7 @@ export class ClusterWorker {
         ...options,
         signal: abort.signal,
         onLayer: (event) => publish({ type: 'layer', worker: this.id, attempt, event }),
+        onPosition: (event) => publish({ type: 'position', worker: this.id, attempt, event }),
       });
       // Stored before the job is reported done: a completed result is never lost with its worker.
       await this.store.put({ id, modelId, prompt, createdAt: new Date(), result, owner: owner ?? null, ...(cacheKey ? { cacheKey } : {}) });
