@@ -17,8 +17,26 @@ let nextSession = 1;
  */
 let queue = Promise.resolve();
 
+/**
+ * Set by a `close` message, which is read as soon as the current operation returns (it is not
+ * queued): the operations still queued are skipped, every session is released and the thread
+ * ends by itself. Worker.terminate() during a run aborts the whole process (onnxruntime-node's
+ * binding throws a C++ Napi::Error into a terminating environment: "terminate called after
+ * throwing an instance of 'Napi::Error'").
+ */
+let closing = false;
+
 parentPort.on('message', (msg) => {
-  queue = queue.then(() => handle(msg));
+  if (msg.op === 'close') {
+    closing = true;
+    queue = queue.then(async () => {
+      for (const s of sessions.values()) await s.release().catch(() => undefined);
+      sessions.clear();
+      parentPort.close();
+    });
+    return;
+  }
+  queue = queue.then(() => (closing ? undefined : handle(msg)));
 });
 
 function tensor(t) {

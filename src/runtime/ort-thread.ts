@@ -99,7 +99,12 @@ export class OrtThread {
     const w = this.worker;
     if (!w) return;
     this.end(new LensError('CANCELLED', 'the ONNX Runtime thread was closed'));
-    await w.terminate();
+    // The host ends itself after the operation it is computing (ort-host.mjs: terminating it
+    // mid-run aborts the process); answers still in flight find no one waiting and are dropped.
+    const exited = new Promise<void>((resolve) => w.once('exit', () => resolve()));
+    w.ref();
+    w.postMessage({ op: 'close' });
+    await exited;
   }
 
   /** Sessions and calls in flight (for tests and shutdown). */
