@@ -9,8 +9,8 @@
 // every few ms. The clients post from a worker thread (test/helpers/client-thread.ts): parsing four
 // 5 MB answers on the server's loop was most of what this test used to measure. The file runs after
 // the rest of the suite, alone (vitest.config.ts, project `timing`), so the bound is the issue's:
-// /health p99 ≤ 100 ms, plus a max that no major GC of this heap reaches but a stall of the old kind
-// (ORT or one-piece JSON on the loop: max 1–2 s) does.
+// /health p99 ≤ 100 ms, plus a generous max (a major GC on a busy machine takes a few hundred ms;
+// the old code's stalls reached 1–2 s). Measured numbers: docs/engineering-notes.md.
 import { expect, test } from 'vitest';
 import { postInThread } from '../helpers/client-thread.js';
 import { percentile, probeHealth } from '../helpers/health-probe.js';
@@ -18,7 +18,7 @@ import { startGateway } from '../server/harness.js';
 import { openTinyGpt2 } from '../server/models.js';
 
 const P99_BOUND_MS = 100;
-const MAX_BOUND_MS = 500;
+const MAX_BOUND_MS = 1000;
 
 test('/health stays responsive during a batch of worst-case requests', async () => {
   const model = await openTinyGpt2();
