@@ -126,8 +126,10 @@ builder.queryFields((t) => ({
         throw toGraphQLError(err);
       }
       if (stored && !visibleTo(ctx, stored)) throw gatewayError('FORBIDDEN', `Result ${id} belongs to another API key`);
+      if (!stored) return null;
       // A stored result whose model was since removed cannot decode tokens any more.
-      return stored && ctx.registry.get(stored.modelId) ? stored : null;
+      const served = ctx.registry.get(stored.modelId) ?? (await ctx.registry.discover?.(stored.modelId));
+      return served ? stored : null;
     },
   }),
 }));

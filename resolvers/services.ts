@@ -80,6 +80,8 @@ export function readyModelState(info: ModelInfo, at = Date.now()): ModelState {
 export interface ModelSource {
   /** A READY model; undefined for unknown, LOADING and FAILED ids. */
   get(id: string): ServedModel | undefined;
+  /** A READY model, or one another process serves that this one has not seen yet (distributed mode). */
+  discover?(id: string): Promise<ServedModel | undefined>;
   /** READY models. */
   list(): ServedModel[];
   /** Load state of one configured model, whatever its status. */

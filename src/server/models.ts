@@ -78,6 +78,7 @@ export class ModelRegistry implements ModelSource {
   private closed = false;
   /** Content hashes by model id; one may be known before its model is added. */
   private readonly hashes = new Map<string, string>();
+  private discoverer: ((id: string) => Promise<void>) | null = null;
 
   constructor(private readonly schedulerOptions: SchedulerOptions = {}) {}
 
@@ -215,6 +216,22 @@ export class ModelRegistry implements ModelSource {
   /** A READY model; undefined for unknown, LOADING and FAILED ids. */
   get(id: string): ServedModel | undefined {
     return this.served.get(id);
+  }
+
+  /**
+   * A READY model, or one that another process serves and this one has not seen yet (distributed
+   * mode: a gateway that started after the model's last worker left still reads its results).
+   */
+  async discover(id: string): Promise<ServedModel | undefined> {
+    const known = this.served.get(id);
+    if (known || !this.discoverer) return known;
+    await this.discoverer(id);
+    return this.served.get(id);
+  }
+
+  /** Sets how discover() looks up a model this process has not seen (the cluster gateway). */
+  setDiscoverer(discoverer: (id: string) => Promise<void>): void {
+    this.discoverer = discoverer;
   }
 
   /** READY models. */

@@ -283,8 +283,9 @@ run(`distributed mode (${redisAvailable ? 'redis' : noRedisReason})`, () => {
     expect(direct.errors?.[0]?.extensions?.code).toMatch(/UNAVAILABLE|MODEL_NOT_FOUND/);
   });
 
-  test('results survive a gateway restart', async () => {
-    // A fresh worker for tiny, then compute, SIGKILL gateway A, and read it back from a new gateway.
+  test('results survive a gateway restart, and a new gateway reads them with no worker left for their model', async () => {
+    // A fresh worker for tiny, then compute, SIGKILL gateway A and every worker, and read the result
+    // back from a new gateway that never saw the model served.
     workers.w3 = startWorker('w3', [`tiny=${tinyDir}`]);
     await workers.w3.waitFor(/ready as w3/);
     let first = await http(gwA.url, LensDocument, { input: { model: 'tiny', prompt: 'Paris is the capital of' } });
@@ -293,8 +294,9 @@ run(`distributed mode (${redisAvailable ? 'redis' : noRedisReason})`, () => {
       first = await http(gwA.url, LensDocument, { input: { model: 'tiny', prompt: 'Paris is the capital of' } });
     }
     expect(first.errors).toBeUndefined();
-    gwA.proc.kill('SIGKILL');
-    await gwA.exited;
+    const gone = [gwA, ...Object.values(workers)];
+    for (const c of gone) c.proc.kill('SIGKILL');
+    await Promise.all(gone.map((c) => c.exited));
     const gwA2 = await startGatewayProcess();
     const back = await http(gwA2.url, LensResultByIdDocument, { id: first.data!.lens.id });
     expect(back.errors).toBeUndefined();

@@ -37,6 +37,7 @@ export class ClusterGateway {
   private readonly schedulers = new Map<string, ClusterScheduler>();
   private timer: NodeJS.Timeout | null = null;
   private refreshing: Promise<void> | null = null;
+  private readonly looking = new Map<string, Promise<ServedModel | undefined>>();
 
   private constructor(
     private readonly options: ClusterGatewayOptions,
@@ -50,6 +51,7 @@ export class ClusterGateway {
   /** Connects and reads the cluster once (so /ready and Query.models are right from the start). */
   static async start(options: ClusterGatewayOptions): Promise<ClusterGateway> {
     const g = new ClusterGateway(options, connect(options.redisUrl, 'lensgate-gateway'), connect(options.redisUrl, 'lensgate-gateway-sub'));
+    options.registry.setDiscoverer(async (id) => void (await g.known(id)));
     await g.refresh();
     g.timer = setInterval(() => void g.refresh().catch((e: unknown) => g.log(`cluster refresh failed: ${String(e)}`)), options.refreshMs ?? 1000);
     return g;
@@ -76,13 +78,8 @@ export class ClusterGateway {
       }
     }
     for (const [id, list] of placements) {
-      let served = this.options.registry.get(id);
-      if (!served) {
-        const raw = await this.redis.get(keys.model(id));
-        if (!raw) continue;
-        served = this.serve(JSON.parse(raw) as ModelDescriptor);
-        this.log(`cluster serves ${id} on ${list.map((p) => p.worker).join(', ')}`);
-      }
+      const served = await this.known(id);
+      if (!served) continue;
       served.placements = list;
       // Workers restarted with new weights: the cache must not answer with the old ones' results.
       served.contentHash = hashes.get(id) ?? served.contentHash;
@@ -91,6 +88,29 @@ export class ClusterGateway {
       if (served.placements && !placements.has(served.model.info.id)) served.placements = [];
     }
     await Promise.all([...this.schedulers.values()].map((s) => s.refresh().catch(() => undefined)));
+  }
+
+  /**
+   * The registry's entry for a model any worker ever announced (its descriptor stays in Redis after
+   * the worker leaves), created on first sight; one lookup at a time per id.
+   */
+  private known(id: string): Promise<ServedModel | undefined> {
+    const served = this.options.registry.get(id);
+    if (served) return Promise.resolve(served);
+    let pending = this.looking.get(id);
+    if (!pending) {
+      pending = this.redis
+        .get(keys.model(id))
+        .then((raw) => {
+          if (!raw) return undefined;
+          const entry = this.options.registry.get(id) ?? this.serve(JSON.parse(raw) as ModelDescriptor);
+          this.log(`cluster knows ${id}`);
+          return entry;
+        })
+        .finally(() => this.looking.delete(id));
+      this.looking.set(id, pending);
+    }
+    return pending;
   }
 
   private serve(descriptor: ModelDescriptor): ServedModel {
