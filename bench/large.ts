@@ -114,8 +114,12 @@ interface ChildResult {
   files: number;
   loadMs: number;
   rssReady: number;
+  /** After the streamed lenses, and after the deferred one that follows them. */
+  rssLenses: number;
   rssAfter: number;
   maxRss: number;
+  /** Process CPU time (all threads) per streamed lens, median. */
+  streamedCpuMs: number;
   streamedMs: number;
   firstLayerMs: number;
   oneHeadMs: number;
@@ -162,23 +166,32 @@ async function child(key: string): Promise<void> {
   const streamed: number[] = [];
   const firsts: number[] = [];
   const blocks: number[] = [];
+  const cpu: number[] = [];
+  const cpuMs = () => {
+    const u = process.cpuUsage();
+    return (u.user + u.system) / 1000;
+  };
   for (let i = 0; i < LENSES; i++) {
+    const cpu0 = cpuMs();
     const start = performance.now();
     let first = 0;
     const r = await model.lens(text, { topK: 5, onLayer: (e) => void (e.index === 0 && (first = performance.now() - start)) });
     streamed.push(performance.now() - start);
+    cpu.push(cpuMs() - cpu0);
     firsts.push(first);
     blocks.push(r.timings.blocksMs);
-    log(`lens ${i + 1}: ${s(streamed[i])} streamed (first layer ${s(first)}, blocks ${s(r.timings.blocksMs)}, head ${s(r.timings.headMs)})`);
+    log(`lens ${i + 1}: ${s(streamed[i])} streamed (CPU ${s(cpu[i])}, first layer ${s(first)}, blocks ${s(r.timings.blocksMs)}, head ${s(r.timings.headMs)})`);
   }
+  const rssLenses = process.memoryUsage().rss;
+  const cpu1 = cpuMs();
   const t1 = performance.now();
   const one = await model.lens(text, { topK: 5 });
   const oneHeadMs = performance.now() - t1;
-  log(`one head call: ${s(oneHeadMs)} (head ${s(one.timings.headMs)})`);
+  log(`one head call: ${s(oneHeadMs)} (CPU ${s(cpuMs() - cpu1)}, head ${s(one.timings.headMs)})`);
   const rssAfter = process.memoryUsage().rss;
   await model.close();
   const res: ChildResult = {
-    shape: key, files, loadMs, rssReady, rssAfter, maxRss: process.resourceUsage().maxRSS * 1024,
+    shape: key, files, loadMs, rssReady, rssLenses, rssAfter, streamedCpuMs: median(cpu), maxRss: process.resourceUsage().maxRSS * 1024,
     streamedMs: median(streamed), firstLayerMs: median(firsts), oneHeadMs, oneHeadHeadMs: one.timings.headMs,
     blocksMs: median(blocks), headCalls: Math.ceil((sh.layers * tokens) / Math.floor(HEAD_BYTES / (sh.vocab * 4))), tokens,
     headFloat32: planPrepacking({
@@ -196,8 +209,8 @@ async function main(): Promise<void> {
   out.push(`### npm run bench -- large — random BF16 checkpoints in hub layout, ${T}-token prompt, ${LENSES} streamed lenses each`);
   out.push(`machine: ${cpus().length} × ${cpus()[0]?.model ?? '?'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}, onnxruntime-node CPU EP; load average (1/5/15 min) at start: ${load()}`);
   out.push('');
-  out.push('| checkpoint | blocks | files | load to ready | RSS at ready | RSS after lenses (÷ files) | peak RSS | lens streamed (first layer) | one head call: total (head) | floor | streamed ÷ floor | one head call ÷ floor |');
-  out.push('|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+  out.push('| checkpoint | blocks | files | load to ready | RSS at ready | RSS after the streamed lenses (÷ files) | and after a deferred one | peak RSS | lens streamed (first layer) | its CPU time | one head call: total (head) | floor | streamed ÷ floor | one head call ÷ floor |');
+  out.push('|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
   const rates: string[] = [];
   const run = (args: string[]) =>
     spawnSync(process.execPath, [...process.execArgv, process.argv[1], ...args, '--tokens', String(T)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 20 });
@@ -220,7 +233,7 @@ async function main(): Promise<void> {
       }
       const p = run(['--child', key, '--lenses', String(LENSES), ...q]);
       if (p.status !== 0) {
-        out.push(`| ${name} | ${mode ?? `BF16, budget ${budget}`} | — | failed (exit ${p.status ?? p.signal}) | | | | | | | | |`);
+        out.push(`| ${name} | ${mode ?? `BF16, budget ${budget}`} | — | failed (exit ${p.status ?? p.signal}) | | | | | | | | | | |`);
         continue;
       }
       const r = JSON.parse(p.stdout.trim().split('\n').pop()!) as ChildResult;
@@ -245,7 +258,7 @@ async function main(): Promise<void> {
         });
       }
       out.push(
-        `| ${name} | ${mode ?? `BF16, budget ${budget}: head ${(r.headFloat32 * 100).toFixed(0)} % float32`} | ${gb(r.files)} | ${s(r.loadMs)}${firstLoad} | ${gb(r.rssReady)} | ${gb(r.rssAfter)} (${(r.rssAfter / r.files).toFixed(2)}x) | ${gb(r.maxRss)} | ${s(r.streamedMs)} (${s(r.firstLayerMs)}) | ${s(r.oneHeadMs)} (${s(r.oneHeadHeadMs)}) | ${s(floorMs)} | ${(r.streamedMs / floorMs).toFixed(1)}x | ${(r.oneHeadMs / floorMs).toFixed(1)}x |`,
+        `| ${name} | ${mode ?? `BF16, budget ${budget}: head ${(r.headFloat32 * 100).toFixed(0)} % float32`} | ${gb(r.files)} | ${s(r.loadMs)}${firstLoad} | ${gb(r.rssReady)} | ${gb(r.rssLenses)} (${(r.rssLenses / r.files).toFixed(2)}x) | ${gb(r.rssAfter)} (${(r.rssAfter / r.files).toFixed(2)}x) | ${gb(r.maxRss)} | ${s(r.streamedMs)} (${s(r.firstLayerMs)}) | ${s(r.streamedCpuMs)} | ${s(r.oneHeadMs)} (${s(r.oneHeadHeadMs)}) | ${s(floorMs)} | ${(r.streamedMs / floorMs).toFixed(1)}x | ${(r.oneHeadMs / floorMs).toFixed(1)}x |`,
       );
       out.push(`<!-- ${key} ${mode ?? 'BF16'}: ${r.tokens} tokens, blocks ${s(r.blocksMs)} per streamed request; FLOPs blocks ${(flop.blocks / 1e9).toFixed(0)} G, head ${(flop.head / 1e9).toFixed(0)} G -->`);
     }
