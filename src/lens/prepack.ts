@@ -33,7 +33,7 @@ export function planPrepacking(p: PrepackInput): { head: boolean; blocks: boolea
     // No 1 GiB floor here, and 15% of the files rather than 30%: RSS must stay under 1.3x of them. The
     // float32 rows add their bytes (prepacked) and unmap their 16-bit pages; the tied 1B shape after
     // 3 streamed lenses (bench large --budgets): budget 0 → 1.18x, 10% (24% of its rows float32) →
-    // 1.24x, 20% (47%) → 1.27x, 30% (71%) → 1.36x, the whole head (42% of the files) 1.40x; at 20%
+    // 1.23x, 20% (47%) → 1.28x, 30% (71%) → 1.33x, the whole head (42% of the files) 1.40x; at 20%
     // after 10 streamed lenses 1.31x and after a deferred pass 1.34x, so 15%.
     const budget = p.budget ?? 0.15 * p.weightBytes;
     const headFloat32 = p.provider === 'cpu' && p.headFloat32Bytes > 0 ? Math.min(1, Math.max(0, budget / p.headFloat32Bytes)) : 0;
