@@ -227,7 +227,12 @@ export class OnnxLensModel implements LensModel {
       // A head with float32 rows folds constants (its per-call chunks are overridable initializers, which
       // ORT does not fold), so it needs no castPerCall tuning; it widens per call unless all rows are float32.
       const headWidens = castPerCall && headFloat32Rows < plan.vocabSize;
-      const head = await factory.create(headGraph, { castPerCall: castPerCall && !headFloat32Rows, prepack: prepack.head, arena: !headWidens });
+      const head = await factory.create(headGraph, {
+        castPerCall: castPerCall && !headFloat32Rows,
+        castSome: headWidens && headFloat32Rows > 0,
+        prepack: prepack.head,
+        arena: !headWidens,
+      });
       sessions.push(head);
       Object.assign(progress, { sessionsBuilt: 1, bytesMapped: headBytes });
       await report();

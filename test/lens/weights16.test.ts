@@ -18,6 +18,7 @@ const PROMPT = 'The capital of France is Paris. The capital of Germany is';
 const TINY_CHUNKS = 4096; // float32 bytes: 16 rows of a 64-wide weight
 
 const models: Record<string, LensModel> = {};
+const m0 = () => models['gpt2-f16'];
 beforeAll(async () => {
   for (const name of ['llama-gqa-tied-bf16', 'gpt2-f16'] as const) {
     // No memory budget: the unembedding is widened per call too (the default budget keeps it float32).
@@ -120,6 +121,17 @@ describe('16-bit weights widened per call', () => {
       expect(withStats.stats!.finalTop1Rank).toEqual(expected.stats!.finalTop1Rank);
       const naive = await m.lensNaive(PROMPT, { topK: 3 });
       expect(naive.topIndices).toEqual(expected.topIndices);
+    } finally {
+      await m.close();
+    }
+  });
+
+  it('gpt2-f16: a float16 unembedding half float32, half widened per call also matches the reference (level-all ORT killed the process)', async () => {
+    const dir = makeCheckpoint(RECIPES['gpt2-f16']);
+    const m = await openModel(dir, { device: 'cpu', weightChunkBytes: TINY_CHUNKS, memoryBudget: (m0().info.vocabSize * m0().info.hiddenSize * 4) / 2 });
+    try {
+      const r = await m.lens(PROMPT, { topK: 10, points: ['BLOCK_OUTPUT', 'ATTENTION_OUTPUT'] });
+      expectMatchesReference(r, referenceLens(dir, idsOf(r)), m.info.numLayers, 1e-5);
     } finally {
       await m.close();
     }
