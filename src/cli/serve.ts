@@ -41,6 +41,8 @@ const USAGE = `usage: npm start -- [--model id=./dir[@OPT[,OPT]] ...] [--port N]
                  [--lens MODEL_ID=PATH ...]  (a tuned-lens folder or a Jacobian lens file; MODEL_ID:tuned=PATH or
                                               MODEL_ID:jacobian=PATH to name the kind)
                  [--cors-origin ORIGIN[,ORIGIN...]] [--max-queue N] [--batch-window-ms N] [--no-compress-streams]
+                 [--max-connections-per-address N] [--max-connections N] (open graphql-ws sockets and SSE streams
+                 together, per client address and in all; default 32 and 1024)
                  [--store FILE|memory] (results and the cache; default ./lensgate.db) [--store-max-mb N]
                  (default 1024 for a file or Redis, 256 in memory) [--result-ttl-s N] (results older than this
                  are RESULT_EXPIRED; default: kept until the size budget evicts them, 3600 in memory)
@@ -113,6 +115,13 @@ export function attachLenses(specs: ModelSpec[], lenses: LensSpec[]): void {
   }
 }
 
+function positiveInteger(flag: string, raw: string | undefined): number | undefined {
+  if (raw === undefined) return undefined;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1) fail(`--${flag} must be an integer ≥ 1 (got ${raw})`);
+  return n;
+}
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
@@ -124,6 +133,8 @@ async function main(): Promise<void> {
       quantize: { type: 'string' },
       'cors-origin': { type: 'string' },
       'max-queue': { type: 'string' },
+      'max-connections-per-address': { type: 'string' },
+      'max-connections': { type: 'string' },
       'batch-window-ms': { type: 'string' },
       'max-new-tokens': { type: 'string' },
       'store-max-mb': { type: 'string' },
@@ -148,6 +159,10 @@ async function main(): Promise<void> {
   if (!['auto', 'cpu', 'cuda'].includes(device)) fail(`--device must be auto, cpu or cuda (got ${device})`);
   const port = Number(values.port ?? process.env.PORT ?? 4000);
   if (!Number.isInteger(port) || port < 0 || port > 65535) fail(`invalid port ${values.port ?? process.env.PORT}`);
+  const connectionCaps = {
+    maxConnectionsPerAddress: positiveInteger('max-connections-per-address', values['max-connections-per-address']),
+    maxConnections: positiveInteger('max-connections', values['max-connections']),
+  };
   let apiKeys: ApiKeys | undefined;
   try {
     apiKeys = values['api-keys'] ? ApiKeys.load(values['api-keys']) : undefined;
@@ -162,7 +177,7 @@ async function main(): Promise<void> {
 
   const quantize = quantizeFlag(values.quantize);
   let specs = (values.model ?? []).map(parseModelSpec).map((s) => ({ ...s, quantize: s.quantize ?? quantize }));
-  if (values.redis) return serveCluster(values.redis, specs, device, port, { ...values, apiKeys });
+  if (values.redis) return serveCluster(values.redis, specs, device, port, { ...values, apiKeys, connectionCaps });
   if (specs.length === 0) {
     if (!existsSync(resolve(DEFAULT_MODEL_DIR, 'config.json'))) {
       fail(`no --model given and the default model is missing at ${DEFAULT_MODEL_DIR} (it is trained by training/)`);
@@ -225,6 +240,7 @@ async function main(): Promise<void> {
     host: values.host,
     cors: origins ? { origin: origins } : undefined,
     streamCompression: !values['no-compress-streams'],
+    ...connectionCaps,
     apiKeys,
     logging: 'info',
   });
@@ -312,6 +328,7 @@ async function serveCluster(
     'cors-origin'?: string;
     'no-compress-streams'?: boolean;
     apiKeys?: ApiKeys;
+    connectionCaps: { maxConnectionsPerAddress?: number; maxConnections?: number };
   },
 ): Promise<void> {
   try {
@@ -350,6 +367,7 @@ async function serveCluster(
     host: values.host,
     cors: origins ? { origin: origins } : undefined,
     streamCompression: !values['no-compress-streams'],
+    ...values.connectionCaps,
     // Keys are checked and rate-limited here, at the gateway; jobs carry the key's name to the
     // workers, which store it as the result's owner.
     apiKeys: values.apiKeys,

@@ -19,6 +19,7 @@ import { readiness } from './readiness.js';
 import type { ResultStore } from './result-store.js';
 import { attachGraphQLWs } from './ws.js';
 import { StreamCounts, withStreamCaps } from './stream-caps.js';
+import { ConnectionCounts } from './connection-caps.js';
 import { HttpDrain } from './drain.js';
 import { callerOf, withApiKeys, type ApiKeys, type Caller } from './api-keys.js';
 import { allowedOrigins, corsOptions, withOriginCheck } from './origin.js';
@@ -51,6 +52,10 @@ export interface AppOptions {
   maxOperationsPerSocket?: number;
   /** Streamed operations (graphql-ws operations and SSE/multipart responses together) one client address may run at once (default 32). */
   maxOperationsPerAddress?: number;
+  /** Open graphql-ws sockets and SSE (or multipart) streams together that one client address may hold (default 32). */
+  maxConnectionsPerAddress?: number;
+  /** Open graphql-ws sockets and SSE (or multipart) streams together in the whole server (default 1024). */
+  maxConnections?: number;
   /**
    * yoga CORS options; false turns CORS headers off. Default: any origin, no credentials. An origin
    * list is also enforced: requests and WebSocket upgrades from other origins get 403.
@@ -158,6 +163,7 @@ export function buildApp(options: AppOptions): App {
   const origins = allowedOrigins(options.cors);
   const bodyTimeoutMs = options.bodyTimeoutMs ?? 10_000;
   const streams = new StreamCounts(options.maxOperationsPerAddress ?? 32);
+  const connections = new ConnectionCounts(options.maxConnectionsPerAddress ?? 32, options.maxConnections ?? 1024);
   const drain = new HttpDrain();
   const server = createServer(
     // Node's own limits as the backstop for what the body timer does not see (slow headers); its
@@ -167,7 +173,7 @@ export function buildApp(options: AppOptions): App {
       withOriginCheck(
         origins,
         serveViewer(
-          withOptionalKeys(options.apiKeys, yoga.graphqlEndpoint, withStreamCaps(streams, yoga.graphqlEndpoint, withBodyLimit(bodyLimit, yoga, bodyTimeoutMs))),
+          withOptionalKeys(options.apiKeys, yoga.graphqlEndpoint, withStreamCaps(streams, connections, yoga.graphqlEndpoint, withBodyLimit(bodyLimit, yoga, bodyTimeoutMs))),
         ),
       ),
     ),
@@ -178,6 +184,7 @@ export function buildApp(options: AppOptions): App {
     allowedOrigins: origins,
     maxOperationsPerSocket: options.maxOperationsPerSocket,
     streams,
+    connections,
     apiKeys: options.apiKeys,
     compression: options.streamCompression !== false,
   });

@@ -5,6 +5,7 @@
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { NodeHandler } from './body-limit.js';
+import { errorBody, type ConnectionCounts } from './connection-caps.js';
 
 export class StreamCounts {
   private readonly http = new Map<string, number>();
@@ -44,30 +45,35 @@ function streamed(req: IncomingMessage): boolean {
 }
 
 /**
- * Refuses a streamed GraphQL request past the address's cap the way yoga reports any GraphQL error
- * on a stream: 200, one `next` event with the coded error, then `complete` (graphql-sse clients
- * read the code from there; a non-2xx status would reach them as a bare network error).
+ * Refuses a streamed GraphQL request the way yoga reports any GraphQL error on a stream: 200, one
+ * `next` event with the coded error, then `complete` (graphql-sse clients read the code from there;
+ * a non-2xx status would reach them as a bare network error). Multipart clients get `status`.
  */
-function refuse(req: IncomingMessage, res: ServerResponse, perAddress: number): void {
+function refuse(req: IncomingMessage, res: ServerResponse, status: number, message: string, code: string): void {
   req.resume();
-  const error = {
-    message: `This client already runs ${perAddress} streamed operations (SSE and WebSocket together); complete one first`,
-    extensions: { code: 'TOO_MANY_SUBSCRIPTIONS' },
-  };
   if ((req.headers.accept ?? '').includes('text/event-stream')) {
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'close' });
-    res.end(`event: next\ndata: ${JSON.stringify({ errors: [error] })}\n\nevent: complete\ndata:\n\n`);
+    res.end(`event: next\ndata: ${errorBody(message, code)}\n\nevent: complete\ndata:\n\n`);
   } else {
-    res.writeHead(429, { 'content-type': 'application/json', connection: 'close' });
-    res.end(JSON.stringify({ errors: [error] }));
+    res.writeHead(status, { 'content-type': 'application/json', connection: 'close' });
+    res.end(errorBody(message, code));
   }
 }
 
-export function withStreamCaps(counts: StreamCounts, path: string, next: NodeHandler): NodeHandler {
+/**
+ * Streamed requests on `path`: refused past the connection caps (TOO_MANY_CONNECTIONS) or past the
+ * address's streamed operations (TOO_MANY_SUBSCRIPTIONS); admitted ones count toward both until they close.
+ */
+export function withStreamCaps(counts: StreamCounts, connections: ConnectionCounts, path: string, next: NodeHandler): NodeHandler {
   return (req, res) => {
-    if (req.method !== 'OPTIONS' && streamed(req) && (req.url ?? '').split('?')[0] === path && !counts.admitHttp(peerAddress(req), res)) {
-      refuse(req, res, counts.perAddress);
-      return;
+    if (req.method !== 'OPTIONS' && streamed(req) && (req.url ?? '').split('?')[0] === path) {
+      const address = peerAddress(req);
+      const full = connections.refusal(address);
+      if (full) return refuse(req, res, full.status, full.message, full.code);
+      if (!counts.admitHttp(address, res)) {
+        return refuse(req, res, 429, `This client already runs ${counts.perAddress} streamed operations (SSE and WebSocket together); complete one first`, 'TOO_MANY_SUBSCRIPTIONS');
+      }
+      connections.hold(address, (release) => res.once('close', release));
     }
     next(req, res);
   };

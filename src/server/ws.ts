@@ -9,6 +9,7 @@ import { WebSocketServer } from 'ws';
 import type { YogaServerInstance } from 'graphql-yoga';
 import { originAllowed } from './origin.js';
 import { StreamCounts } from './stream-caps.js';
+import { ConnectionCounts, errorBody } from './connection-caps.js';
 import { callerOf, keyError, setCaller, tokenFromHeaders, type ApiKeys } from './api-keys.js';
 import { resolveDocument, type TrustedDocumentsOptions } from './trusted-documents.js';
 
@@ -31,6 +32,8 @@ export interface WsOptions {
   maxOperationsPerAddress?: number;
   /** Shared with the SSE cap: the address's streamed HTTP responses count toward maxOperationsPerAddress too. */
   streams?: StreamCounts;
+  /** Open sockets (with SSE streams, when shared with stream-caps) per client address and in all; default 32 and 1024. */
+  connections?: ConnectionCounts;
   /** With keys on, each operation needs one (connection_init { apiKey } or the upgrade's headers) and is rate-limited. */
   apiKeys?: ApiKeys;
 }
@@ -56,7 +59,7 @@ function tooMany(message: string): GraphQLError {
 // Each message is deflated and sync-flushed on its own (nothing waits for the next one), with the
 // window kept across messages, so a LayerResult mostly costs what differs from the previous ones.
 // Small messages (LensStarted, pings, errors) are not worth a deflate call.
-const PER_MESSAGE_DEFLATE = {
+export const PER_MESSAGE_DEFLATE = {
   threshold: 1024,
   zlibDeflateOptions: { level: 6 },
   serverNoContextTakeover: false,
@@ -78,14 +81,24 @@ export function attachGraphQLWs(
   const address = (ctx: SocketContext) => ctx.extra.request.socket.remoteAddress ?? 'unknown';
   const running = (ctx: SocketContext) => Object.keys(ctx.subscriptions).length;
   streams.wsOperations = (key) => [...(byAddress.get(key) ?? [])].reduce((n, c) => n + running(c), 0);
+  const connections = options.connections ?? new ConnectionCounts(32, 1024);
   let draining = false;
+  type Done = (ok: boolean, status?: number, body?: string, headers?: Record<string, string>) => void;
+  // Refused upgrades get the HTTP status and the coded JSON body that HTTP requests get.
+  const refuse = (done: Done, status: number, message: string, code: string) =>
+    done(false, status, errorBody(message, code), { 'Content-Type': 'application/json' });
   const wss = new WebSocketServer({
     server,
     path: yoga.graphqlEndpoint,
     maxPayload: options.maxPayload,
-    verifyClient: ({ origin }: { origin?: string }, done: (ok: boolean, code?: number, message?: string) => void) => {
-      if (draining) return done(false, 503, 'Shutting down');
-      return originAllowed(options.allowedOrigins, origin) ? done(true) : done(false, 403, 'Origin not allowed');
+    verifyClient: ({ origin, req }: { origin?: string; req: IncomingMessage }, done: Done) => {
+      if (draining) return refuse(done, 503, 'The server is shutting down; retry on another instance', 'UNAVAILABLE');
+      if (!originAllowed(options.allowedOrigins, origin)) return refuse(done, 403, 'Origin not allowed', 'FORBIDDEN_ORIGIN');
+      const full = connections.refusal(req.socket.remoteAddress ?? 'unknown');
+      if (full) return refuse(done, full.status, full.message, full.code);
+      // ws completes the upgrade within this call and emits 'connection' (counted below) before
+      // the next upgrade is verified.
+      return done(true);
     },
     perMessageDeflate: options.compression === true ? PER_MESSAGE_DEFLATE : false,
   });
@@ -165,7 +178,8 @@ export function attachGraphQLWs(
   // itself (code WS_ERR_*: a message over maxPayload, a bad frame, invalid UTF-8) are the client's:
   // ws has already closed the socket with the fitting code (1009, 1002, 1007), so they are not
   // logged. Registered after useServer's listener, so this replaces the one it just added.
-  wss.on('connection', (socket) => {
+  wss.on('connection', (socket, req: IncomingMessage) => {
+    connections.hold(req.socket.remoteAddress ?? 'unknown', (release) => socket.once('close', release));
     const theirs = socket.listeners('error');
     socket.removeAllListeners('error');
     socket.on('error', (err: Error & { code?: string }) => {

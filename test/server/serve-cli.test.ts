@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { expect, test } from 'vitest';
+import WebSocket from 'ws';
 import { loadReporter } from '../../src/cli/progress.js';
 import type { LoadProgress, ModelInfo } from '../../src/lens/types.js';
 import { makeCheckpoint, RECIPES } from '../helpers/fixtures.js';
@@ -70,6 +71,30 @@ test('when no model loads, npm start exits with status 1', async () => {
   const s = serve(['--model', `gone=${join(tmpdir(), 'lensgate-no-such-dir')}`]);
   expect(await s.exited).toBe(1);
   expect(s.out().stderr).toMatch(/no model could be loaded/);
+});
+
+test('--max-connections-per-address caps the sockets one address holds; a value that is not a positive integer is refused', async () => {
+  const bad = serve(['--max-connections', '0']);
+  expect(await bad.exited).toBe(2);
+  expect(bad.out().stderr).toMatch(/--max-connections must be an integer ≥ 1 \(got 0\)/);
+  const s = serve(['--model', `good=${makeCheckpoint(RECIPES['gpt2-tiny'])}`, '--device', 'cpu', '--store', 'memory', '--max-connections-per-address', '1']);
+  try {
+    const url = /listening on (http:\S+)/.exec(await s.waitFor(/listening on (http:\S+)/))![1].replace(/^http/, 'ws');
+    const open = (): Promise<WebSocket | number> =>
+      new Promise((resolve, reject) => {
+        const ws = new WebSocket(url, 'graphql-transport-ws');
+        ws.once('open', () => resolve(ws));
+        ws.once('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0));
+        ws.once('error', reject);
+      });
+    const first = await open();
+    expect(first).toBeInstanceOf(WebSocket);
+    expect(await open()).toBe(429);
+    (first as WebSocket).close();
+  } finally {
+    s.child.kill('SIGTERM');
+    await s.exited;
+  }
 });
 
 const info = { id: 'm', numLayers: 4 } as ModelInfo;
