@@ -40,16 +40,20 @@ const PackedArrayRef = builder.scalarType('PackedArray', {
   },
 });
 
+type Types = typeof builder extends PothosSchemaTypes.SchemaBuilder<infer T> ? T : never;
 type Read = Pick<LensResult, 'topIndices' | 'topProbs' | 'tracked' | 'stats'>;
-/** One read point, or the whole result when `attention` is set (the after-attention read). */
+/** One read point: the after-attention read (PackedRead). */
 interface ReadShape {
   modelId: string;
   read: Read;
-  attention?: Read | null;
   layers: number;
   positions: number;
   k: number;
   code: ProbCode;
+}
+/** The whole result (PackedLens): its own read plus the after-attention one. */
+interface LensShape extends ReadShape {
+  attention: Read | null;
 }
 
 /** Packed arrays count toward the operation's response budget like the JSON fields (RESPONSE_TOO_LARGE). */
@@ -67,131 +71,129 @@ TokenTextRef.implement({
   fields: (t) => ({ id: t.exposeInt('id'), text: t.exposeString('text') }),
 });
 
-const PackedReadRef = builder.objectRef<ReadShape>('PackedRead');
-const PackedLensRef = builder.objectRef<ReadShape>('PackedLens');
-// Flat on purpose: trajectories and stats are sibling arrays rather than nested objects, which keeps
-// a whole packed subscription well inside the query depth limit.
-for (const [ref, description] of [
-  [PackedReadRef, 'One read point (the after-attention read) in the PACKED encoding.'],
-  [PackedLensRef, 'A LensResult in the PACKED encoding (docs/wire-format.md).'],
-] as const) {
-  ref.implement({
+/** One [layers, positions] stats array (4 bytes an element, F32 or U32); null unless stats were requested. */
+function stat(
+  t: PothosSchemaTypes.InterfaceFieldBuilder<Types, ReadShape>,
+  key: keyof NonNullable<Read['stats']>,
+  pack: (values: number[], shape: number[]) => PackedArray,
+  description: string,
+) {
+  return t.field({
+    type: PackedArrayRef,
+    nullable: true,
     description,
-    fields: (t) => ({
-      topIndices: t.field({
-        type: PackedArrayRef,
-        description: 'U32 [layers, positions, k]: vocabulary ids, most likely first.',
-        resolve: (s, _a, ctx) => {
-          charge(ctx, s.layers * s.positions * s.k, 4, 'packed.topIndices');
-          return packU32(s.read.topIndices.flat(2), [s.layers, s.positions, s.k]);
-        },
-      }),
-      topProbs: t.field({
-        type: PackedArrayRef,
-        description: 'P16v2 [layers, positions, k].',
-        resolve: (s, _a, ctx) => {
-          charge(ctx, s.layers * s.positions * s.k, 2, 'packed.topProbs');
-          return packP16(s.read.topProbs.flat(2), [s.layers, s.positions, s.k], s.code);
-        },
-      }),
-      topLocal: t.field({
-        type: PackedArrayRef,
-        nullable: true,
-        description:
-          'U8 (U16 when a position tracks more than 256 ids) [layers, positions, k]: each top-k id as its index among its position’s trackedIds. ' +
-          'With trackedCounts, trackedIds and trackedProbs it gives topIndices and topProbs without sending them again; null unless trackAcrossLayers was set.',
-        resolve: (s) => (s.read.tracked ? packTopLocal(s.read.topIndices, s.read.tracked) : null),
-      }),
-      trackedCounts: t.field({
-        type: PackedArrayRef,
-        nullable: true,
-        description: 'U32 [positions]: how many ids each position tracks; null unless trackAcrossLayers was set.',
-        resolve: (s, _a, ctx) => {
-          if (!s.read.tracked) return null;
-          charge(ctx, s.positions, 4, 'packed.trackedCounts');
-          return packU32(s.read.tracked.map((p) => p.tokenIds.length), [s.positions]);
-        },
-      }),
-      trackedIds: t.field({
-        type: PackedArrayRef,
-        nullable: true,
-        description: 'U32 [N]: each position’s ascending ids (top-k at any requested layer), concatenated in position order; N = sum of trackedCounts.',
-        resolve: (s, _a, ctx) => {
-          if (!s.read.tracked) return null;
-          charge(ctx, trackedCount(s.read.tracked), 4, 'packed.trackedIds');
-          const ids = s.read.tracked.flatMap((p) => p.tokenIds);
-          return packU32(ids, [ids.length]);
-        },
-      }),
-      trackedProbs: t.field({
-        type: PackedArrayRef,
-        nullable: true,
-        description: 'P16v2 [layers, N]: probability of each tracked id at each requested layer.',
-        resolve: (s, _a, ctx) => {
-          if (!s.read.tracked) return null;
-          charge(ctx, s.layers * trackedCount(s.read.tracked), 2, 'packed.trackedProbs');
-          const m = trackedMatrix(s.read.tracked, s.layers);
-          return packP16(m.probs, [s.layers, m.ids.length], s.code);
-        },
-      }),
-      entropy: t.field({
-        type: PackedArrayRef,
-        nullable: true,
-        description: 'F32 [layers, positions], nats; null unless stats were requested.',
-        resolve: (s, _a, ctx) => {
-          if (!s.read.stats) return null;
-          charge(ctx, s.layers * s.positions, 4, 'packed.entropy');
-          return packF32(s.read.stats.entropy.flat(), [s.layers, s.positions]);
-        },
-      }),
-      klToFinal: t.field({
-        type: PackedArrayRef,
-        nullable: true,
-        description: 'F32 [layers, positions], KL(final ‖ layer) in nats; null unless stats were requested.',
-        resolve: (s, _a, ctx) => {
-          if (!s.read.stats) return null;
-          charge(ctx, s.layers * s.positions, 4, 'packed.klToFinal');
-          return packF32(s.read.stats.klToFinal.flat(), [s.layers, s.positions]);
-        },
-      }),
-      finalTop1Rank: t.field({
-        type: PackedArrayRef,
-        nullable: true,
-        description: 'U32 [layers, positions]; null unless stats were requested.',
-        resolve: (s, _a, ctx) => {
-          if (!s.read.stats) return null;
-          charge(ctx, s.layers * s.positions, 4, 'packed.finalTop1Rank');
-          return packU32(s.read.stats.finalTop1Rank.flat(), [s.layers, s.positions]);
-        },
-      }),
-      ...(ref === PackedLensRef
-        ? {
-            attention: t.field({
-              type: PackedReadRef,
-              nullable: true,
-              description: 'Present when points included ATTENTION_OUTPUT.',
-              resolve: (s) => (s.attention ? { ...s, read: s.attention, attention: null } : null),
-            }),
-            tokens: t.field({
-              type: [TokenTextRef],
-              description: 'Each distinct id of the top-k and tracked ids (both reads) once, ascending, with its text, so a front end can label them without a vocabulary.',
-              resolve: (s, _a, ctx) => {
-                const decode = decoder(ctx, s.modelId);
-                const ids = new Set<number>();
-                for (const r of [s.read, s.attention]) {
-                  if (!r) continue;
-                  for (const id of r.topIndices.flat(2)) ids.add(id);
-                  for (const t of r.tracked ?? []) for (const id of t.tokenIds) ids.add(id);
-                }
-                return [...ids].sort((a, b) => a - b).map((id) => ({ id, text: decode(id) }));
-              },
-            }),
-          }
-        : {}),
-    }),
+    resolve: (s, _a, ctx) => {
+      if (!s.read.stats) return null;
+      charge(ctx, s.layers * s.positions, 4, `packed.${key}`);
+      return pack(s.read.stats[key].flat(), [s.layers, s.positions]);
+    },
   });
 }
 
+// Flat on purpose: trajectories and stats are sibling arrays rather than nested objects, which keeps
+// a whole packed subscription well inside the query depth limit. The whole result and its
+// after-attention read carry the same arrays: one interface defines them, so one client fragment on
+// PackedReadout serves both.
+const PackedReadoutRef = builder.interfaceRef<ReadShape>('PackedReadout');
+PackedReadoutRef.implement({
+  description: 'One read point’s top-k, trajectories and stats in the PACKED encoding: the whole result (PackedLens) or its after-attention read (PackedRead).',
+  resolveType: (s) => ('attention' in s ? 'PackedLens' : 'PackedRead'),
+  fields: (t) => ({
+    topIndices: t.field({
+      type: PackedArrayRef,
+      description: 'U32 [layers, positions, k]: vocabulary ids, most likely first.',
+      resolve: (s, _a, ctx) => {
+        charge(ctx, s.layers * s.positions * s.k, 4, 'packed.topIndices');
+        return packU32(s.read.topIndices.flat(2), [s.layers, s.positions, s.k]);
+      },
+    }),
+    topProbs: t.field({
+      type: PackedArrayRef,
+      description: 'P16v2 [layers, positions, k].',
+      resolve: (s, _a, ctx) => {
+        charge(ctx, s.layers * s.positions * s.k, 2, 'packed.topProbs');
+        return packP16(s.read.topProbs.flat(2), [s.layers, s.positions, s.k], s.code);
+      },
+    }),
+    topLocal: t.field({
+      type: PackedArrayRef,
+      nullable: true,
+      description:
+        'U8 (U16 when a position tracks more than 256 ids) [layers, positions, k]: each top-k id as its index among its position’s trackedIds. ' +
+        'With trackedCounts, trackedIds and trackedProbs it gives topIndices and topProbs without sending them again; null unless trackAcrossLayers was set.',
+      resolve: (s) => (s.read.tracked ? packTopLocal(s.read.topIndices, s.read.tracked) : null),
+    }),
+    trackedCounts: t.field({
+      type: PackedArrayRef,
+      nullable: true,
+      description: 'U32 [positions]: how many ids each position tracks; null unless trackAcrossLayers was set.',
+      resolve: (s, _a, ctx) => {
+        if (!s.read.tracked) return null;
+        charge(ctx, s.positions, 4, 'packed.trackedCounts');
+        return packU32(s.read.tracked.map((p) => p.tokenIds.length), [s.positions]);
+      },
+    }),
+    trackedIds: t.field({
+      type: PackedArrayRef,
+      nullable: true,
+      description: 'U32 [N]: each position’s ascending ids (top-k at any requested layer), concatenated in position order; N = sum of trackedCounts.',
+      resolve: (s, _a, ctx) => {
+        if (!s.read.tracked) return null;
+        charge(ctx, trackedCount(s.read.tracked), 4, 'packed.trackedIds');
+        const ids = s.read.tracked.flatMap((p) => p.tokenIds);
+        return packU32(ids, [ids.length]);
+      },
+    }),
+    trackedProbs: t.field({
+      type: PackedArrayRef,
+      nullable: true,
+      description: 'P16v2 [layers, N]: probability of each tracked id at each requested layer.',
+      resolve: (s, _a, ctx) => {
+        if (!s.read.tracked) return null;
+        charge(ctx, s.layers * trackedCount(s.read.tracked), 2, 'packed.trackedProbs');
+        const m = trackedMatrix(s.read.tracked, s.layers);
+        return packP16(m.probs, [s.layers, m.ids.length], s.code);
+      },
+    }),
+    entropy: stat(t, 'entropy', packF32, 'F32 [layers, positions], nats; null unless stats were requested.'),
+    klToFinal: stat(t, 'klToFinal', packF32, 'F32 [layers, positions], KL(final ‖ layer) in nats; null unless stats were requested.'),
+    finalTop1Rank: stat(t, 'finalTop1Rank', packU32, 'U32 [layers, positions]; null unless stats were requested.'),
+  }),
+});
+
+const PackedReadRef = builder.objectRef<ReadShape>('PackedRead');
+PackedReadRef.implement({
+  description: 'One read point (the after-attention read) in the PACKED encoding.',
+  interfaces: [PackedReadoutRef],
+});
+
+const PackedLensRef = builder.objectRef<LensShape>('PackedLens');
+PackedLensRef.implement({
+  description: 'A LensResult in the PACKED encoding (docs/wire-format.md).',
+  interfaces: [PackedReadoutRef],
+  fields: (t) => ({
+    attention: t.field({
+      type: PackedReadRef,
+      nullable: true,
+      description: 'Present when points included ATTENTION_OUTPUT.',
+      resolve: ({ attention, ...whole }) => (attention ? { ...whole, read: attention } : null),
+    }),
+    tokens: t.field({
+      type: [TokenTextRef],
+      description: 'Each distinct id of the top-k and tracked ids (both reads) once, ascending, with its text, so a front end can label them without a vocabulary.',
+      resolve: (s, _a, ctx) => {
+        const decode = decoder(ctx, s.modelId);
+        const ids = new Set<number>();
+        for (const r of [s.read, s.attention]) {
+          if (!r) continue;
+          for (const id of r.topIndices.flat(2)) ids.add(id);
+          for (const t of r.tracked ?? []) for (const id of t.tokenIds) ids.add(id);
+        }
+        return [...ids].sort((a, b) => a - b).map((id) => ({ id, text: decode(id) }));
+      },
+    }),
+  }),
+});
 
 const PackedLayerRef = builder.objectRef<{ modelId: string; event: { topIndices: number[][]; topProbs: number[][] }; code: ProbCode }>('PackedLayer');
 PackedLayerRef.implement({
@@ -249,7 +251,7 @@ builder.objectField(LensResultRef, 'packed', (t) =>
     },
     resolve: (s, args) => {
       const r = s.result;
-      return { modelId: s.modelId, read: r, attention: r.attention, layers: r.layers.length, positions: r.tokens.length, k: r.topK, code: code(args) };
+      return { modelId: s.modelId, read: r, attention: r.attention ?? null, layers: r.layers.length, positions: r.tokens.length, k: r.topK, code: code(args) };
     },
   }),
 );

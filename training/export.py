@@ -5,7 +5,7 @@ held-out perplexities, logit-lens examples, expectations.json, loss.png, and .wo
 
   /usr/bin/python3 training/export.py [--ckpt training/.work/final.pt]
 """
-import argparse, json, math, os, struct, sys
+import argparse, json, math, os, sys
 import numpy as np
 import torch
 
@@ -13,44 +13,12 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from model import GPT2LMHeadModel  # noqa: E402
 from train import EOS  # noqa: E402
+from safetensors_io import read_safetensors, write_safetensors  # noqa: E402
 
 ROOT = os.path.dirname(HERE)
 OUT = os.path.join(ROOT, 'models', 'tiny-facts-gpt2')
 WORK = os.path.join(HERE, '.work')
 TOK = os.path.join(WORK, 'tokens')
-
-DTYPES = {'F16': np.float16, 'F32': np.float32}
-
-
-def write_safetensors(path, tensors, dtype='F16'):
-    header, blobs, off = {'__metadata__': {'format': 'pt'}}, [], 0
-    for name in sorted(tensors):
-        a = np.ascontiguousarray(tensors[name].detach().cpu().numpy().astype(np.dtype(DTYPES[dtype]).newbyteorder('<')))
-        b = a.tobytes()
-        header[name] = {'dtype': dtype, 'shape': list(a.shape), 'data_offsets': [off, off + len(b)]}
-        blobs.append(b); off += len(b)
-    h = json.dumps(header, separators=(',', ':')).encode('utf-8')
-    h += b' ' * ((8 - len(h) % 8) % 8)
-    with open(path, 'wb') as f:
-        f.write(struct.pack('<Q', len(h))); f.write(h)
-        for b in blobs:
-            f.write(b)
-
-
-def read_safetensors(path):
-    raw = open(path, 'rb').read()
-    n = struct.unpack('<Q', raw[:8])[0]
-    header = json.loads(raw[8:8 + n])
-    base = 8 + n
-    out = {}
-    for name, info in header.items():
-        if name == '__metadata__':
-            continue
-        s, e = info['data_offsets']
-        a = np.frombuffer(raw[base + s:base + e], dtype=np.dtype(DTYPES[info['dtype']]).newbyteorder('<')).reshape(info['shape'])
-        out[name] = torch.from_numpy(a.astype(np.float32))
-    return out
-
 
 def hf_config(cfg, dtype):
     return {
@@ -116,7 +84,7 @@ def main():
     sd = {k: v for k, v in ck['model'].items()}
     os.makedirs(OUT, exist_ok=True)
     json.dump(hf_config(cfg, a.dtype), open(os.path.join(OUT, 'config.json'), 'w'), indent=2)
-    write_safetensors(os.path.join(OUT, 'model.safetensors'), sd, a.dtype)
+    write_safetensors(os.path.join(OUT, 'model.safetensors'), sd, a.dtype, metadata={'format': 'pt'})
 
     # reload what was written (the stored-precision weights), evaluated in float32
     model = GPT2LMHeadModel(cfg)

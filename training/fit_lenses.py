@@ -20,13 +20,14 @@ Formats, followed exactly:
   Estimator: one-hot cotangents on every target position at once, gradient at each source position,
   averaged over source positions and prompts.
 """
-import hashlib, json, os, struct, subprocess, sys
+import hashlib, json, os, subprocess, sys
 import numpy as np
 import torch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, 'training'))
 from model import GPT2LMHeadModel  # noqa: E402
+from safetensors_io import read_safetensors, write_safetensors  # noqa: E402
 
 MODEL = os.path.join(ROOT, 'models', 'tiny-facts-gpt2')
 OUT = os.path.join(MODEL, 'lenses')
@@ -36,36 +37,6 @@ FIX = os.path.join(ROOT, 'test', 'fixtures', 'lenses')
 SKIP_FIRST_N_POSITIONS = 1
 # Fitting prompts for the Jacobian lens (the tuned lens uses all of them).
 JACOBIAN_PROMPTS = 12
-
-
-def read_safetensors(path):
-    raw = open(path, 'rb').read()
-    n = struct.unpack('<Q', raw[:8])[0]
-    header = json.loads(raw[8:8 + n])
-    out = {}
-    for name, info in header.items():
-        if name == '__metadata__':
-            continue
-        s, e = info['data_offsets']
-        a = np.frombuffer(raw[8 + n + s:8 + n + e], dtype='<f4').reshape(info['shape'])
-        out[name] = torch.from_numpy(a.copy())
-    return out
-
-
-def write_safetensors(path, tensors):
-    """float32 or float16 tensors, names sorted, as safetensors (no extra dependency)."""
-    header, blobs, off = {}, [], 0
-    for name in sorted(tensors):
-        t = tensors[name].detach().contiguous()
-        dt = {torch.float32: ('F32', '<f4'), torch.float16: ('F16', '<f2')}[t.dtype]
-        b = t.numpy().astype(np.dtype(dt[1])).tobytes()
-        header[name] = {'dtype': dt[0], 'shape': list(t.shape), 'data_offsets': [off, off + len(b)]}
-        blobs.append(b)
-        off += len(b)
-    h = json.dumps(header, separators=(',', ':')).encode()
-    h += b' ' * ((8 - len(h) % 8) % 8)
-    with open(path, 'wb') as f:
-        f.write(struct.pack('<Q', len(h)) + h + b''.join(blobs))
 
 
 def tensor_hash(a):

@@ -3,9 +3,6 @@
 // job finishes on the other worker holding the model (each layer sent once); with no worker left
 // the client gets UNAVAILABLE; results survive a gateway restart and are shared between gateways.
 
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Queue } from 'bullmq';
 import { createClient as createSseClient } from 'graphql-sse';
 import { print, type FormattedExecutionResult } from 'graphql';
@@ -19,6 +16,7 @@ import {
   type LensLayersSubscription,
 } from '../../src/client/graphql.js';
 import { keys, queueName } from '../../src/server/cluster/redis.js';
+import { writeApiKeys } from '../helpers/api-keys.js';
 import { makeCheckpoint, RECIPES } from '../helpers/fixtures.js';
 import { noRedisReason, redisAvailable, startTestRedis, type TestRedis } from '../helpers/redis.js';
 import { http, sseClient } from '../server/harness.js';
@@ -125,20 +123,8 @@ run(`distributed mode (${redisAvailable ? 'redis' : noRedisReason})`, () => {
   });
 
   test('API keys in distributed mode: jobs carry their key to the worker, results belong to it, the cache is per key, limits per key at the gateway', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'lensgate-cluster-keys-'));
-    const file = join(dir, 'keys.json');
-    writeFileSync(
-      file,
-      JSON.stringify({
-        keys: [
-          { name: 'alice', key: 'alice-secret', requestsPerMinute: 600 },
-          { name: 'bob', key: 'bob-secret', requestsPerMinute: 600 },
-          { name: 'ops', key: 'ops-secret', admin: true, requestsPerMinute: 600 },
-          { name: 'slow', key: 'slow-secret', requestsPerMinute: 2 },
-        ],
-      }),
-    );
-    const gw = await startServer(['--redis', redis.url, '--api-keys', file]);
+    const keysFile = writeApiKeys([{ name: 'alice' }, { name: 'bob' }, { name: 'ops', admin: true }, { name: 'slow', requestsPerMinute: 2 }]);
+    const gw = await startServer(['--redis', redis.url, '--api-keys', keysFile.file]);
     children.push(gw);
     const as = (key: string) => ({ headers: { authorization: `Bearer ${key}` } });
     const input = { model: 'tiny', prompt: 'Keys in the cluster' };
@@ -185,7 +171,7 @@ run(`distributed mode (${redisAvailable ? 'redis' : noRedisReason})`, () => {
       expect((await http(gw.url, ModelPlacementsDocument, undefined, as('alice-secret'))).errors).toBeUndefined();
     } finally {
       await gw.kill('SIGTERM');
-      rmSync(dir, { recursive: true, force: true });
+      keysFile.remove();
     }
   }, 180_000);
 

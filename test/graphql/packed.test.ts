@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { LensLayersPackedDocument, LensPackedDocument, LensPackedTrackedDocument, type LensLayersPackedSubscription } from '../../src/client/graphql.js';
 import { decodeLayer, decodeLens, trajectories, type UnpackedRead } from '../../src/client/packed.js';
 import { openModel } from '../../src/lens/index.js';
-import { roundSignificant } from '../../src/lens/packed.js';
+import { roundSignificant, type PackedLensIn, type PackedReadIn } from '../../src/lens/packed.js';
 import type { LensModel, LensResult } from '../../src/lens/types.js';
 import { collect, http, sseClient, startGateway, wsClient, type Gateway } from '../server/harness.js';
 
@@ -76,6 +76,26 @@ describe('HTTP', () => {
     for (const id of ids) expect(labels.get(id)).toBe(model.decode(id));
     const full = await http(gw.url, LensPackedDocument, { input });
     expect(JSON.stringify(res.data).length).toBeLessThan(JSON.stringify(full.data).length);
+  });
+
+  test('one fragment on the PackedReadout interface selects what fragments on PackedLens and PackedRead did (queries written before it still run)', async () => {
+    const arrays = '__typename topIndices topProbs topLocal trackedCounts trackedIds trackedProbs entropy klToFinal finalTop1Rank';
+    const byType = `query($input: LensInput!) { lens(input: $input) { packed { ...L attention { ...R } } } }
+      fragment L on PackedLens { ${arrays} } fragment R on PackedRead { ${arrays} }`;
+    const byInterface = `query($input: LensInput!) { lens(input: $input) { packed { ...A attention { ...A } } } }
+      fragment A on PackedReadout { ${arrays} }`;
+    const ask = async (query: string) => {
+      const r = await fetch(gw.url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query, variables: { input } }) });
+      return (await r.json()) as { data?: { lens: { packed: PackedLensIn & { __typename: string; attention: PackedReadIn & { __typename: string } } } }; errors?: unknown };
+    };
+    const old = await ask(byType);
+    expect(old.errors).toBeUndefined();
+    expect(await ask(byInterface)).toEqual(old);
+    const packed = old.data!.lens.packed;
+    expect([packed.__typename, packed.attention.__typename]).toEqual(['PackedLens', 'PackedRead']);
+    const u = decodeLens(packed);
+    expectRead(u, direct);
+    expectRead(u.attention!, direct.attention!);
   });
 
   test('a coarser bound is honoured and is smaller on the wire', async () => {

@@ -1,43 +1,34 @@
 // Optional API keys: without a key /graphql (HTTP, SSE, graphql-ws) answers UNAUTHENTICATED; each
 // key has its own rate limit (RATE_LIMITED); a result is visible only to the key that created it
 // (FORBIDDEN for others) and to admin keys, which alone may read /metrics.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import WebSocket from 'ws';
 import { createClient as createSseClient, NetworkError } from 'graphql-sse';
 import type { LensModel } from '../../src/lens/types.js';
 import { ApiKeys } from '../../src/server/api-keys.js';
+import { writeApiKeys, type ApiKeysFile } from '../helpers/api-keys.js';
 import { startGateway, wsClient, type Gateway } from '../server/harness.js';
 import { openTinyGpt2 } from '../server/models.js';
 
 let model: LensModel;
 let gw: Gateway;
-let dir: string;
+let keys: ApiKeysFile;
 beforeAll(async () => {
   model = await openTinyGpt2();
-  dir = mkdtempSync(join(tmpdir(), 'lensgate-keys-'));
-  const file = join(dir, 'keys.json');
-  writeFileSync(
-    file,
-    JSON.stringify({
-      keys: [
-        { name: 'alice', key: 'alice-secret', requestsPerMinute: 600 },
-        // Stored as a digest: the file need not hold the key itself.
-        { name: 'bob', sha256: createHash('sha256').update('bob-secret').digest('hex'), requestsPerMinute: 600 },
-        { name: 'ops', key: 'ops-secret', admin: true, requestsPerMinute: 600 },
-        { name: 'slow', key: 'slow-secret', requestsPerMinute: 3 },
-      ],
-    }),
-  );
-  gw = await startGateway([model], { apiKeys: ApiKeys.load(file) });
+  keys = writeApiKeys([
+    { name: 'alice' },
+    // Stored as a digest: the file need not hold the key itself.
+    { name: 'bob', sha256: createHash('sha256').update('bob-secret').digest('hex') },
+    { name: 'ops', admin: true },
+    { name: 'slow', requestsPerMinute: 3 },
+  ]);
+  gw = await startGateway([model], { apiKeys: ApiKeys.load(keys.file) });
 });
 afterAll(async () => {
   await gw.stop();
   await model.close();
-  rmSync(dir, { recursive: true, force: true });
+  keys.remove();
 });
 
 type Body = { data?: Record<string, { id?: string } | null>; errors?: Array<{ extensions?: { code?: string } }> };

@@ -1112,6 +1112,22 @@ export function referenceTopK(logProbs: Float64Array, k: number): { ids: number[
   return { ids: best, probs: best.map((i) => Math.exp(logProbs[i])) };
 }
 
+/**
+ * The lens stats of one read, from log-probs: entropy of p, KL(q ‖ p) with q the final distribution,
+ * and how many tokens outrank q's top-1 under p.
+ */
+export function referenceStats(lp: Float64Array, lq: Float64Array): { entropy: number; kl: number; rank: number } {
+  let entropy = 0;
+  let kl = 0;
+  let top = 0;
+  for (let i = 0; i < lp.length; i++) {
+    entropy -= Math.exp(lp[i]) * lp[i];
+    kl += Math.exp(lq[i]) * (lq[i] - lp[i]);
+    if (lq[i] > lq[top]) top = i;
+  }
+  return { entropy, kl, rank: lp.filter((x) => x > lp[top]).length };
+}
+
 // ---------------------------------------------------------------------------------------------
 // Greedy generation
 

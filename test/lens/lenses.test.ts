@@ -21,6 +21,7 @@ import {
   jacobianTranslator,
   loadTensors,
   referenceLens,
+  referenceStats,
   tunedTranslator,
   type ReferenceLens,
   type RefTranslator,
@@ -150,19 +151,6 @@ function expectLensMatches(r: LensResult, ref: ReferenceLens, tol = TOL): number
     worst = Math.max(worst, attn.maxProbError);
   }
   return worst;
-}
-
-/** Entropy of p, KL(q ‖ p), rank of q's top-1 under p — float64 from log-probs. */
-function referenceStats(lp: Float64Array, lq: Float64Array): { entropy: number; kl: number; rank: number } {
-  let entropy = 0;
-  let kl = 0;
-  let top = 0;
-  for (let i = 0; i < lp.length; i++) {
-    entropy -= Math.exp(lp[i]) * lp[i];
-    kl += Math.exp(lq[i]) * (lq[i] - lp[i]);
-    if (lq[i] > lq[top]) top = i;
-  }
-  return { entropy, kl, rank: lp.filter((x) => x > lp[top]).length };
 }
 
 describe('tuned and Jacobian lenses of the default model, against the float64 reference', () => {

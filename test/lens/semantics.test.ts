@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type LayerEvent, LensError, type LensModel, type LensResult, openModel } from '../../src/lens/index.js';
 import { makeCheckpoint, RECIPES } from '../helpers/fixtures.js';
-import { referenceLens } from '../helpers/reference.js';
+import { referenceLens, referenceStats } from '../helpers/reference.js';
 import { idsOf } from './helpers.js';
 
 const PROMPT = 'The capital of France is Paris. The capital of Germany is';
@@ -259,19 +259,6 @@ describe('tokens', () => {
     }
   });
 });
-
-/** Entropy of p, KL(q ‖ p), and how many tokens outrank q's top-1 under p — from log-probs, in float64. */
-function referenceStats(lp: Float64Array, lq: Float64Array): { entropy: number; kl: number; rank: number } {
-  let entropy = 0;
-  let kl = 0;
-  let top = 0;
-  for (let i = 0; i < lp.length; i++) {
-    entropy -= Math.exp(lp[i]) * lp[i];
-    kl += Math.exp(lq[i]) * (lq[i] - lp[i]);
-    if (lq[i] > lq[top]) top = i;
-  }
-  return { entropy, kl, rank: lp.filter((x) => x > lp[top]).length };
-}
 
 /** Copies an untied checkpoint and makes lm_head rows a and b identical. */
 async function withDuplicatedHeadRows(src: string): Promise<{ dir: string; a: number; b: number }> {

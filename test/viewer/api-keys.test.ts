@@ -4,15 +4,14 @@
 // browser session and never written into the page's address; FORBIDDEN and RATE_LIMITED (with the
 // seconds to wait) get their own messages. LENSGATE_SCREENSHOTS=1 also writes the docs picture.
 
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { LensDocument } from '../../src/client/graphql.js';
 import type { LensModel } from '../../src/lens/types.js';
 import { ApiKeys } from '../../src/server/api-keys.js';
+import { writeApiKeys, type ApiKeysFile } from '../helpers/api-keys.js';
 import { http, startGateway, type Gateway } from '../server/harness.js';
 import { openTinyGpt2 } from '../server/models.js';
 
@@ -23,27 +22,16 @@ let gw: Gateway;
 let model: LensModel;
 let browser: Browser;
 let page: Page;
-let dir: string;
+let keys: ApiKeysFile;
 const pageErrors: string[] = [];
 /** Authorization header of every request the page sent to /graphql, in order. */
 const sent: Array<string | null> = [];
 
 beforeAll(async () => {
   if (!existsSync(CHROMIUM)) throw new Error(`viewer tests need Debian's chromium at ${CHROMIUM} (or set CHROMIUM_PATH)`);
-  dir = mkdtempSync(join(tmpdir(), 'lensgate-viewer-keys-'));
-  const file = join(dir, 'keys.json');
-  writeFileSync(
-    file,
-    JSON.stringify({
-      keys: [
-        { name: 'alice', key: 'alice-secret', requestsPerMinute: 600 },
-        { name: 'bob', key: 'bob-secret', requestsPerMinute: 600 },
-        { name: 'slow', key: 'slow-secret', requestsPerMinute: 3 },
-      ],
-    }),
-  );
+  keys = writeApiKeys([{ name: 'alice' }, { name: 'bob' }, { name: 'slow', requestsPerMinute: 3 }]);
   model = await openTinyGpt2();
-  gw = await startGateway([model], { apiKeys: ApiKeys.load(file) });
+  gw = await startGateway([model], { apiKeys: ApiKeys.load(keys.file) });
   browser = await chromium.launch({
     executablePath: CHROMIUM,
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
@@ -59,7 +47,7 @@ afterAll(async () => {
   await browser?.close();
   await gw?.stop();
   await model?.close();
-  rmSync(dir, { recursive: true, force: true });
+  keys?.remove();
 });
 
 const origin = () => new URL(gw.url).origin;
