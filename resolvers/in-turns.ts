@@ -2,19 +2,14 @@
 // `cells` answer of 12,800 cells with 100 predictions each held the event loop for over a second.
 // Returning the items as promises that resolve group by group, one event-loop turn per group, lets
 // graphql-js complete one group per turn, so /health and other streams are answered in between.
-// The turns are one queue for the whole process: four such answers at once still complete one
-// group per event-loop turn (with a queue per answer, each turn completed a group of every answer).
+// The turns are the process-wide queue of src/lens/loop-turns.ts: four such answers at once still
+// complete one group per event-loop turn (with a queue per answer, each turn completed a group of
+// every answer), and the lens reductions and serializers take their turns from the same queue.
+
+import { nextTurn } from '../src/lens/loop-turns.js';
 
 /** About this many nested values (e.g. top-k predictions) are completed per turn. */
 const VALUES_PER_TURN = 1000;
-
-/** The last group's turn, over all answers in progress. */
-let lastTurn: Promise<void> = Promise.resolve();
-
-function nextTurn(): Promise<void> {
-  lastTurn = lastTurn.then(() => new Promise<void>((resolve) => setImmediate(resolve)));
-  return lastTurn;
-}
 
 /**
  * `items` as promises resolving in consecutive event-loop turns, `perItem` nested values each. Typed

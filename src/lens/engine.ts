@@ -48,7 +48,7 @@ type Session = OrtSession;
  * Rows per head call so one [rows, V] float32 logits tensor stays ≤ 64 MB; with exp and its float64
  * copy for the log-sum-exp the call's peak is about five times that, and ORT's arena keeps its peak.
  * At 128 MB (256 rows of V 128256) deferred head calls grew RSS by ~0.7 GB each on the 1B shape.
- * GPT-2's vocabulary still gets the CPU's 256 rows per call (batching.ts).
+ * GPT-2's vocabulary gets the CPU's 128 rows per call (batching.ts).
  */
 export const HEAD_BYTES = 64 * 2 ** 20;
 

@@ -5,9 +5,14 @@
 // values (a cell with its 100 predictions, a row of ids) to JSON.stringify, so most of the work
 // stays native. json-stream-stringify (the npm library for
 // this) was measured at 25–30× JSON.stringify with turns of up to 165 ms, so it was not used.
+//
+// A JSON response goes out as UTF-8 bytes encoded here, 64 KiB at a time between turns: handed a
+// 5 MB string, the server adapter encoded it in one piece (Buffer.from, or the socket write of a
+// string), 30–80 ms on a busy machine, and joining the pieces into that string was one more.
 
 import type { ExecutionResult } from 'graphql';
-import { isAsyncIterable, type Plugin } from 'graphql-yoga';
+import { isAsyncIterable, processRegularResult, type Plugin } from 'graphql-yoga';
+import { nextTurn } from '../lens/loop-turns.js';
 
 /** Members of a flat array serialized per step (one JSON.stringify call each). */
 const FLAT_BATCH = 4096;
@@ -65,7 +70,8 @@ function sizeUpTo(v: unknown, limit: number): number {
   return n;
 }
 
-const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
+/** Characters of JSON text encoded to UTF-8 per piece (one Buffer.from each). */
+const BYTES_PIECE = 64 * 1024;
 
 /**
  * JSON.stringify(value), equal to it for JSON-compatible values (toJSON, omitted undefined members,
@@ -73,6 +79,42 @@ const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
  */
 export async function stringifyInTurns(value: unknown, sliceMs = 4): Promise<string> {
   const out: string[] = [];
+  const written = await writeJsonInTurns(value, (s) => out.push(s), sliceMs);
+  return written ? out.join('') : (undefined as unknown as string);
+}
+
+/**
+ * The UTF-8 bytes of JSON.stringify(value) (as stringifyInTurns), encoded a piece at a time between
+ * turns, so no step holds the loop for the whole text. Undefined where JSON.stringify gives undefined.
+ */
+export async function jsonBytesInTurns(value: unknown, sliceMs = 4): Promise<Uint8Array<ArrayBuffer> | undefined> {
+  const pieces: Buffer[] = [];
+  let pending = '';
+  const written = await writeJsonInTurns(
+    value,
+    (s) => {
+      pending += s;
+      if (pending.length >= BYTES_PIECE) {
+        pieces.push(Buffer.from(pending, 'utf8'));
+        pending = '';
+      }
+    },
+    sliceMs,
+  );
+  if (!written) return undefined;
+  if (pending) pieces.push(Buffer.from(pending, 'utf8'));
+  const bytes = new Uint8Array(pieces.reduce((n, p) => n + p.byteLength, 0));
+  let at = 0;
+  for (const p of pieces) {
+    bytes.set(p, at);
+    at += p.byteLength;
+  }
+  return bytes;
+}
+
+/** Emits value's JSON text in order, a piece at a time; false where JSON.stringify gives undefined. */
+async function writeJsonInTurns(value: unknown, emit: (s: string) => void, sliceMs: number): Promise<boolean> {
+  const out = { push: emit };
   const stack: Frame[] = [];
   let deadline = performance.now() + sliceMs;
   let steps = 0;
@@ -99,7 +141,7 @@ export async function stringifyInTurns(value: unknown, sliceMs = 4): Promise<str
   };
 
   const root = toJsonValue(value, '');
-  if (skipped(root)) return undefined as unknown as string;
+  if (skipped(root)) return false;
   enter(root);
   while (stack.length) {
     const f = stack[stack.length - 1];
@@ -126,30 +168,50 @@ export async function stringifyInTurns(value: unknown, sliceMs = 4): Promise<str
       else enter(v);
     }
     if (++steps % 8 === 0 && performance.now() > deadline) {
-      await turn();
+      await nextTurn();
       deadline = performance.now() + sliceMs;
     }
   }
-  return out.join('');
+  return true;
 }
 
 /**
- * Serializes each regular (non-streamed) result in turns before yoga writes it: the text is handed
- * to yoga's result processor through the result's `stringify` hook, which it calls instead of
- * JSON.stringify. Results with errors or HTTP extensions are left to yoga, which rewrites those
- * parts while serializing (they are small: errors end a field's value).
+ * Serializes each regular (non-streamed) result in turns before yoga writes it. A single result
+ * answered as JSON (yoga's regular processor) becomes UTF-8 bytes: yoga's processor gets an empty
+ * text through the result's `stringify` hook (which it calls instead of JSON.stringify) and the
+ * response's body is swapped for the bytes in onResponse, before any later plugin (compression)
+ * reads it; yoga's status and headers are kept. Other processors (SSE, multipart, batches) get the
+ * text through the same hook. Results with errors or HTTP extensions are left to yoga, which
+ * rewrites those parts while serializing (they are small: errors end a field's value).
  */
 export function useJsonInTurns(): Plugin {
+  const bodies = new WeakMap<Request, Uint8Array<ArrayBuffer>>();
   return {
-    async onResultProcess({ result }) {
+    async onResultProcess({ request, result, resultProcessor }) {
       const results = (Array.isArray(result) ? result : [result]) as Array<ExecutionResult & { stringify?: unknown }>;
+      const asBytes = resultProcessor === processRegularResult && !Array.isArray(result);
       await Promise.all(
         results.map(async (r) => {
           if (isAsyncIterable(r) || r.errors?.length || (r.extensions as { http?: unknown } | undefined)?.http || r.stringify) return;
+          if (asBytes) {
+            const bytes = await jsonBytesInTurns(r);
+            if (!bytes) return;
+            bodies.set(request, bytes);
+            Object.defineProperty(r, 'stringify', { value: () => '', configurable: true });
+            return;
+          }
           const text = await stringifyInTurns(r);
           Object.defineProperty(r, 'stringify', { value: () => text, configurable: true });
         }),
       );
+    },
+    onResponse({ request, response, setResponse, fetchAPI }) {
+      const bytes = bodies.get(request);
+      if (!bytes) return;
+      bodies.delete(request);
+      const headers = new fetchAPI.Headers(response.headers);
+      headers.set('content-length', String(bytes.byteLength));
+      setResponse(new fetchAPI.Response(bytes, { status: response.status, statusText: response.statusText, headers }));
     },
   };
 }

@@ -75,7 +75,7 @@ export class MemoryResultStore implements ResultStore {
 
   async put(stored: StoredResult): Promise<void> {
     const { result, cached: _cached, ...record } = stored;
-    const packed = packResult(result);
+    const packed = await packResult(result);
     const bytes = packedBytes(packed, record.prompt);
     this.remove(record.id);
     this.expired.delete(record.id);
@@ -104,7 +104,7 @@ export class MemoryResultStore implements ResultStore {
       this.expire(id);
       throw expiredError(id);
     }
-    return { ...entry.record, result: unpackResult(entry.packed) };
+    return { ...entry.record, result: await unpackResult(entry.packed) };
   }
 
   private expire(id: string): void {

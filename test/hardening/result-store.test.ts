@@ -24,12 +24,12 @@ afterAll(() => model.close());
 
 const record = (id: string, createdAt = new Date()): StoredResult => ({ id, modelId: 'gpt2-tiny', prompt: 'p', createdAt, result: full });
 
-test('packing into typed arrays round-trips every field exactly', () => {
-  const packed = packResult(full);
+test('packing into typed arrays round-trips every field exactly', async () => {
+  const packed = await packResult(full);
   expect(packed.block.topIndices.data).toBeInstanceOf(Int32Array);
   expect(packed.block.topProbs.data).toBeInstanceOf(Float64Array);
   expect(packed.attention?.tracked?.probs).toBeInstanceOf(Float64Array);
-  expect(unpackResult(packed)).toEqual(full);
+  expect(await unpackResult(packed)).toEqual(full);
 });
 
 test('a stored result reads back equal to the computed one', async () => {

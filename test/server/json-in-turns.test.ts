@@ -59,3 +59,17 @@ describe('stringifyInTurns', () => {
     expect(turns).toBeGreaterThan(2);
   });
 });
+
+describe('jsonBytesInTurns', () => {
+  it('is the UTF-8 encoding of JSON.stringify, across its 64 KiB pieces', async () => {
+    const { jsonBytesInTurns } = await import('../../src/server/json-in-turns.js');
+    // Non-ASCII text (2-, 3- and 4-byte UTF-8) on both sides of many piece boundaries.
+    const value = { ...cells(2, 60, 40), extra: Array.from({ length: 5000 }, (_, i) => `é€😀${i}`) };
+    const bytes = await jsonBytesInTurns(value, 1);
+    expect(bytes).toBeInstanceOf(Uint8Array);
+    expect(bytes!.byteLength).toBeGreaterThan(4 * 64 * 1024);
+    expect(Buffer.from(bytes!).equals(Buffer.from(JSON.stringify(value), 'utf8'))).toBe(true);
+    expect(await jsonBytesInTurns(undefined)).toBeUndefined();
+    expect(Buffer.from((await jsonBytesInTurns('x'))!).toString()).toBe('"x"');
+  });
+});
