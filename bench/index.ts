@@ -1,6 +1,6 @@
 // npm run bench -- <name> [args]: runs bench/<name>.ts
 const [name, ...rest] = process.argv.slice(2);
-const known = ['lens', 'gateway', 'large', 'cluster', 'generate'];
+const known = ['lens', 'gateway', 'large', 'cluster', 'generate', 'deflate', 'memory'];
 if (!name || !known.includes(name)) {
   process.stderr.write(`usage: npm run bench -- <${known.join('|')}> [options]\n`);
   process.exit(2);

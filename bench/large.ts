@@ -1,4 +1,4 @@
-// npm run bench -- large [--only 1b|8b] [--tokens 20] [--lenses 10] [--quantize int8,int4] [--no-torch]
+// npm run bench -- large [--only 1b|8b] [--tokens 20] [--lenses 10] [--quantize int8,int4] [--budgets 0,default] [--no-torch]
 //
 // Real-size shapes, random BF16 weights in the hub's layout (bench/llama-checkpoints.ts):
 // Llama-3.2-1B (16 L, d 2048, tied, one file) and Llama-3.1-8B (32 L, d 4096, untied, 4 shards).
@@ -8,15 +8,19 @@
 // spinning on). PyTorch (Debian python3-torch, /usr/bin/python3) GEMM rates on the same shapes are
 // measured side by side when it is installed. `--quantize` adds a row per mode and shape (blocks
 // quantized with MatMulNBits): its first load (quantizing and writing the cache next to the
-// checkpoint) runs in a child of its own, then the measured child loads from the cache.
+// checkpoint) runs in a child of its own, then the measured child loads from the cache. `--budgets`
+// adds a row per memory budget (openModel's memoryBudget, as a fraction of the files, or `default`):
+// 0 gives no float32 head rows at all (every head call widens the whole 16-bit unembedding), so
+// `--budgets 0,default` measures a float32 head share side by side with none.
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { parseArgs } from 'node:util';
 import { performance } from 'node:perf_hooks';
 import { GraphBuilder } from '../src/graph/onnx-builder.js';
 import { HEAD_BYTES } from '../src/lens/engine.js';
 import { openModel, type QuantizeMode } from '../src/lens/index.js';
+import { planPrepacking } from '../src/lens/prepack.js';
 import { ort } from '../src/runtime/sessions.js';
 import { LLAMA_1B, LLAMA_8B, type LlamaShape, llamaCheckpoint, weightBytes } from './llama-checkpoints.js';
 
@@ -27,6 +31,8 @@ const { values } = parseArgs({
     lenses: { type: 'string', default: '10' },
     child: { type: 'string' },
     quantize: { type: 'string' },
+    budgets: { type: 'string', default: 'default' },
+    budget: { type: 'string' },
     'no-torch': { type: 'boolean', default: false },
   },
 });
@@ -35,6 +41,8 @@ const LENSES = Number(values.lenses);
 const SHAPES: Record<string, LlamaShape> = { '1b': LLAMA_1B, '8b': LLAMA_8B };
 const MODES = (values.child ? [] : (values.quantize ?? '').split(',').filter(Boolean)) as QuantizeMode[];
 for (const m of MODES) if (m !== 'int8' && m !== 'int4') throw new Error(`--quantize takes int8 and/or int4 (got ${m})`);
+const BUDGETS = values.budgets.split(',').filter(Boolean);
+for (const b of BUDGETS) if (b !== 'default' && !(Number(b) >= 0)) throw new Error(`--budgets takes fractions of the files and/or "default" (got ${b})`);
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const gb = (b: number) => `${(b / 1e9).toFixed(2)} GB`;
@@ -106,8 +114,12 @@ interface ChildResult {
   files: number;
   loadMs: number;
   rssReady: number;
+  /** After the streamed lenses, and after the deferred one that follows them. */
+  rssLenses: number;
   rssAfter: number;
   maxRss: number;
+  /** Process CPU time (all threads) per streamed lens, median. */
+  streamedCpuMs: number;
   streamedMs: number;
   firstLayerMs: number;
   oneHeadMs: number;
@@ -115,6 +127,19 @@ interface ChildResult {
   blocksMs: number;
   headCalls: number;
   tokens: number;
+  /** Share of the unembedding's rows kept in float32 (the rest widened per call). */
+  headFloat32: number;
+}
+
+/** Resident anonymous and file-backed memory (Linux), for the log. */
+function rssParts(): string {
+  try {
+    const st = readFileSync('/proc/self/status', 'utf8');
+    const kb = (k: string) => Number(new RegExp(`${k}:\\s+(\\d+)`).exec(st)?.[1] ?? 0) * 1024;
+    return ` (anon ${gb(kb('RssAnon'))}, file ${gb(kb('RssFile'))})`;
+  } catch {
+    return '';
+  }
 }
 
 /** Runs in the child: one shape, one model, then prints a JSON line. */
@@ -123,7 +148,9 @@ async function child(key: string): Promise<void> {
   const dir = llamaCheckpoint(sh);
   const t0 = performance.now();
   const quantize = values.quantize as QuantizeMode | undefined;
-  const model = await openModel(dir, { device: 'cpu', id: key, quantize });
+  const files = weightBytes(dir, sh);
+  const memoryBudget = values.budget === undefined || values.budget === 'default' ? undefined : Number(values.budget) * files;
+  const model = await openModel(dir, { device: 'cpu', id: key, quantize, memoryBudget });
   if (LENSES === 0) {
     // The quantizing first load: its time is all that is asked.
     process.stdout.write(`${JSON.stringify({ loadMs: performance.now() - t0 })}\n`);
@@ -132,32 +159,45 @@ async function child(key: string): Promise<void> {
   }
   const loadMs = performance.now() - t0;
   const rssReady = process.memoryUsage().rss;
-  const log = (what: string) => process.stderr.write(`[${key}] ${what}, RSS ${gb(process.memoryUsage().rss)}\n`);
+  const log = (what: string) => process.stderr.write(`[${key}] ${what}, RSS ${gb(process.memoryUsage().rss)}${rssParts()}\n`);
   log(`ready in ${s(loadMs)}`);
   const text = prompt(T);
   const tokens = model.tokenize(text).length;
   const streamed: number[] = [];
   const firsts: number[] = [];
   const blocks: number[] = [];
+  const cpu: number[] = [];
+  const cpuMs = () => {
+    const u = process.cpuUsage();
+    return (u.user + u.system) / 1000;
+  };
   for (let i = 0; i < LENSES; i++) {
+    const cpu0 = cpuMs();
     const start = performance.now();
     let first = 0;
     const r = await model.lens(text, { topK: 5, onLayer: (e) => void (e.index === 0 && (first = performance.now() - start)) });
     streamed.push(performance.now() - start);
+    cpu.push(cpuMs() - cpu0);
     firsts.push(first);
     blocks.push(r.timings.blocksMs);
-    log(`lens ${i + 1}: ${s(streamed[i])} streamed (first layer ${s(first)}, blocks ${s(r.timings.blocksMs)}, head ${s(r.timings.headMs)})`);
+    log(`lens ${i + 1}: ${s(streamed[i])} streamed (CPU ${s(cpu[i])}, first layer ${s(first)}, blocks ${s(r.timings.blocksMs)}, head ${s(r.timings.headMs)})`);
   }
+  const rssLenses = process.memoryUsage().rss;
+  const cpu1 = cpuMs();
   const t1 = performance.now();
   const one = await model.lens(text, { topK: 5 });
   const oneHeadMs = performance.now() - t1;
-  log(`one head call: ${s(oneHeadMs)} (head ${s(one.timings.headMs)})`);
+  log(`one head call: ${s(oneHeadMs)} (CPU ${s(cpuMs() - cpu1)}, head ${s(one.timings.headMs)})`);
   const rssAfter = process.memoryUsage().rss;
   await model.close();
   const res: ChildResult = {
-    shape: key, files: weightBytes(dir, sh), loadMs, rssReady, rssAfter, maxRss: process.resourceUsage().maxRSS * 1024,
+    shape: key, files, loadMs, rssReady, rssLenses, rssAfter, streamedCpuMs: median(cpu), maxRss: process.resourceUsage().maxRSS * 1024,
     streamedMs: median(streamed), firstLayerMs: median(firsts), oneHeadMs, oneHeadHeadMs: one.timings.headMs,
     blocksMs: median(blocks), headCalls: Math.ceil((sh.layers * tokens) / Math.floor(HEAD_BYTES / (sh.vocab * 4))), tokens,
+    headFloat32: planPrepacking({
+      mode: 'auto', budget: memoryBudget, castPerCall: true, provider: 'cpu',
+      headFloat32Bytes: sh.vocab * sh.hidden * 4, blocksFloat32Bytes: 0, weightBytes: files,
+    }).headFloat32,
   };
   process.stdout.write(`${JSON.stringify(res)}\n`);
 }
@@ -169,8 +209,8 @@ async function main(): Promise<void> {
   out.push(`### npm run bench -- large — random BF16 checkpoints in hub layout, ${T}-token prompt, ${LENSES} streamed lenses each`);
   out.push(`machine: ${cpus().length} × ${cpus()[0]?.model ?? '?'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}, onnxruntime-node CPU EP; load average (1/5/15 min) at start: ${load()}`);
   out.push('');
-  out.push('| checkpoint | blocks | files | load to ready | RSS at ready | RSS after lenses (÷ files) | peak RSS | lens streamed (first layer) | one head call: total (head) | floor | streamed ÷ floor | one head call ÷ floor |');
-  out.push('|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+  out.push('| checkpoint | blocks | files | load to ready | RSS at ready | RSS after the streamed lenses (÷ files) | and after a deferred one | peak RSS | lens streamed (first layer) | its CPU time | one head call: total (head) | floor | streamed ÷ floor | one head call ÷ floor |');
+  out.push('|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
   const rates: string[] = [];
   const run = (args: string[]) =>
     spawnSync(process.execPath, [...process.execArgv, process.argv[1], ...args, '--tokens', String(T)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 20 });
@@ -183,8 +223,9 @@ async function main(): Promise<void> {
     const name = `${sh.name} (${sh.layers} L, d ${sh.hidden}, V ${sh.vocab}${sh.tied ? ', tied' : `, ${sh.shards} shards`})`;
     let floorMs = 0;
     let flop = { blocks: 0, head: 0 };
-    for (const mode of [undefined, ...MODES]) {
-      const q = mode ? ['--quantize', mode] : [];
+    const runs: Array<{ mode?: QuantizeMode; budget?: string }> = [...BUDGETS.map((budget) => ({ budget })), ...MODES.map((mode) => ({ mode }))];
+    for (const { mode, budget } of runs) {
+      const q = mode ? ['--quantize', mode] : ['--budget', budget ?? 'default'];
       let firstLoad = '';
       if (mode) {
         const first = run(['--child', key, '--lenses', '0', ...q]);
@@ -192,7 +233,7 @@ async function main(): Promise<void> {
       }
       const p = run(['--child', key, '--lenses', String(LENSES), ...q]);
       if (p.status !== 0) {
-        out.push(`| ${name} | ${mode ?? 'BF16'} | — | failed (exit ${p.status ?? p.signal}) | | | | | | | | |`);
+        out.push(`| ${name} | ${mode ?? `BF16, budget ${budget}`} | — | failed (exit ${p.status ?? p.signal}) | | | | | | | | | | |`);
         continue;
       }
       const r = JSON.parse(p.stdout.trim().split('\n').pop()!) as ChildResult;
@@ -217,7 +258,7 @@ async function main(): Promise<void> {
         });
       }
       out.push(
-        `| ${name} | ${mode ?? 'BF16'} | ${gb(r.files)} | ${s(r.loadMs)}${firstLoad} | ${gb(r.rssReady)} | ${gb(r.rssAfter)} (${(r.rssAfter / r.files).toFixed(2)}x) | ${gb(r.maxRss)} | ${s(r.streamedMs)} (${s(r.firstLayerMs)}) | ${s(r.oneHeadMs)} (${s(r.oneHeadHeadMs)}) | ${s(floorMs)} | ${(r.streamedMs / floorMs).toFixed(1)}x | ${(r.oneHeadMs / floorMs).toFixed(1)}x |`,
+        `| ${name} | ${mode ?? `BF16, budget ${budget}: head ${(r.headFloat32 * 100).toFixed(0)} % float32`} | ${gb(r.files)} | ${s(r.loadMs)}${firstLoad} | ${gb(r.rssReady)} | ${gb(r.rssLenses)} (${(r.rssLenses / r.files).toFixed(2)}x) | ${gb(r.rssAfter)} (${(r.rssAfter / r.files).toFixed(2)}x) | ${gb(r.maxRss)} | ${s(r.streamedMs)} (${s(r.firstLayerMs)}) | ${s(r.streamedCpuMs)} | ${s(r.oneHeadMs)} (${s(r.oneHeadHeadMs)}) | ${s(floorMs)} | ${(r.streamedMs / floorMs).toFixed(1)}x | ${(r.oneHeadMs / floorMs).toFixed(1)}x |`,
       );
       out.push(`<!-- ${key} ${mode ?? 'BF16'}: ${r.tokens} tokens, blocks ${s(r.blocksMs)} per streamed request; FLOPs blocks ${(flop.blocks / 1e9).toFixed(0)} G, head ${(flop.head / 1e9).toFixed(0)} G -->`);
     }

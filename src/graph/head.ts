@@ -19,8 +19,8 @@ interface UnembedWeights {
 export const HEAD_CHUNK_SCALE = 8;
 
 /** W [V, D] (torch Linear or tied embedding) and the optional bias, bound once per graph. */
-function unembedWeights({ g, w }: Ctx, plan: ModelPlan, widenOnce = false): UnembedWeights {
-  const chunks = w.bindRowChunks(g, plan.unembed.weight, [plan.vocabSize, plan.hiddenSize], widenOnce, HEAD_CHUNK_SCALE);
+function unembedWeights({ g, w }: Ctx, plan: ModelPlan, float32Rows = 0): UnembedWeights {
+  const chunks = w.bindRowChunks(g, plan.unembed.weight, [plan.vocabSize, plan.hiddenSize], { float32Rows, scale: HEAD_CHUNK_SCALE });
   return { chunks, b: plan.unembed.bias ? w.bind(g, plan.unembed.bias, [plan.vocabSize]) : undefined };
 }
 
@@ -99,15 +99,16 @@ export const UNEMBED = {
  * Everything that multiplies by the [V, D] unembedding, in one graph, so one session holds one copy
  * of it (or, with 16-bit weights widened per call, maps it once). A caller feeds zero rows to the
  * parts it does not need (one for the lens head: runtime/unembed.ts); all rows go through one
- * unembedding MatMul and are split back. `widenOnce`: a 16-bit unembedding goes behind Casts
- * that the session folds into a float32 copy it keeps, instead of being widened chunk by chunk per call.
+ * unembedding MatMul and are split back. `float32Rows`: that many vocabulary rows of a 16-bit
+ * unembedding go behind Casts that the session folds into a float32 copy it keeps (all V: the whole
+ * head); the rest is widened chunk by chunk per call (WeightBinder.bindRowChunks).
  *
  *   hidden ─ final norm ─┐                       ┌─ lens head: lse, TopK(k) (float16: rescored), normed
  *   naive_hidden ─ norm ─┼─ Concat ─ unembed ─ Split ─ naive_logits [R, V]
  *   stats_normed ────────┤                       ├─ stats: entropy, KL(final ‖ layer), rank of target
  *   stats_final_normed ──┘                       ┘
  */
-export function buildUnembedGraph(plan: ModelPlan, w: WeightBinder, translators: TranslatorStack[] = [], opts: { widenOnce?: boolean } = {}): Uint8Array {
+export function buildUnembedGraph(plan: ModelPlan, w: WeightBinder, translators: TranslatorStack[] = [], opts: { float32Rows?: number } = {}): Uint8Array {
   const g = new GraphBuilder('unembed', w.compute);
   const ctx = { g, w };
   const D = plan.hiddenSize;
@@ -125,7 +126,7 @@ export function buildUnembedGraph(plan: ModelPlan, w: WeightBinder, translators:
   const finalNorm = (x: string) => g.toFloat32(g.scoped('final_norm', () => norm(ctx, g.toCompute(x), plan.finalNorm, D)));
   const normed32 = finalNorm(h);
   const naiveNormed = finalNorm(nHidden);
-  const uw = unembedWeights(ctx, plan, opts.widenOnce);
+  const uw = unembedWeights(ctx, plan, opts.float32Rows);
   const rowsOf = (x: string) => g.op('Slice', [g.op('Shape', [x]), g.constInt64([0]), g.constInt64([1])]);
   if (uw.chunks.length > 1 && g.compute === 'float') {
     const otherSizes = g.op('Concat', [rowsOf(nHidden), rowsOf(sNormed), rowsOf(sFinal)], { axis: 0 }, 'OtherRowCounts');

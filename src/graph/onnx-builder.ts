@@ -165,7 +165,12 @@ export class GraphBuilder {
     return name;
   }
 
-  external(name: string, w: ExternalWeight): string {
+  /**
+   * `overridable`: also declared a graph input (with the initializer as its default, IR ≥ 4), which ORT
+   * does not treat as a constant: its consumers are not folded at session creation.
+   */
+  external(name: string, w: ExternalWeight, { overridable = false } = {}): string {
+    if (overridable) this.inputs.push(valueInfo(name, w.elemType, w.dims));
     this.inits.push({
       name,
       dims: w.dims,

@@ -74,28 +74,39 @@ export class WeightBinder {
   /**
    * The weight as row chunks [rows_i, …] in the compute type, each its own external initializer over
    * a contiguous byte range of the file, so each chunk's float32 copy dies right after the MatMul
-   * that reads it and the session's arena reuses one small buffer (see CHUNK_BYTES). `widenOnce`:
-   * for a session that folds the Casts (a float32 copy it keeps), in pieces small enough to fold.
-   * `scale`: chunks this many times CHUNK_BYTES (the unembedding's, see HEAD_CHUNK_SCALE in graph/head.ts).
+   * that reads it and the session's arena reuses one small buffer (see CHUNK_BYTES).
+   * `float32Rows`: the first rows go behind Casts that the session folds into a float32 copy it keeps,
+   * in pieces small enough to fold (FOLD_CHUNK_BYTES), for a session that folds constants; when rows
+   * are left after them, their 16-bit initializers are also declared graph inputs (overridable, so
+   * ORT's constant folding leaves their Casts alone) and they are widened per call.
+   * `scale`: per-call chunks this many times CHUNK_BYTES (the unembedding's, see HEAD_CHUNK_SCALE in graph/head.ts).
    */
-  bindRowChunks(g: GraphBuilder, name: string, shape: number[], widenOnce = false, scale = 1): Array<{ value: string; from: number; rows: number }> {
+  bindRowChunks(
+    g: GraphBuilder,
+    name: string,
+    shape: number[],
+    { float32Rows = 0, scale = 1 }: { float32Rows?: number; scale?: number } = {},
+  ): Array<{ value: string; from: number; rows: number; float32?: boolean }> {
     const t = this.tensor(name, shape);
     if (!this.widensPerCall(t)) return [{ value: this.bind(g, name, shape), from: 0, rows: t.shape[0] }];
     const width = t.shape.slice(1).reduce((a, d) => a * d, 1);
-    const per = widenOnce
-      ? Math.max(1, Math.floor(FOLD_CHUNK_BYTES / (4 * width)))
-      : Math.max(1, Math.floor((scale * this.chunkBytes) / (4 * width)), Math.ceil(t.shape[0] / MAX_CHUNKS));
-    const out: Array<{ value: string; from: number; rows: number }> = [];
-    for (let from = 0; from < t.shape[0]; from += per) {
-      const rows = Math.min(per, t.shape[0] - from);
-      const init = g.external(`w:${t.name}:${from}`, {
+    const folded = Math.min(t.shape[0], Math.max(0, Math.floor(float32Rows)));
+    const foldPer = Math.max(1, Math.floor(FOLD_CHUNK_BYTES / (4 * width)));
+    const callPer = Math.max(1, Math.floor((scale * this.chunkBytes) / (4 * width)), Math.ceil(t.shape[0] / MAX_CHUNKS));
+    const out: Array<{ value: string; from: number; rows: number; float32?: boolean }> = [];
+    for (let from = 0; from < t.shape[0]; ) {
+      const float32 = from < folded;
+      const rows = float32 ? Math.min(foldPer, folded - from) : Math.min(callPer, t.shape[0] - from);
+      const weight = {
         elemType: ELEM_OF[t.dtype],
         dims: [rows, ...t.shape.slice(1)],
         location: dataLocation(this.ckpt, t),
         offset: t.fileOffset + from * width * 2,
         length: rows * width * 2,
-      });
-      out.push({ value: g.op('Cast', [init], { to: 1 }, `cast:${t.name}:${from}`), from, rows });
+      };
+      const init = g.external(`w:${t.name}:${from}`, weight, { overridable: !float32 && folded > 0 });
+      out.push({ value: g.op('Cast', [init], { to: 1 }, `cast:${t.name}:${from}`), from, rows, ...(float32 ? { float32 } : {}) });
+      from += rows;
     }
     return out;
   }

@@ -40,6 +40,9 @@ export function lengthGroups(lengths: number[], maxShare = MAX_PADDING_SHARE): n
  * Most rows per lens-head call on CPU. A call materialises [rows, V] logits several times over
  * (exp, a float64 copy for the log-sum-exp); past a few hundred rows that traffic grows faster
  * than the rows (a batch of 8 × 12 layers × 20 tokens in 667-row calls cost more per row than solo
- * requests' ~250-row calls), so CPU calls stay at a solo request's size. CUDA keeps the memory bound only.
+ * requests' ~250-row calls). The head session's ORT arena also keeps the largest call's peak for
+ * good: GPT-2-small with stats + trajectories held 1209 MB after 3 lenses at 256 rows, 957 MB at
+ * 128, at the same time per lens (bench memory, side by side), so calls stay at half a solo
+ * request. CUDA keeps the memory bound only.
  */
-export const CPU_HEAD_ROWS = 256;
+export const CPU_HEAD_ROWS = 128;

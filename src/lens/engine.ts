@@ -48,7 +48,7 @@ type Session = OrtSession;
  * Rows per head call so one [rows, V] float32 logits tensor stays ≤ 64 MB; with exp and its float64
  * copy for the log-sum-exp the call's peak is about five times that, and ORT's arena keeps its peak.
  * At 128 MB (256 rows of V 128256) deferred head calls grew RSS by ~0.7 GB each on the 1B shape.
- * GPT-2's vocabulary still gets the CPU's 256 rows per call (batching.ts).
+ * GPT-2's vocabulary gets the CPU's 128 rows per call (batching.ts).
  */
 export const HEAD_BYTES = 64 * 2 ** 20;
 
@@ -204,7 +204,8 @@ export class OnnxLensModel implements LensModel {
       blocksFloat32Bytes: blockGraphs.reduce((a, b) => a + (b.bytes * 4) / bytesPerElement(ckptDtype), 0),
       weightBytes: w.usedBytes(),
     });
-    if (prepack.headFloat32) headGraph = buildUnembedGraph(plan, w, translators?.stacks, { widenOnce: true });
+    const headFloat32Rows = Math.floor(prepack.headFloat32 * plan.vocabSize);
+    if (headFloat32Rows) headGraph = buildUnembedGraph(plan, w, translators?.stacks, { float32Rows: headFloat32Rows });
     // Blocks that widen 16-bit chunks (or run quantized) allocate the same chunk-sized buffers in every
     // layer: from the shared heap instead of one arena per session, the 1B shape held 3.47 GB instead of
     // 4.26 GB after streamed lenses, at the same block time (measured side by side on a loaded machine).
@@ -223,8 +224,15 @@ export class OnnxLensModel implements LensModel {
       // A head that widens its 16-bit unembedding per call allocates the same 64 MiB chunk buffers on every
       // call: from the shared heap rather than an arena of its own (1B shape after a streamed and a deferred
       // lens: RSS 3.18 → 2.99 GB = 1.29x → 1.21x the files, CPU time within noise; loaded machine).
-      const headWidens = castPerCall && !prepack.headFloat32;
-      const head = await factory.create(headGraph, { castPerCall: headWidens, prepack: prepack.head, arena: !headWidens });
+      // A head with float32 rows folds constants (its per-call chunks are overridable initializers, which
+      // ORT does not fold), so it needs no castPerCall tuning; it widens per call unless all rows are float32.
+      const headWidens = castPerCall && headFloat32Rows < plan.vocabSize;
+      const head = await factory.create(headGraph, {
+        castPerCall: castPerCall && !headFloat32Rows,
+        castSome: headWidens && headFloat32Rows > 0,
+        prepack: prepack.head,
+        arena: !headWidens,
+      });
       sessions.push(head);
       Object.assign(progress, { sessionsBuilt: 1, bytesMapped: headBytes });
       await report();

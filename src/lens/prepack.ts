@@ -18,25 +18,33 @@ export interface PrepackInput {
  * (250 → 114 ms for 20 tokens × 12 layers) and sped the blocks up, for one packed float32 copy of
  * the weights in anonymous memory. So 'auto' spends the memory budget on the head first (the
  * largest GEMMs), then on the blocks if they fit too.
+ *
+ * `headFloat32`: the share of the unembedding's vocabulary rows kept as a float32 copy (16-bit
+ * weights widened per call only; 0 otherwise).
  */
-export function planPrepacking(p: PrepackInput): { head: boolean; blocks: boolean; headFloat32: boolean } {
+export function planPrepacking(p: PrepackInput): { head: boolean; blocks: boolean; headFloat32: number } {
   // 16-bit weights widened per call are not constant to ORT: nothing to prepack. But the head, read by
-  // every call (every layer when streaming), is kept as one float32 copy when the budget allows:
-  // widening the whole [V, D] per call made streamed requests several times slower (1B shape,
-  // 20 rows: 2.0–5.1 s chunked vs 1.1–1.5 s from a float32 copy, loaded machine). That copy is then
-  // prepacked like a float32 checkpoint's head (RSS unchanged: ORT drops the folded copy it packed).
+  // every call (every layer when streaming), keeps as many of its vocabulary rows in float32 as the
+  // budget allows and widens only the rest per call: widening the whole [V, D] per call made streamed
+  // requests several times slower (1B shape, 20 rows: 2.0–5.1 s chunked vs 1.1–1.5 s from a float32
+  // copy, loaded machine). The float32 rows are prepacked like a float32 checkpoint's head (RSS
+  // unchanged: ORT drops the folded copy it packed).
   if (p.castPerCall) {
-    // No 1 GiB floor here: the copy must stay a small part of the files or RSS passes 1.3x of them
-    // (the tied 1B shape's float32 head is 42% of its files: 1.40x after streamed lenses with it).
-    const headFloat32 = p.provider === 'cpu' && p.headFloat32Bytes <= (p.budget ?? 0.3 * p.weightBytes);
-    return { head: headFloat32 && p.mode !== 'none', blocks: false, headFloat32 };
+    // No 1 GiB floor here, and 15% of the files rather than 30%: RSS must stay under 1.3x of them. The
+    // float32 rows add their bytes (prepacked) and unmap their 16-bit pages; the tied 1B shape after
+    // 3 streamed lenses (bench large --budgets): budget 0 → 1.18x, 10% (24% of its rows float32) →
+    // 1.23x, 20% (47%) → 1.28x, 30% (71%) → 1.33x, the whole head (42% of the files) 1.40x; at 20%
+    // after 10 streamed lenses 1.31x and after a deferred pass 1.34x, so 15%.
+    const budget = p.budget ?? 0.15 * p.weightBytes;
+    const headFloat32 = p.provider === 'cpu' && p.headFloat32Bytes > 0 ? Math.min(1, Math.max(0, budget / p.headFloat32Bytes)) : 0;
+    return { head: headFloat32 > 0 && p.mode !== 'none', blocks: false, headFloat32 };
   }
   const budget = p.budget ?? Math.max(0.3 * p.weightBytes, 2 ** 30);
   // CUDA does not prepack.
-  if (p.provider !== 'cpu' || p.mode === 'none') return { head: false, blocks: false, headFloat32: false };
-  if (p.mode === 'head') return { head: true, blocks: false, headFloat32: false };
-  if (p.mode === 'all') return { head: true, blocks: true, headFloat32: false };
+  if (p.provider !== 'cpu' || p.mode === 'none') return { head: false, blocks: false, headFloat32: 0 };
+  if (p.mode === 'head') return { head: true, blocks: false, headFloat32: 0 };
+  if (p.mode === 'all') return { head: true, blocks: true, headFloat32: 0 };
   const head = p.headFloat32Bytes <= budget;
   const blocks = head && p.headFloat32Bytes + p.blocksFloat32Bytes <= budget;
-  return { head, blocks, headFloat32: false };
+  return { head, blocks, headFloat32: 0 };
 }

@@ -219,8 +219,10 @@ export interface OpenOptions {
   prepack?: 'auto' | 'none' | 'head' | 'all';
   /**
    * Bytes of memory the model may use beyond its memory-mapped weight files, for packed weight copies
-   * and, for 16-bit checkpoints on CPU, a float32 copy of the unembedding (faster head calls).
-   * Default: 30% of the weight files (at least 1 GiB for packed copies of float32 checkpoints).
+   * and, for 16-bit checkpoints on CPU, a float32 copy of as many of the unembedding's vocabulary rows
+   * as fit (the rest is widened per call; faster head calls the more fit).
+   * Default: 30% of the weight files (at least 1 GiB for packed copies of float32 checkpoints); 15% for
+   * 16-bit checkpoints on CPU (their float32 head rows), which keeps RSS within 1.3x of the files.
    */
   memoryBudget?: number;
   /**

@@ -30,6 +30,13 @@ export interface SessionTuning {
    */
   castPerCall?: boolean;
   /**
+   * The graph widens some 16-bit weights per call behind overridable initializers and lets ORT fold the
+   * rest (a lens head with float32 rows, WeightBinder.bindRowChunks): constant folding stays on, but the
+   * level is 'extended', as with castPerCall (level 'all' kills ORT 1.29 on a float16 initializer that
+   * is not a constant feeding a Cast).
+   */
+  castSome?: boolean;
+  /**
    * Let ORT repack constant MatMul/Gemm weights into its GEMM layout: faster GEMMs, but a packed
    * copy of each weight in anonymous memory next to the memory-mapped original.
    */
@@ -47,7 +54,7 @@ function options(dataRoot: string, provider: Provider, tuning: SessionTuning = {
     executionProviders: provider === 'cuda' ? ['cuda', 'cpu'] : ['cpu'],
     // Level 'all' adds only layout (NCHWc) passes, none of which apply to these graphs; with constant
     // folding off it also crashes ORT 1.29 on float16 initializers feeding a Cast (a failed assertion).
-    graphOptimizationLevel: tuning.castPerCall ? 'extended' : 'all',
+    graphOptimizationLevel: tuning.castPerCall || tuning.castSome ? 'extended' : 'all',
     enableCpuMemArena: tuning.arena ?? true,
     extra: {
       session: {

@@ -58,10 +58,17 @@ function tooMany(message: string): GraphQLError {
 
 // Each message is deflated and sync-flushed on its own (nothing waits for the next one), with the
 // window kept across messages, so a LayerResult mostly costs what differs from the previous ones.
-// Small messages (LensStarted, pings, errors) are not worth a deflate call.
+// Small messages (LensStarted, pings, errors) are not worth a deflate call. A socket keeps its
+// deflate context from its first compressed message until it closes, so the window is bounded: 13
+// bits (announced to the client as server_max_window_bits) instead of zlib's 15 took the context
+// from 250 to 152 KiB of RSS for 154.2 instead of 153.2 KiB of the streamed 80-layer lens; 12 bits
+// saved 16 KiB more for +1.7 KiB, 10 bits cost +20 KiB on the wire. memLevel is left at 8: Node's
+// zlib (Chromium's) sizes its hash table regardless, so lower levels saved ≤ 11 KiB and cost bytes.
+// Measured by `npm run bench -- deflate` (docs/wire-format.md#compression).
 export const PER_MESSAGE_DEFLATE = {
   threshold: 1024,
   zlibDeflateOptions: { level: 6 },
+  serverMaxWindowBits: 13,
   serverNoContextTakeover: false,
   clientNoContextTakeover: false,
 } as const;
