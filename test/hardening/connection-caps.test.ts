@@ -2,7 +2,7 @@
 // streams together, the whole server at most M, and a refused upgrade gets a coded JSON refusal.
 import type { IncomingMessage } from 'node:http';
 import { request } from 'node:http';
-import { afterAll, beforeAll, expect, test } from 'vitest';
+import { afterAll, beforeAll, expect, test, vi } from 'vitest';
 import WebSocket from 'ws';
 import type { LensModel } from '../../src/lens/types.js';
 import { startGateway, type Gateway } from '../server/harness.js';
@@ -57,15 +57,6 @@ async function closeAll(sockets: Opened[]): Promise<void> {
   })));
 }
 
-/** Waits until the server has counted a closed socket out (its close runs after the client's). */
-async function until(check: () => Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error('condition not met within 10 s');
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
 test('one client address cannot hold more sockets than its cap; another address still connects, and a closed socket frees its slot', async () => {
   const gw = await startGateway([model], { maxConnectionsPerAddress: 3 });
   try {
@@ -75,10 +66,14 @@ test('one client address cannot hold more sockets than its cap; another address 
     const other = opened(await connect(gw.wsUrl, '127.0.0.2'));
     await closeAll([mine[0]]);
     let again: Opened | Refused | undefined;
-    await until(async () => {
-      again = await connect(gw.wsUrl);
-      return 'ws' in again;
-    });
+    // The server counts a closed socket out after the client's close has run.
+    await vi.waitFor(
+      async () => {
+        again = await connect(gw.wsUrl);
+        expect(again).toHaveProperty('ws');
+      },
+      { timeout: 10_000, interval: 20 },
+    );
     await closeAll([...mine.slice(1), other, opened(again!)]);
   } finally {
     await gw.stop();

@@ -2,7 +2,7 @@
 // both transports share one per-address budget: opening SSE streams next to sockets gets a client
 // no further than TOO_MANY_SUBSCRIPTIONS.
 import { print } from 'graphql';
-import { afterAll, beforeAll, expect, test } from 'vitest';
+import { afterAll, beforeAll, expect, test, vi } from 'vitest';
 import { LensLayersDocument } from '../../src/client/graphql.js';
 import type { LensModel } from '../../src/lens/types.js';
 import { instrument, sseClient, startGateway, wsClient } from '../server/harness.js';
@@ -41,14 +41,6 @@ async function sseFirst(url: string): Promise<{ outcome: string; abort: () => vo
   return { outcome: 'ended', abort: () => ac.abort() };
 }
 
-async function until(check: () => Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + 20_000;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error('condition not met within 20 s');
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 test('one client address cannot hold more SSE streams than its cap; a finished one frees its slot', async () => {
   const gw = await startGateway([model], { maxOperationsPerAddress: 3, scheduler: { maxQueue: 64 } });
   try {
@@ -69,11 +61,14 @@ test('one client address cannot hold more SSE streams than its cap; a finished o
     client.dispose();
     first[0].abort();
     let again: Awaited<ReturnType<typeof sseFirst>> | undefined;
-    await until(async () => {
-      again?.abort();
-      again = await sseFirst(gw.url);
-      return again.outcome === 'ok';
-    });
+    await vi.waitFor(
+      async () => {
+        again?.abort();
+        again = await sseFirst(gw.url);
+        expect(again.outcome).toBe('ok');
+      },
+      { timeout: 20_000, interval: 50 },
+    );
     for (const s of [...first, ...more, again!]) s.abort();
   } finally {
     await gw.stop();
