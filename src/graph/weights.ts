@@ -86,14 +86,14 @@ export class WeightBinder {
     name: string,
     shape: number[],
     { float32Rows = 0, scale = 1 }: { float32Rows?: number; scale?: number } = {},
-  ): Array<{ value: string; from: number; rows: number; float32?: boolean }> {
+  ): Array<{ value: string; from: number; rows: number }> {
     const t = this.tensor(name, shape);
     if (!this.widensPerCall(t)) return [{ value: this.bind(g, name, shape), from: 0, rows: t.shape[0] }];
     const width = t.shape.slice(1).reduce((a, d) => a * d, 1);
     const folded = Math.min(t.shape[0], Math.max(0, Math.floor(float32Rows)));
     const foldPer = Math.max(1, Math.floor(FOLD_CHUNK_BYTES / (4 * width)));
     const callPer = Math.max(1, Math.floor((scale * this.chunkBytes) / (4 * width)), Math.ceil(t.shape[0] / MAX_CHUNKS));
-    const out: Array<{ value: string; from: number; rows: number; float32?: boolean }> = [];
+    const out: Array<{ value: string; from: number; rows: number }> = [];
     for (let from = 0; from < t.shape[0]; ) {
       const float32 = from < folded;
       const rows = float32 ? Math.min(foldPer, folded - from) : Math.min(callPer, t.shape[0] - from);
@@ -105,7 +105,7 @@ export class WeightBinder {
         length: rows * width * 2,
       };
       const init = g.external(`w:${t.name}:${from}`, weight, { overridable: !float32 && folded > 0 });
-      out.push({ value: g.op('Cast', [init], { to: 1 }, `cast:${t.name}:${from}`), from, rows, ...(float32 ? { float32 } : {}) });
+      out.push({ value: g.op('Cast', [init], { to: 1 }, `cast:${t.name}:${from}`), from, rows });
       from += rows;
     }
     return out;

@@ -163,7 +163,7 @@ export function buildApp(options: AppOptions): App {
   const origins = allowedOrigins(options.cors);
   const bodyTimeoutMs = options.bodyTimeoutMs ?? 10_000;
   const streams = new StreamCounts(options.maxOperationsPerAddress ?? 32);
-  const connections = new ConnectionCounts(options.maxConnectionsPerAddress ?? 32, options.maxConnections ?? 1024);
+  const connections = new ConnectionCounts(options.maxConnectionsPerAddress, options.maxConnections);
   const drain = new HttpDrain();
   const server = createServer(
     // Node's own limits as the backstop for what the body timer does not see (slow headers); its

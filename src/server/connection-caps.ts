@@ -17,8 +17,8 @@ export class ConnectionCounts {
   private open = 0;
 
   constructor(
-    readonly perAddress: number,
-    readonly total: number,
+    readonly perAddress = 32,
+    readonly total = 1024,
   ) {}
 
   /** Why one more connection from `address` is refused now, or null when it may open. */

@@ -103,13 +103,7 @@ export async function jsonBytesInTurns(value: unknown, sliceMs = 4): Promise<Uin
   );
   if (!written) return undefined;
   if (pending) pieces.push(Buffer.from(pending, 'utf8'));
-  const bytes = new Uint8Array(pieces.reduce((n, p) => n + p.byteLength, 0));
-  let at = 0;
-  for (const p of pieces) {
-    bytes.set(p, at);
-    at += p.byteLength;
-  }
-  return bytes;
+  return Buffer.concat(pieces);
 }
 
 /** Emits value's JSON text in order, a piece at a time; false where JSON.stringify gives undefined. */

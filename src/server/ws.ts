@@ -8,7 +8,7 @@ import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer } from 'ws';
 import type { YogaServerInstance } from 'graphql-yoga';
 import { originAllowed } from './origin.js';
-import { StreamCounts } from './stream-caps.js';
+import { peerAddress, StreamCounts } from './stream-caps.js';
 import { ConnectionCounts, errorBody } from './connection-caps.js';
 import { callerOf, keyError, setCaller, tokenFromHeaders, type ApiKeys } from './api-keys.js';
 import { resolveDocument, type TrustedDocumentsOptions } from './trusted-documents.js';
@@ -85,10 +85,10 @@ export function attachGraphQLWs(
   // graphql-ws keeps each socket's running operations in ctx.subscriptions (the new one included
   // by the time onSubscribe runs); sockets are grouped by address to count them per client.
   const byAddress = new Map<string, Set<SocketContext>>();
-  const address = (ctx: SocketContext) => ctx.extra.request.socket.remoteAddress ?? 'unknown';
+  const address = (ctx: SocketContext) => peerAddress(ctx.extra.request);
   const running = (ctx: SocketContext) => Object.keys(ctx.subscriptions).length;
   streams.wsOperations = (key) => [...(byAddress.get(key) ?? [])].reduce((n, c) => n + running(c), 0);
-  const connections = options.connections ?? new ConnectionCounts(32, 1024);
+  const connections = options.connections ?? new ConnectionCounts();
   let draining = false;
   type Done = (ok: boolean, status?: number, body?: string, headers?: Record<string, string>) => void;
   // Refused upgrades get the HTTP status and the coded JSON body that HTTP requests get.
@@ -101,7 +101,7 @@ export function attachGraphQLWs(
     verifyClient: ({ origin, req }: { origin?: string; req: IncomingMessage }, done: Done) => {
       if (draining) return refuse(done, 503, 'The server is shutting down; retry on another instance', 'UNAVAILABLE');
       if (!originAllowed(options.allowedOrigins, origin)) return refuse(done, 403, 'Origin not allowed', 'FORBIDDEN_ORIGIN');
-      const full = connections.refusal(req.socket.remoteAddress ?? 'unknown');
+      const full = connections.refusal(peerAddress(req));
       if (full) return refuse(done, full.status, full.message, full.code);
       // ws completes the upgrade within this call and emits 'connection' (counted below) before
       // the next upgrade is verified.
@@ -186,7 +186,7 @@ export function attachGraphQLWs(
   // ws has already closed the socket with the fitting code (1009, 1002, 1007), so they are not
   // logged. Registered after useServer's listener, so this replaces the one it just added.
   wss.on('connection', (socket, req: IncomingMessage) => {
-    connections.hold(req.socket.remoteAddress ?? 'unknown', (release) => socket.once('close', release));
+    connections.hold(peerAddress(req), (release) => socket.once('close', release));
     const theirs = socket.listeners('error');
     socket.removeAllListeners('error');
     socket.on('error', (err: Error & { code?: string }) => {
